@@ -1,0 +1,58 @@
+"""The application factory: `flask --app app run` and `gunicorn app:app` both start here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from blueprints import register_blueprints
+from shared import models  # noqa: F401 - registers every table on db.metadata
+from shared.cli import register_cli
+from shared.config import PROJECT_ROOT, load_config
+from shared.errors import register_error_handlers
+from shared.extensions import cors, db, jwt, limiter, migrate
+from shared.openapi import ProblemApi
+from shared.request_id import configure_logging, init_request_id
+from shared.security import register_jwt_callbacks
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    app = Flask(__name__, instance_path=str(PROJECT_ROOT / "instance"))
+    app.config.update(load_config(config))
+    app.json.sort_keys = False  # type: ignore[attr-defined] - keep `type, title, status` first
+    configure_logging(app)
+    trust_proxies(app)
+    init_extensions(app)
+    init_request_id(app)
+    register_jwt_callbacks()
+    register_error_handlers(app)
+    register_blueprints(ProblemApi(app))
+    register_cli(app)
+    return app
+
+
+def trust_proxies(app: Flask) -> None:
+    """Behind N reverse proxies, take the client address from X-Forwarded-For."""
+    hops = app.config["TRUSTED_PROXY_COUNT"]
+    if hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
+
+
+def init_extensions(app: Flask) -> None:
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        (PROJECT_ROOT / "instance").mkdir(exist_ok=True)
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True)
+    jwt.init_app(app)
+    cors.init_app(
+        app,
+        resources={r"/api/*": {"origins": app.config["CORS_ORIGINS"]}},
+        expose_headers=["X-Request-ID", "Retry-After", "Location"],
+        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+    )
+    limiter.init_app(app)
+
+
+app = create_app()

@@ -1,0 +1,367 @@
+"""One error format for everything: `application/problem+json` (RFC 9457).
+
+Services raise the `ProblemError` subclasses below; Flask, webargs, JWT and the
+database raise their own exceptions. The handlers registered here turn all of them
+into the same body: `type`, `title`, `status`, `detail`, `instance`, `request_id` and,
+for validation errors and conflicts, `errors` (field -> list of messages). Driver
+messages, SQL and stack traces go to the log with the request id, never to a client.
+"""
+
+from __future__ import annotations
+
+import http
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, Response, current_app, json, request
+from sqlalchemy import Index, MetaData, UniqueConstraint
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from werkzeug.exceptions import HTTPException
+
+from shared.models.base import PROBLEM_FIELD, PROBLEM_MESSAGE
+from shared.openapi import PROBLEM_CONTENT_TYPE
+from shared.request_id import current_request_id
+
+log = logging.getLogger(__name__)
+
+FieldErrors = dict[str, list[str]]
+
+
+class ProblemError(Exception):
+    """Base of the exceptions services raise; each maps to one problem response."""
+
+    status = 500
+    slug = "internal-error"
+    title = "Internal Server Error"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        errors: FieldErrors | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+        title: str | None = None,
+    ) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail
+        self.errors = errors
+        self.headers = headers or {}
+        self.extra = extra or {}
+        if title:
+            self.title = title
+
+    def to_response(self) -> Response:
+        return problem_response(
+            self.status,
+            title=self.title,
+            detail=self.detail,
+            errors=self.errors,
+            slug=self.slug,
+            headers=self.headers,
+            extra=self.extra,
+        )
+
+
+class BadRequest(ProblemError):
+    status, slug, title = 400, "bad-request", "Bad Request"
+
+
+class Unauthorized(ProblemError):
+    status, slug, title = 401, "unauthorized", "Authentication required"
+
+    def __init__(self, detail: str | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("headers", {"WWW-Authenticate": "Bearer"})
+        super().__init__(detail, **kwargs)
+
+
+class Forbidden(ProblemError):
+    status, slug, title = 403, "forbidden", "Forbidden"
+
+
+class NotFound(ProblemError):
+    status, slug, title = 404, "not-found", "Not Found"
+
+
+class Conflict(ProblemError):
+    status, slug, title = 409, "conflict", "Conflict"
+
+
+class ValidationFailed(ProblemError):
+    status, slug, title = 422, "validation-error", "Validation failed"
+
+
+class ServiceUnavailable(ProblemError):
+    status, slug, title = 503, "service-unavailable", "Service temporarily unavailable"
+
+
+def problem_type(slug: str | None) -> str:
+    return f"urn:exam-shop:problem:{slug}" if slug else "about:blank"
+
+
+def problem_response(
+    status: int,
+    *,
+    title: str | None = None,
+    detail: str | None = None,
+    errors: FieldErrors | None = None,
+    slug: str | None = None,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Response:
+    body: dict[str, Any] = {
+        "type": problem_type(slug),
+        "title": title or http.HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail or title or http.HTTPStatus(status).phrase,
+        "instance": request.path,
+    }
+    if errors:
+        body["errors"] = errors
+    body.update(extra or {})
+    body["request_id"] = current_request_id()
+    response = current_app.response_class(json.dumps(body), status=status, mimetype=PROBLEM_CONTENT_TYPE)
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+# --------------------------------------------------------------------------------------
+# IntegrityError translation
+# --------------------------------------------------------------------------------------
+
+GENERIC_CONFLICT = "The request conflicts with data that already exists."
+FOREIGN_KEY_CONFLICT = "The request refers to, or removes, data that other data depends on."
+
+_NAMED_CONSTRAINT_PATTERNS = (
+    # MySQL 8 "for key 'table.name'", MariaDB "for key 'name'" (1062 duplicate entry)
+    re.compile(r"for key '(?:[^'.]+\.)?([^'.]+)'"),
+    # MySQL/MariaDB foreign keys (1451/1452): "... CONSTRAINT `name` FOREIGN KEY ..."
+    # and MariaDB check constraints (4025): "CONSTRAINT `name` failed for ..."
+    re.compile(r"CONSTRAINT `([^`]+)`"),
+    # PostgreSQL: 'violates unique constraint "name"', foreign key, check, exclusion
+    re.compile(r'violates [a-z -]*constraint "([^"]+)"'),
+    # SQLite >= 3.37 names check constraints: "CHECK constraint failed: name"
+    re.compile(r"CHECK constraint failed: (\w+)$"),
+)
+_SQLITE_UNIQUE = re.compile(r"UNIQUE constraint failed: (.+)$")
+_FOREIGN_KEY_MARKERS = (
+    "FOREIGN KEY constraint failed",
+    "foreign key constraint fails",
+    "violates foreign key",
+)
+
+
+@dataclass(frozen=True)
+class ConstraintViolation:
+    """What a client is told about a violated constraint."""
+
+    constraint: str | None
+    field: str | None
+    message: str
+
+    def to_conflict(self) -> Conflict:
+        errors = {self.field: [self.message]} if self.field else None
+        return Conflict(self.message, errors=errors)
+
+
+def driver_message(exc: DBAPIError) -> str:
+    """The driver's own text (PyMySQL keeps it as the second argument)."""
+    orig = exc.orig
+    args = getattr(orig, "args", ())
+    if len(args) >= 2 and isinstance(args[1], str):
+        return args[1]
+    return str(orig)
+
+
+def violated_constraint(exc: IntegrityError, metadata: MetaData) -> ConstraintViolation:
+    """Name the violated constraint and the field/message its model declared for it."""
+    message = driver_message(exc)
+    constraint = _find_named_constraint(message, metadata) or _find_sqlite_unique(message, metadata)
+    if constraint is not None and PROBLEM_MESSAGE in constraint.info:
+        return ConstraintViolation(
+            constraint=str(constraint.name),
+            field=constraint.info.get(PROBLEM_FIELD),
+            message=constraint.info[PROBLEM_MESSAGE],
+        )
+    name = next((m.group(1) for p in _NAMED_CONSTRAINT_PATTERNS if (m := p.search(message))), None)
+    if any(marker in message for marker in _FOREIGN_KEY_MARKERS):
+        return ConstraintViolation(name, None, FOREIGN_KEY_CONFLICT)
+    return ConstraintViolation(name, None, GENERIC_CONFLICT)
+
+
+def translate_integrity_error(exc: IntegrityError, metadata: MetaData | None = None) -> Conflict:
+    """The 409 a service raises when the database rejected its write."""
+    if metadata is None:
+        from shared.extensions import db
+
+        metadata = db.metadata
+    violation = violated_constraint(exc, metadata)
+    log.info("integrity error on constraint %s: %s", violation.constraint, driver_message(exc))
+    return violation.to_conflict()
+
+
+def _constraints(metadata: MetaData) -> list[tuple[str, UniqueConstraint | Index | Any]]:
+    found = []
+    for table in metadata.tables.values():
+        for item in [*table.constraints, *table.indexes]:
+            if item.name:
+                found.append((table.name, item))
+    return found
+
+
+def _find_named_constraint(message: str, metadata: MetaData) -> Any | None:
+    for pattern in _NAMED_CONSTRAINT_PATTERNS:
+        match = pattern.search(message)
+        if match:
+            name = match.group(1)
+            return next((item for _, item in _constraints(metadata) if item.name == name), None)
+    return None
+
+
+def _find_sqlite_unique(message: str, metadata: MetaData) -> Any | None:
+    """SQLite names the columns, not the constraint: 'UNIQUE constraint failed: t.a, t.b'."""
+    match = _SQLITE_UNIQUE.search(message)
+    if not match:
+        return None
+    qualified = [part.strip() for part in match.group(1).split(",")]
+    tables = {part.rsplit(".", 1)[0] for part in qualified}
+    columns = [part.rsplit(".", 1)[-1] for part in qualified]
+    if len(tables) != 1:
+        return None
+    (table_name,) = tables
+    for owner, item in _constraints(metadata):
+        is_unique = isinstance(item, UniqueConstraint) or (isinstance(item, Index) and item.unique)
+        if owner == table_name and is_unique and [c.name for c in item.columns] == columns:
+            return item
+    return None
+
+
+# --------------------------------------------------------------------------------------
+# Database availability
+# --------------------------------------------------------------------------------------
+
+# PyMySQL client errors (2xxx) and server states that mean "the database is not
+# answering right now", as opposed to a bug in our SQL.
+_MYSQL_UNAVAILABLE_CODES = {1040, 1053, 1205, 1213, 2002, 2003, 2005, 2006, 2013, 2014, 2055}
+_SQLITE_UNAVAILABLE = ("database is locked", "unable to open database", "disk I/O error")
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, (DisconnectionError, PoolTimeoutError)):
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    args = getattr(exc.orig, "args", ())
+    if args and isinstance(args[0], int):
+        return args[0] in _MYSQL_UNAVAILABLE_CODES
+    return any(marker in str(exc.orig) for marker in _SQLITE_UNAVAILABLE)
+
+
+def database_unavailable() -> ServiceUnavailable:
+    retry_after = str(current_app.config["RETRY_AFTER_SECONDS"])
+    return ServiceUnavailable(
+        "The database is not answering. Please retry shortly.", headers={"Retry-After": retry_after}
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Flask handlers
+# --------------------------------------------------------------------------------------
+
+_HTTP_DETAILS = {
+    400: "The request could not be understood.",
+    404: "There is nothing at this address.",
+    405: "This address does not accept the {method} method.",
+    413: "The request body is larger than this API accepts.",
+    429: "Too many requests. Please wait before trying again.",
+}
+
+
+def _flatten_webargs_messages(messages: Any) -> FieldErrors:
+    """webargs groups messages by location ({'json': {...}}); clients want fields."""
+    flat: FieldErrors = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                walk(f"{prefix}.{key}" if prefix else str(key), inner)
+        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+            flat.setdefault(prefix or "_request", []).extend(value)
+        else:
+            flat.setdefault(prefix or "_request", []).append(str(value))
+
+    if isinstance(messages, dict):
+        for location_messages in messages.values():
+            walk("", location_messages)
+    else:
+        walk("", messages)
+    return flat
+
+
+def handle_http_exception(exc: HTTPException) -> Response:
+    status = exc.code or 500
+    if status >= 500:
+        log.error("HTTP %s raised: %s", status, exc.description)
+        return problem_response(status)
+    data = getattr(exc, "data", None) or {}
+    messages = data.get("messages")
+    if status == 422 and messages is not None:
+        return ValidationFailed(
+            "The request has invalid or missing fields.", errors=_flatten_webargs_messages(messages)
+        ).to_response()
+    if status == 400 and messages and "json" in messages:
+        return BadRequest("The request body is not valid JSON.").to_response()
+    detail = _HTTP_DETAILS.get(status, "").format(method=request.method) or None
+    headers = {k: v for k, v in exc.get_headers() if k.lower() not in {"content-type", "content-length"}}
+    if status == 429:
+        detail = f"{_HTTP_DETAILS[429]} Limit: {exc.description}."
+    return problem_response(status, detail=detail, headers=headers)
+
+
+def _rollback_session() -> None:
+    from shared.extensions import db
+
+    try:
+        db.session.rollback()
+    except Exception:
+        log.debug("rollback after a database error failed", exc_info=True)
+
+
+def handle_integrity_error(exc: IntegrityError) -> Response:
+    # Services translate the IntegrityErrors they expect; one reaching here is a
+    # constraint nobody anticipated, still a conflict and not a crash.
+    _rollback_session()
+    log.warning("unhandled IntegrityError: %s", driver_message(exc))
+    return translate_integrity_error(exc).to_response()
+
+
+def handle_database_error(exc: DBAPIError) -> Response:
+    _rollback_session()
+    if is_database_unavailable(exc):
+        log.error("database unavailable: %s", exc.orig)
+        return database_unavailable().to_response()
+    log.exception("database error")
+    return problem_response(500, detail="An unexpected error occurred. It has been logged.")
+
+
+def handle_unexpected_error(exc: Exception) -> Response:
+    if is_database_unavailable(exc):
+        _rollback_session()
+        log.error("database unavailable: %s", exc)
+        return database_unavailable().to_response()
+    log.exception("unhandled exception")
+    return problem_response(500, detail="An unexpected error occurred. It has been logged.")
+
+
+def register_error_handlers(app: Flask) -> None:
+    app.register_error_handler(ProblemError, lambda exc: exc.to_response())
+    app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(IntegrityError, handle_integrity_error)
+    app.register_error_handler(DBAPIError, handle_database_error)
+    app.register_error_handler(Exception, handle_unexpected_error)

@@ -1,0 +1,35 @@
+"""Helpers the models use to declare constraints together with their client message."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Index, UniqueConstraint
+from sqlalchemy.dialects import mysql
+from sqlalchemy.types import DateTime
+
+# Keys of `Constraint.info` read by the IntegrityError translator in shared.errors.
+PROBLEM_FIELD = "problem_field"
+PROBLEM_MESSAGE = "problem_message"
+
+# DATETIME(6) on MySQL/MariaDB: sub-second precision, as CTFd learned the hard way.
+PreciseDateTime = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+
+
+def utcnow() -> datetime:
+    """Naive UTC now: DATETIME columns carry no zone, and every value we store is UTC."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def unique_constraint(*columns: str, field: str, message: str, name: str | None = None) -> UniqueConstraint:
+    """A unique constraint that a violation reports to the client as `errors[field] = [message]`.
+
+    Leave `name` empty to get the naming convention's name; give it only for names
+    that deployed databases already carry.
+    """
+    return UniqueConstraint(*columns, name=name, info={PROBLEM_FIELD: field, PROBLEM_MESSAGE: message})
+
+
+def unique_index(name: str, *columns: str, field: str, message: str) -> Index:
+    """Like `unique_constraint`, for a uniqueness rule expressed as an index."""
+    return Index(name, *columns, unique=True, info={PROBLEM_FIELD: field, PROBLEM_MESSAGE: message})

@@ -1,0 +1,150 @@
+"""Fixtures: every test that uses `app`/`client` runs on SQLite and on MariaDB.
+
+Each backend's schema is built once per session by the real migrations; each test
+starts from empty tables (its rows are deleted afterwards), so tests never see each
+other's data, and the gunicorn helper shares the MariaDB database with the test.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from flask_migrate import upgrade
+
+os.environ.setdefault("APP_ENV", "testing")
+
+from app import create_app
+from shared.extensions import db, limiter
+from tests.support.databases import (
+    DatabaseUnderTest,
+    mariadb_required,
+    mariadb_url,
+    recreate_mariadb_database,
+)
+from tests.support.live_server import LiveServer, start_gunicorn
+from tests.support.queries import count_queries
+
+TEST_JWT_SECRET = "test-only-secret-that-is-long-enough-for-hs256-signing"
+BACKENDS = ["sqlite", "mariadb"]
+_mariadb_version: dict[str, str] = {}
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    return [f"databases: sqlite (temporary file) and MariaDB at {mariadb_url()}"]
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if "version" in _mariadb_version:
+        terminalreporter.write_line(f"MariaDB server used by this run: {_mariadb_version['version']}")
+
+
+def app_config(database_url: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "APP_ENV": "testing",
+        "DATABASE_URL": database_url,
+        "JWT_SECRET_KEY": TEST_JWT_SECRET,
+        **extra,
+    }
+
+
+def migrate_to_head(url: str) -> Flask:
+    flask_app = create_app(app_config(url))
+    with flask_app.app_context():
+        upgrade()
+    return flask_app
+
+
+@pytest.fixture(scope="session")
+def sqlite_database(tmp_path_factory: pytest.TempPathFactory) -> DatabaseUnderTest:
+    path = tmp_path_factory.mktemp("sqlite") / "exam_shop_test.sqlite3"
+    return DatabaseUnderTest("sqlite", f"sqlite:///{path}")
+
+
+@pytest.fixture(scope="session")
+def mariadb_database() -> DatabaseUnderTest:
+    url = mariadb_url()
+    try:
+        _mariadb_version["version"] = recreate_mariadb_database(url)
+    except Exception as exc:  # noqa: BLE001 - any connection failure means "no MariaDB"
+        message = f"MariaDB is not reachable at {url}: {exc}"
+        if mariadb_required():
+            pytest.fail(message + " (REQUIRE_MARIADB/CI is set: a missing MariaDB is a failure)")
+        pytest.skip(message)
+    return DatabaseUnderTest("mariadb", url)
+
+
+@pytest.fixture(scope="session")
+def sqlite_app(sqlite_database: DatabaseUnderTest) -> Flask:
+    return migrate_to_head(sqlite_database.url)
+
+
+@pytest.fixture(scope="session")
+def mariadb_app(mariadb_database: DatabaseUnderTest) -> Flask:
+    return migrate_to_head(mariadb_database.url)
+
+
+def delete_all_rows(flask_app: Flask) -> None:
+    with flask_app.app_context():
+        db.session.remove()
+        with db.engine.begin() as connection:
+            for table in reversed(db.metadata.sorted_tables):
+                connection.execute(table.delete())
+
+
+def _app_for_test(flask_app: Flask) -> Iterator[Flask]:
+    with flask_app.app_context():
+        yield flask_app
+        db.session.remove()
+    delete_all_rows(flask_app)
+    limiter.reset()
+
+
+@pytest.fixture(params=BACKENDS)
+def app(request: pytest.FixtureRequest) -> Iterator[Flask]:
+    """The app on each backend in turn, with empty tables."""
+    yield from _app_for_test(request.getfixturevalue(f"{request.param}_app"))
+
+
+@pytest.fixture
+def mariadb(mariadb_app: Flask) -> Iterator[Flask]:
+    """The app on MariaDB only (for tests against gunicorn), with empty tables."""
+    yield from _app_for_test(mariadb_app)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def backend(app: Flask) -> str:
+    return "mariadb" if app.config["SQLALCHEMY_DATABASE_URI"].startswith("mysql") else "sqlite"
+
+
+@pytest.fixture
+def query_counter(app: Flask) -> Callable[[], Any]:
+    """`with query_counter() as queries: ...; assert queries.count == n`."""
+
+    def counter() -> Any:
+        return count_queries(db.engine)
+
+    return counter
+
+
+@pytest.fixture(scope="session")
+def live_server(mariadb_app: Flask, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """gunicorn with 4 workers on the MariaDB test database."""
+    env = {
+        "APP_ENV": "testing",
+        "DATABASE_URL": mariadb_app.config["SQLALCHEMY_DATABASE_URI"],
+        "JWT_SECRET_KEY": TEST_JWT_SECRET,
+    }
+    server = start_gunicorn(env, Path(tmp_path_factory.mktemp("gunicorn")) / "gunicorn.log")
+    yield server
+    server.stop()

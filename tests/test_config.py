@@ -1,0 +1,67 @@
+"""Settings from the environment, and what production refuses."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.config import DEVELOPMENT_JWT_SECRET, ConfigError, load_config
+
+STRONG_SECRET = "s" * 48
+
+
+def test_defaults_run_in_development_on_embedded_sqlite(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("APP_ENV", "DATABASE_URL", "JWT_SECRET_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    config = load_config()
+    assert config["APP_ENV"] == "development"
+    assert config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///")
+    assert config["SQLALCHEMY_DATABASE_URI"].endswith("instance/exam_shop.sqlite3")
+    assert config["MOCK_TESTS_PER_SUBJECT"] == 50
+
+
+def test_mysql_url_gets_utf8mb4_pool_hygiene_and_timeouts() -> None:
+    config = load_config({"DATABASE_URL": "mysql://shop:pw@db.internal/shop"})
+    assert config["SQLALCHEMY_DATABASE_URI"] == "mysql+pymysql://shop:pw@db.internal/shop"
+    options = config["SQLALCHEMY_ENGINE_OPTIONS"]
+    assert options["pool_pre_ping"] is True
+    assert options["pool_recycle"] < 3600
+    assert options["connect_args"]["charset"] == "utf8mb4"
+    assert options["connect_args"]["connect_timeout"] > 0
+    assert options["connect_args"]["read_timeout"] > 0
+
+
+def test_production_refuses_the_default_secret() -> None:
+    with pytest.raises(ConfigError, match="JWT_SECRET_KEY"):
+        load_config(
+            {
+                "APP_ENV": "production",
+                "DATABASE_URL": "mysql://x@h/d",
+                "JWT_SECRET_KEY": DEVELOPMENT_JWT_SECRET,
+            }
+        )
+
+
+def test_production_refuses_a_short_secret_and_sqlite() -> None:
+    with pytest.raises(ConfigError, match="JWT_SECRET_KEY"):
+        load_config({"APP_ENV": "production", "DATABASE_URL": "mysql://x@h/d", "JWT_SECRET_KEY": "short"})
+    with pytest.raises(ConfigError, match="DATABASE_URL"):
+        load_config(
+            {"APP_ENV": "production", "DATABASE_URL": "sqlite:///x.db", "JWT_SECRET_KEY": STRONG_SECRET}
+        )
+
+
+def test_production_starts_with_a_real_secret_and_mysql() -> None:
+    config = load_config(
+        {"APP_ENV": "production", "DATABASE_URL": "mysql://x@h/d", "JWT_SECRET_KEY": STRONG_SECRET}
+    )
+    assert config["APP_ENV"] == "production"
+
+
+def test_bad_values_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MOCK_TESTS_PER_SUBJECT", "fifty")
+    with pytest.raises(ConfigError, match="MOCK_TESTS_PER_SUBJECT"):
+        load_config()
+    monkeypatch.setenv("MOCK_TESTS_PER_SUBJECT", "50")
+    monkeypatch.setenv("RATELIMIT_ENABLED", "perhaps")
+    with pytest.raises(ConfigError, match="RATELIMIT_ENABLED"):
+        load_config()

@@ -1,0 +1,140 @@
+"""The IntegrityError translator, fed with the real messages of each database.
+
+MariaDB and SQLite messages are produced live by violating constraints in the test
+databases; MySQL 8 and PostgreSQL messages are recorded from those servers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pymysql
+import pytest
+from sqlalchemy import Column, ForeignKey, Integer, MetaData, String, Table, create_engine
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from shared.errors import GENERIC_CONFLICT, translate_integrity_error, violated_constraint
+from shared.extensions import NAMING_CONVENTION
+from shared.models.base import unique_constraint
+from tests.support.databases import DatabaseUnderTest
+
+EMAIL_TAKEN = "A probe with this email already exists."
+SEAT_TAKEN = "This seat is already taken in this room."
+HANDLE_TAKEN = "This handle is taken."
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+rooms = Table("probe_rooms", metadata, Column("id", Integer, primary_key=True))
+people = Table(
+    "probe_people",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("email", String(100), nullable=False),
+    Column("handle", String(100), nullable=False),
+    Column("room_id", Integer, ForeignKey("probe_rooms.id"), nullable=False),
+    Column("seat", Integer, nullable=False),
+    unique_constraint("email", field="email", message=EMAIL_TAKEN),
+    unique_constraint("room_id", "seat", field="seat", message=SEAT_TAKEN),
+    unique_constraint("handle", field="handle", message=HANDLE_TAKEN, name="unique_probe_handle"),
+)
+
+
+@pytest.fixture(params=["sqlite", "mariadb"])
+def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
+    database: DatabaseUnderTest = request.getfixturevalue(f"{request.param}_database")
+    probe_engine = create_engine(database.url)
+    if request.param == "sqlite":
+        from sqlalchemy import event
+
+        event.listen(probe_engine, "connect", lambda conn, _: conn.execute("PRAGMA foreign_keys=ON"))
+    metadata.drop_all(probe_engine)
+    metadata.create_all(probe_engine)
+    with probe_engine.begin() as connection:
+        connection.execute(rooms.insert(), [{"id": 1}])
+        connection.execute(people.insert(), [{"email": "a@x.io", "handle": "ann", "room_id": 1, "seat": 1}])
+    yield probe_engine
+    metadata.drop_all(probe_engine)
+    probe_engine.dispose()
+
+
+def violation_of(engine: Engine, **row: object) -> IntegrityError:
+    values = {"email": "b@x.io", "handle": "bob", "room_id": 1, "seat": 2, **row}
+    with pytest.raises(IntegrityError) as caught, engine.begin() as connection:
+        connection.execute(people.insert(), [values])
+    return caught.value
+
+
+def test_convention_named_unique_constraint(engine: Engine) -> None:
+    violation = violated_constraint(violation_of(engine, email="a@x.io"), metadata)
+    assert violation.constraint == "uq_probe_people_email"
+    assert (violation.field, violation.message) == ("email", EMAIL_TAKEN)
+
+
+def test_composite_unique_constraint(engine: Engine) -> None:
+    violation = violated_constraint(violation_of(engine, seat=1), metadata)
+    assert violation.constraint == "uq_probe_people_room_id_seat"
+    assert (violation.field, violation.message) == ("seat", SEAT_TAKEN)
+
+
+def test_historically_named_constraint(engine: Engine) -> None:
+    violation = violated_constraint(violation_of(engine, handle="ann"), metadata)
+    assert violation.constraint == "unique_probe_handle"
+    assert violation.field == "handle"
+
+
+def test_foreign_key_violation_is_a_conflict_without_field(engine: Engine) -> None:
+    exc = violation_of(engine, room_id=99)
+    conflict = translate_integrity_error(exc, metadata)
+    assert conflict.status == 409
+    assert conflict.errors is None
+    assert "depends on" in conflict.detail
+
+
+def _recorded(message: str, code: int | None = None) -> IntegrityError:
+    orig = pymysql.err.IntegrityError(code, message) if code else Exception(message)
+    return IntegrityError("INSERT INTO probe_people ...", {}, orig)
+
+
+@pytest.mark.parametrize(
+    ("message", "code", "field"),
+    [
+        # MySQL 8.0 prefixes the table name
+        ("Duplicate entry 'a@x.io' for key 'probe_people.uq_probe_people_email'", 1062, "email"),
+        ("Duplicate entry '1-1' for key 'probe_people.uq_probe_people_room_id_seat'", 1062, "seat"),
+        ("Duplicate entry 'ann' for key 'probe_people.unique_probe_handle'", 1062, "handle"),
+        # MariaDB 10.x (also captured live above)
+        ("Duplicate entry 'a@x.io' for key 'uq_probe_people_email'", 1062, "email"),
+        # PostgreSQL (psycopg)
+        (
+            'duplicate key value violates unique constraint "uq_probe_people_email"\n'
+            "DETAIL:  Key (email)=(a@x.io) already exists.",
+            None,
+            "email",
+        ),
+        (
+            'duplicate key value violates unique constraint "uq_probe_people_room_id_seat"\n'
+            "DETAIL:  Key (room_id, seat)=(1, 1) already exists.",
+            None,
+            "seat",
+        ),
+        # SQLite names the columns
+        ("UNIQUE constraint failed: probe_people.room_id, probe_people.seat", None, "seat"),
+    ],
+)
+def test_recorded_messages(message: str, code: int | None, field: str) -> None:
+    assert violated_constraint(_recorded(message, code), metadata).field == field
+
+
+def test_unknown_constraint_falls_back_to_a_generic_conflict() -> None:
+    exc = _recorded("Duplicate entry 'x' for key 'some_other_index'", 1062)
+    violation = violated_constraint(exc, metadata)
+    assert violation.constraint == "some_other_index"
+    assert violation.field is None
+    assert violation.message == GENERIC_CONFLICT
+
+
+def test_conflict_never_carries_the_driver_text(engine: Engine) -> None:
+    conflict = translate_integrity_error(violation_of(engine, email="a@x.io"), metadata)
+    assert "a@x.io" not in conflict.detail
+    assert "Duplicate" not in conflict.detail
+    assert conflict.errors == {"email": [EMAIL_TAKEN]}
