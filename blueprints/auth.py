@@ -2,6 +2,85 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from flask import current_app, request
+from flask_jwt_extended import current_user, get_jwt
+from flask_limiter.util import get_remote_address
+
+from shared.extensions import limiter
 from shared.openapi import Blueprint
+from shared.schemas.accounts import AccessTokenSchema, LoginSchema, MeSchema, RegisterSchema, SessionSchema
+from shared.security import any_token_required, login_required, refresh_token_required
+from shared.services.auth import AuthService
 
 blp = Blueprint("auth", __name__, url_prefix="/api/auth", description="Registration, login and tokens")
+
+
+def login_account_key() -> str:
+    body = request.get_json(silent=True)
+    email = body.get("email") if isinstance(body, dict) else None
+    if isinstance(email, str) and email.strip():
+        return "login-account:" + email.strip().lower()[:255]
+    return "login-client:" + get_remote_address()
+
+
+@blp.route("/register", methods=["POST"])
+@blp.arguments(RegisterSchema)
+@blp.response(201, SessionSchema)
+@blp.problems(409, 422)
+def register(data: dict[str, Any]) -> dict[str, Any]:
+    """Create a student account with its customer profile.
+
+    Passwords need 10 to 128 characters with at least one letter and one digit.
+    A taken email or phone number is a 409 naming the field.
+    """
+    user = AuthService.register(data)
+    return {"user": user, **AuthService.issue_tokens(user)}
+
+
+@blp.route("/login", methods=["POST"])
+@limiter.limit(lambda: current_app.config["RATELIMIT_LOGIN_PER_CLIENT"], key_func=get_remote_address)
+@limiter.limit(
+    lambda: current_app.config["RATELIMIT_LOGIN_PER_ACCOUNT"],
+    key_func=login_account_key,
+    deduct_when=lambda response: response.status_code == 401,
+)
+@blp.arguments(LoginSchema)
+@blp.response(200, SessionSchema)
+@blp.problems(401, 422, 429)
+def login(data: dict[str, Any]) -> dict[str, Any]:
+    """Exchange email and password for an access and a refresh token.
+
+    Unknown email and wrong password get the same 401. Attempts are limited per client
+    address and failed attempts per account (429 with Retry-After).
+    """
+    user = AuthService.login(data["email"], data["password"])
+    return {"user": user, **AuthService.issue_tokens(user)}
+
+
+@blp.route("/refresh", methods=["POST"])
+@refresh_token_required
+@blp.response(200, AccessTokenSchema)
+@blp.problems(401)
+def refresh() -> dict[str, str]:
+    """A new access token for the refresh token in the Authorization header."""
+    return AuthService.refreshed_access_token(current_user)
+
+
+@blp.route("/logout", methods=["POST"])
+@any_token_required
+@blp.response(204)
+@blp.problems(401)
+def logout() -> None:
+    """Revoke the token in the Authorization header, on every worker and host."""
+    AuthService.revoke(get_jwt())
+
+
+@blp.route("/me")
+@login_required
+@blp.response(200, MeSchema)
+@blp.problems(401)
+def me() -> dict[str, Any]:
+    """The caller's account, customer profile and current subscription."""
+    return AuthService.profile(current_user)

@@ -1,5 +1,4 @@
 import logging
-from logging.config import fileConfig
 
 from flask import current_app
 
@@ -9,9 +8,9 @@ from alembic import context
 # access to the values within the .ini file in use.
 config = context.config
 
-# Interpret the config file for Python logging.
-# This line sets up loggers basically.
-fileConfig(config.config_file_name, disable_existing_loggers=False)
+# Logging is configured by the app (shared/request_id.py), so that migration output
+# goes through the same handler as everything else; alembic.ini's logging sections
+# are not applied.
 logger = logging.getLogger('alembic.env')
 
 

@@ -2,8 +2,58 @@
 
 from __future__ import annotations
 
+import click
+import marshmallow as ma
 from flask import Flask
+
+from shared.errors import ProblemError
+from shared.schemas.fields import Email, Name, Password, PhoneNumber
+
+
+class AdminSchema(ma.Schema):
+    email = Email(required=True)
+    password = Password(required=True)
+    full_name = Name(required=True)
+    phone_number = PhoneNumber(load_default=None)
+
+
+def _fail(message: str) -> None:
+    raise click.ClickException(message)
+
+
+@click.command("create-admin")
+@click.option("--email", required=True, help="Login email of the admin.")
+@click.option("--password", required=True, help="10-128 characters, at least one letter and one digit.")
+@click.option("--phone", default=None, help="Phone number (needed later to upgrade to a customer).")
+@click.option("--name", default="Administrator", show_default=True, help="Full name.")
+def create_admin_command(email: str, password: str, phone: str | None, name: str) -> None:
+    """Create an admin account."""
+    from shared.services.auth import AuthService
+
+    raw = {"email": email, "password": password, "full_name": name}
+    if phone:
+        raw["phone_number"] = phone
+    try:
+        data = AdminSchema().load(raw)
+    except ma.ValidationError as exc:
+        problems = "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in exc.messages.items())
+        _fail(f"Invalid admin data: {problems}")
+    try:
+        user = AuthService.create_admin(data)
+    except ProblemError as exc:
+        _fail(str(exc.detail))
+    click.echo(f"Created admin {user.email} (id {user.id}).")
+
+
+@click.command("purge-revoked-tokens")
+def purge_revoked_tokens_command() -> None:
+    """Delete revoked tokens that have expired anyway."""
+    from shared.services.auth import AuthService
+
+    click.echo(f"Purged {AuthService.purge_expired_revocations()} expired revoked tokens.")
 
 
 def register_cli(app: Flask) -> None:
     """Attach the project's commands (Flask-Migrate adds `flask db ...` itself)."""
+    for command in (create_admin_command, purge_revoked_tokens_command):
+        app.cli.add_command(command)

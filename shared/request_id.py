@@ -22,15 +22,24 @@ def current_request_id() -> str:
     return g.request_id
 
 
-class RequestIdFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
+def _install_record_factory() -> None:
+    """Stamp the request id on every log record, whichever handler ends up writing it."""
+    make_record = logging.getLogRecordFactory()
+    if getattr(make_record, "_stamps_request_id", False):
+        return
+
+    def stamped_record(*args: object, **kwargs: object) -> logging.LogRecord:
+        record = make_record(*args, **kwargs)
         record.request_id = current_request_id()
-        return True
+        return record
+
+    stamped_record._stamps_request_id = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(stamped_record)
 
 
 def configure_logging(app: Flask) -> None:
+    _install_record_factory()
     handler = logging.StreamHandler()
-    handler.addFilter(RequestIdFilter())
     handler.setFormatter(
         logging.Formatter("%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s")
     )

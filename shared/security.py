@@ -1,13 +1,22 @@
-"""JWT answers in our problem format: every token failure is a 401 problem+json."""
+"""Authentication: JWT callbacks in our problem format, and the role guards views use."""
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
 
 from flask import Response
+from flask_jwt_extended import current_user, verify_jwt_in_request
+from flask_smorest.utils import deepupdate
 
-from shared.errors import Unauthorized
+from shared.errors import Forbidden, Unauthorized
 from shared.extensions import jwt
+from shared.models import User
+
+P = ParamSpec("P")
+R = TypeVar("R")
+BEARER = [{"bearerAuth": []}]
 
 
 def _unauthorized(detail: str) -> Response:
@@ -15,13 +24,28 @@ def _unauthorized(detail: str) -> Response:
 
 
 def register_jwt_callbacks() -> None:
+    # Imported here: the auth service needs the models, which need the extensions.
+    from shared.services.auth import AuthService
+
+    @jwt.user_identity_loader
+    def identity(user: User | str) -> str:
+        return str(user.id) if isinstance(user, User) else str(user)
+
+    @jwt.user_lookup_loader
+    def load_user(header: dict[str, Any], payload: dict[str, Any]) -> User | None:
+        return AuthService.active_user(payload["sub"])
+
+    @jwt.token_in_blocklist_loader
+    def is_revoked(header: dict[str, Any], payload: dict[str, Any]) -> bool:
+        return AuthService.is_revoked(payload["jti"])
+
     @jwt.unauthorized_loader
     def missing_token(reason: str) -> Response:
         return _unauthorized("This request needs an access token in the Authorization: Bearer header.")
 
     @jwt.invalid_token_loader
     def invalid_token(reason: str) -> Response:
-        return _unauthorized("The access token is malformed or its signature is invalid.")
+        return _unauthorized("The token is malformed, of the wrong type, or its signature is invalid.")
 
     @jwt.expired_token_loader
     def expired_token(header: dict[str, Any], payload: dict[str, Any]) -> Response:
@@ -38,3 +62,41 @@ def register_jwt_callbacks() -> None:
     @jwt.user_lookup_error_loader
     def unknown_user(header: dict[str, Any], payload: dict[str, Any]) -> Response:
         return _unauthorized("The account of this token no longer exists or is disabled.")
+
+
+def _guard(*, admin: bool = False, refresh: bool = False, any_type: bool = False) -> Callable[..., Any]:
+    def decorator(view: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(view)
+        def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
+            verify_jwt_in_request(refresh=refresh, verify_type=not any_type)
+            user: User = current_user
+            if admin and not user.is_admin:
+                raise Forbidden("This action is reserved to admins.")
+            return view(*args, **kwargs)
+
+        # Document the bearer requirement in the OpenAPI document.
+        guarded._apidoc = deepupdate(  # type: ignore[attr-defined]
+            getattr(view, "_apidoc", {}), {"manual_doc": {"security": BEARER}}
+        )
+        return guarded
+
+    return decorator
+
+
+def login_required(view: Callable[P, R]) -> Callable[P, R]:
+    """A valid, unrevoked access token of an active account."""
+    return _guard()(view)
+
+
+def admin_required(view: Callable[P, R]) -> Callable[P, R]:
+    """Like `login_required`, and the account is an admin (403 otherwise)."""
+    return _guard(admin=True)(view)
+
+
+def refresh_token_required(view: Callable[P, R]) -> Callable[P, R]:
+    return _guard(refresh=True)(view)
+
+
+def any_token_required(view: Callable[P, R]) -> Callable[P, R]:
+    """An access or a refresh token (logout accepts either)."""
+    return _guard(any_type=True)(view)

@@ -117,8 +117,48 @@ def mariadb(mariadb_app: Flask) -> Iterator[Flask]:
     yield from _app_for_test(mariadb_app)
 
 
+# What must never appear in a response: SQL, driver and framework internals, hashes.
+LEAK_MARKERS = (
+    "Traceback",
+    "SELECT ",
+    "INSERT INTO",
+    "UPDATE ",
+    "pymysql",
+    "sqlalchemy",
+    "sqlite3",
+    "IntegrityError",
+    "OperationalError",
+    "Duplicate entry",
+    "$argon2",
+    "password_hash",
+)
+
+
+def assert_no_leaks(response: Any) -> None:
+    text = response.get_data(as_text=True)
+    leaked = [marker for marker in LEAK_MARKERS if marker in text]
+    assert not leaked, f"response to {response.request.path} leaks {leaked}: {text[:500]}"
+
+
+class CheckedClient(FlaskClient):
+    """A test client that fails any test whose responses leak internals.
+
+    Each request runs on a fresh database session, as it would in a server, instead of
+    the test's own session (whose identity map would hide queries).
+    """
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        db.session.remove()
+        response = super().open(*args, **kwargs)
+        db.session.remove()
+        if response.request.path != "/api/openapi.json":
+            assert_no_leaks(response)
+        return response
+
+
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
+    app.test_client_class = CheckedClient
     return app.test_client()
 
 

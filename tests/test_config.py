@@ -7,6 +7,7 @@ import pytest
 from shared.config import DEVELOPMENT_JWT_SECRET, ConfigError, load_config
 
 STRONG_SECRET = "s" * 48
+MYSQL = "mysql://x@h/d"
 
 
 def test_defaults_run_in_development_on_embedded_sqlite(monkeypatch: pytest.MonkeyPatch) -> None:

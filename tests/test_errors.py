@@ -15,7 +15,8 @@ from app import create_app
 from shared.errors import Conflict, Forbidden
 from shared.extensions import limiter
 from shared.openapi import Blueprint
-from tests.conftest import app_config
+from tests.conftest import app_config, migrate_to_head
+from tests.support.accounts import create_admin
 
 LEAK_MARKERS = ("Traceback", "SELECT", "pymysql", "sqlalchemy", "sqlite3", 'File "')
 
@@ -62,7 +63,7 @@ def _probe_blueprint() -> Blueprint:
 @pytest.fixture(scope="module")
 def probe_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
     path = tmp_path_factory.mktemp("probe") / "probe.sqlite3"
-    flask_app = create_app(app_config(f"sqlite:///{path}"))
+    flask_app = migrate_to_head(f"sqlite:///{path}")
     flask_app.extensions["flask-smorest"]["apis"][""]["ext_obj"].register_blueprint(_probe_blueprint())
     return flask_app
 
@@ -139,8 +140,9 @@ def test_missing_invalid_and_expired_tokens_are_401(probe: Any, probe_app: Flask
     bad = probe.get("/api/probe/private", headers={"Authorization": "Bearer not.a.token"})
     assert_problem(bad, 401)
     with probe_app.app_context():
-        expired = create_access_token("1", expires_delta=timedelta(seconds=-5))
-        valid = create_access_token("1")
+        user = create_admin()
+        expired = create_access_token(str(user.id), expires_delta=timedelta(seconds=-5))
+        valid = create_access_token(str(user.id))
     body = assert_problem(
         probe.get("/api/probe/private", headers={"Authorization": f"Bearer {expired}"}), 401
     )

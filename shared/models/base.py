@@ -21,7 +21,9 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def unique_constraint(*columns: str, field: str, message: str, name: str | None = None) -> UniqueConstraint:
+def unique_constraint(
+    *columns: str, field: str | None, message: str, name: str | None = None
+) -> UniqueConstraint:
     """A unique constraint that a violation reports to the client as `errors[field] = [message]`.
 
     Leave `name` empty to get the naming convention's name; give it only for names
@@ -30,6 +32,6 @@ def unique_constraint(*columns: str, field: str, message: str, name: str | None 
     return UniqueConstraint(*columns, name=name, info={PROBLEM_FIELD: field, PROBLEM_MESSAGE: message})
 
 
-def unique_index(name: str, *columns: str, field: str, message: str) -> Index:
+def unique_index(name: str, *columns: str, field: str | None, message: str) -> Index:
     """Like `unique_constraint`, for a uniqueness rule expressed as an index."""
     return Index(name, *columns, unique=True, info={PROBLEM_FIELD: field, PROBLEM_MESSAGE: message})

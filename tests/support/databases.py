@@ -27,6 +27,11 @@ class DatabaseUnderTest:
     url: str
 
 
+def sibling_url(url: str, database: str) -> str:
+    """The same server, another database."""
+    return make_url(url).set(database=database).render_as_string(hide_password=False)
+
+
 def recreate_mariadb_database(url: str) -> str:
     """Drop and create the test database; return the server version."""
     parsed = make_url(url)

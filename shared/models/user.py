@@ -1,0 +1,57 @@
+"""Login identities and revoked tokens."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import Boolean, Enum, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.extensions import db
+from shared.models.base import PreciseDateTime, unique_constraint, utcnow
+
+
+class Role(enum.StrEnum):
+    STUDENT = "student"
+    ADMIN = "admin"
+
+
+class User(db.Model):
+    __tablename__ = "users"
+    __table_args__ = (
+        unique_constraint("email", field="email", message="An account with this email already exists."),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(255))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    full_name: Mapped[str] = mapped_column(String(120))
+    phone_number: Mapped[str | None] = mapped_column(String(20))
+    role: Mapped[Role] = mapped_column(
+        Enum(Role, native_enum=False, length=16, values_callable=lambda roles: [r.value for r in roles])
+    )
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(PreciseDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(PreciseDateTime, default=utcnow, onupdate=utcnow)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == Role.ADMIN
+
+    def __repr__(self) -> str:
+        return f"<User {self.id} {self.email} {self.role}>"
+
+
+class RevokedToken(db.Model):
+    """A JWT that was logged out; refused by every worker until it would have expired."""
+
+    __tablename__ = "token_blocklist"
+    __table_args__ = (unique_constraint("jti", field="token", message="This token is already revoked."),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    jti: Mapped[str] = mapped_column(String(64))
+    token_type: Mapped[str] = mapped_column(String(10))
+    user_id: Mapped[int] = mapped_column(Integer, index=True)
+    expires_at: Mapped[datetime] = mapped_column(PreciseDateTime, index=True)
+    revoked_at: Mapped[datetime] = mapped_column(PreciseDateTime, default=utcnow)

@@ -1,0 +1,99 @@
+"""Request and response shapes of users, tokens, customers and subscriptions."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+
+from shared.models import Plan, Role, SubscriptionStatus
+from shared.schemas.fields import Email, Name, Password, PhoneNumber, UtcDateTime
+from shared.schemas.pagination import PageQuerySchema, page_schema
+
+
+class RegisterSchema(ma.Schema):
+    email = Email(required=True)
+    password = Password(required=True)
+    full_name = Name(required=True)
+    phone_number = PhoneNumber(required=True)
+
+
+class LoginSchema(ma.Schema):
+    email = Email(required=True)
+    password = Password(required=True, check_strength=False)
+
+
+class UserSchema(ma.Schema):
+    id = ma.fields.Integer(dump_only=True)
+    email = ma.fields.String(dump_only=True)
+    full_name = ma.fields.String(dump_only=True)
+    phone_number = ma.fields.String(dump_only=True, allow_none=True)
+    role = ma.fields.Enum(Role, by_value=True, dump_only=True)
+    is_active = ma.fields.Boolean(dump_only=True)
+    created_at = UtcDateTime(dump_only=True)
+
+
+class SubscriptionSchema(ma.Schema):
+    id = ma.fields.Integer(dump_only=True)
+    plan = ma.fields.Enum(Plan, by_value=True, dump_only=True)
+    status = ma.fields.Enum(SubscriptionStatus, by_value=True, dump_only=True)
+    started_at = UtcDateTime(dump_only=True)
+    expires_at = UtcDateTime(dump_only=True, allow_none=True)
+
+
+class CustomerSchema(ma.Schema):
+    id = ma.fields.Integer(dump_only=True)
+    user_id = ma.fields.Integer(dump_only=True)
+    email = ma.fields.String(dump_only=True)
+    phone_number = ma.fields.String(dump_only=True)
+    created_at = UtcDateTime(dump_only=True)
+
+
+class CustomerDetailSchema(CustomerSchema):
+    full_name = ma.fields.String(dump_only=True, attribute="user.full_name")
+    subscriptions = ma.fields.List(ma.fields.Nested(SubscriptionSchema), dump_only=True)
+
+
+class SessionSchema(ma.Schema):
+    """The answer to register and login."""
+
+    user = ma.fields.Nested(UserSchema, required=True)
+    access_token = ma.fields.String(required=True)
+    refresh_token = ma.fields.String(required=True)
+    token_type = ma.fields.String(required=True, metadata={"example": "Bearer"})
+
+
+class AccessTokenSchema(ma.Schema):
+    access_token = ma.fields.String(required=True)
+    token_type = ma.fields.String(required=True, metadata={"example": "Bearer"})
+
+
+class MeSchema(ma.Schema):
+    user = ma.fields.Nested(UserSchema, required=True)
+    customer = ma.fields.Nested(CustomerSchema, allow_none=True)
+    subscription = ma.fields.Nested(SubscriptionSchema, allow_none=True)
+
+
+class UpgradeSchema(ma.Schema):
+    phone_number = PhoneNumber(
+        metadata={"description": "Required when the admin account has no phone number; E.164 on output."}
+    )
+    plan = ma.fields.Enum(Plan, by_value=True, load_default=Plan.BASIC)
+
+
+class UpgradeResultSchema(ma.Schema):
+    customer = ma.fields.Nested(CustomerSchema, required=True)
+    subscription = ma.fields.Nested(SubscriptionSchema, required=True)
+
+
+class CustomerUpdateSchema(ma.Schema):
+    phone_number = PhoneNumber()
+    full_name = Name()
+
+
+class CustomerListQuerySchema(PageQuerySchema):
+    q = ma.fields.String(
+        validate=ma.validate.Length(min=1, max=100),
+        metadata={"description": "Search in email and phone number"},
+    )
+
+
+CustomerPageSchema = page_schema(CustomerSchema, "CustomerPage")

@@ -1,0 +1,88 @@
+"""Fields that normalise what they load, so services compare canonical values only."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC
+from typing import Any
+
+import marshmallow as ma
+from flask import current_app
+
+from shared.phone import InvalidPhoneNumber, normalise_phone
+
+
+class Email(ma.fields.Email):
+    """An email address, stripped and lower-cased."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("validate", ma.validate.Length(max=255))
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        if isinstance(value, str):
+            value = value.strip().lower()
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class PhoneNumber(ma.fields.String):
+    """A phone number, loaded in E.164 form (+919876543210)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault(
+            "metadata",
+            {
+                "description": "Any common spelling; stored and returned in E.164 form. Numbers without "
+                "a +country code are read in the region DEFAULT_PHONE_REGION (IN).",
+                "example": "+919876543210",
+            },
+        )
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if len(text) > 32:
+            raise ma.ValidationError("Not a valid phone number.")
+        try:
+            return normalise_phone(text, current_app.config["DEFAULT_PHONE_REGION"])
+        except InvalidPhoneNumber as exc:
+            raise ma.ValidationError(str(exc)) from None
+
+
+PASSWORD_RULES = "10 to 128 characters, with at least one letter and one digit."  # noqa: S105
+
+
+def validate_password(password: str) -> None:
+    if not 10 <= len(password) <= 128:
+        raise ma.ValidationError(f"The password must have {PASSWORD_RULES}")
+    if not re.search(r"[^\W\d_]", password) or not re.search(r"\d", password):
+        raise ma.ValidationError(f"The password must have {PASSWORD_RULES}")
+
+
+class Password(ma.fields.String):
+    def __init__(self, *, check_strength: bool = True, **kwargs: Any) -> None:
+        kwargs.setdefault("load_only", True)
+        kwargs.setdefault("validate", validate_password if check_strength else ma.validate.Length(max=128))
+        if check_strength:
+            kwargs.setdefault("metadata", {"description": f"Password rules: {PASSWORD_RULES}"})
+        super().__init__(**kwargs)
+
+
+class Name(ma.fields.String):
+    """A human-readable name: stripped, non-empty, bounded."""
+
+    def __init__(self, max_length: int = 120, **kwargs: Any) -> None:
+        kwargs.setdefault("validate", ma.validate.Length(min=1, max=max_length))
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        return " ".join(super()._deserialize(value, attr, data, **kwargs).split())
+
+
+class UtcDateTime(ma.fields.DateTime):
+    """Stored naive in UTC; written with its offset so no client guesses the zone."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return super()._serialize(value, attr, obj, **kwargs)

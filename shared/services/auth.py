@@ -1,0 +1,141 @@
+"""Registration, login, tokens and their revocation."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from flask_jwt_extended import create_access_token, create_refresh_token
+from sqlalchemy import delete, select
+
+from shared.errors import Conflict, Unauthorized
+from shared.extensions import db
+from shared.models import Customer, RevokedToken, Role, Subscription, User
+from shared.models.base import utcnow
+from shared.passwords import hash_password, needs_rehash, verify_password
+from shared.services.base import transactional
+from shared.services.customers import CustomerService
+
+INVALID_CREDENTIALS = "The email or password is not correct."
+EMAIL_IN_USE = "An account with this email already exists."
+
+
+class AuthService:
+    @staticmethod
+    @transactional
+    def register(data: dict[str, Any]) -> User:
+        """A student and its customer profile, together or not at all."""
+        conflicts = CustomerService.conflicts(email=data["email"], phone_number=data["phone_number"])
+        if AuthService._email_in_use(data["email"]):
+            conflicts["email"] = [EMAIL_IN_USE]
+        if conflicts:
+            raise Conflict(next(iter(conflicts.values()))[0], errors=conflicts)
+        user = User(
+            email=data["email"],
+            password_hash=hash_password(data["password"]),
+            full_name=data["full_name"],
+            phone_number=data["phone_number"],
+            role=Role.STUDENT,
+            is_active=True,
+        )
+        db.session.add(user)
+        db.session.flush()
+        db.session.add(Customer(user_id=user.id, email=user.email, phone_number=user.phone_number))
+        db.session.flush()
+        return user
+
+    @staticmethod
+    @transactional
+    def create_admin(data: dict[str, Any]) -> User:
+        if AuthService._email_in_use(data["email"]):
+            raise Conflict(EMAIL_IN_USE, errors={"email": [EMAIL_IN_USE]})
+        user = User(
+            email=data["email"],
+            password_hash=hash_password(data["password"]),
+            full_name=data["full_name"],
+            phone_number=data.get("phone_number"),
+            role=Role.ADMIN,
+            is_active=True,
+        )
+        db.session.add(user)
+        db.session.flush()
+        return user
+
+    @staticmethod
+    @transactional
+    def login(email: str, password: str) -> User:
+        user = db.session.execute(select(User).where(User.email == email)).scalar_one_or_none()
+        password_ok = verify_password(user.password_hash if user else None, password)
+        if user is None or not password_ok or not user.is_active:
+            raise Unauthorized(INVALID_CREDENTIALS)
+        if needs_rehash(user.password_hash):
+            user.password_hash = hash_password(password)
+        return user
+
+    @staticmethod
+    def issue_tokens(user: User) -> dict[str, str]:
+        claims = {"role": user.role.value}
+        return {
+            "access_token": create_access_token(identity=str(user.id), additional_claims=claims),
+            "refresh_token": create_refresh_token(identity=str(user.id), additional_claims=claims),
+            "token_type": "Bearer",
+        }
+
+    @staticmethod
+    def refreshed_access_token(user: User) -> dict[str, str]:
+        token = create_access_token(identity=str(user.id), additional_claims={"role": user.role.value})
+        return {"access_token": token, "token_type": "Bearer"}
+
+    @staticmethod
+    @transactional
+    def revoke(token: dict[str, Any]) -> None:
+        """Revoke a decoded token; revoking it twice is not an error."""
+        if AuthService.is_revoked(token["jti"]):
+            return
+        db.session.add(
+            RevokedToken(
+                jti=token["jti"],
+                token_type=token["type"],
+                user_id=int(token["sub"]),
+                expires_at=datetime.fromtimestamp(token["exp"], UTC).replace(tzinfo=None),
+            )
+        )
+
+    @staticmethod
+    def is_revoked(jti: str) -> bool:
+        return db.session.execute(select(RevokedToken.id).where(RevokedToken.jti == jti)).first() is not None
+
+    @staticmethod
+    def active_user(identity: str) -> User | None:
+        try:
+            user = db.session.get(User, int(identity))
+        except ValueError:
+            return None
+        return user if user is not None and user.is_active else None
+
+    @staticmethod
+    def profile(user: User) -> dict[str, Any]:
+        """The user, its customer profile and its latest subscription (two statements)."""
+        customer = db.session.execute(
+            select(Customer).where(Customer.user_id == user.id)
+        ).scalar_one_or_none()
+        subscription = None
+        if customer is not None:
+            subscription = db.session.execute(
+                select(Subscription)
+                .where(Subscription.customer_id == customer.id)
+                .order_by(Subscription.id.desc())
+                .limit(1)
+            ).scalar_one_or_none()
+        return {"user": user, "customer": customer, "subscription": subscription}
+
+    @staticmethod
+    @transactional
+    def purge_expired_revocations() -> int:
+        """Revoked tokens past their expiry are refused anyway; forget them."""
+        result = db.session.execute(delete(RevokedToken).where(RevokedToken.expires_at < utcnow()))
+        return result.rowcount or 0
+
+    @staticmethod
+    def _email_in_use(email: str) -> bool:
+        return db.session.execute(select(User.id).where(User.email == email)).first() is not None

@@ -1,0 +1,92 @@
+"""The unit of work every public service call runs in."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, ParamSpec, TypeVar
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from shared.errors import translate_integrity_error
+from shared.extensions import db
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+
+# InnoDB deadlock (1213) and lock wait timeout (1205): the whole transaction may be retried.
+_RETRYABLE_MYSQL_ERRORS = {1205, 1213}
+MAX_ATTEMPTS = 3
+_DEPTH_KEY = "unit_of_work_depth"
+
+
+def _is_retryable(exc: OperationalError) -> bool:
+    args = getattr(exc.orig, "args", ())
+    return bool(args) and args[0] in _RETRYABLE_MYSQL_ERRORS
+
+
+def transactional(method: Callable[P, R]) -> Callable[P, R]:
+    """One call, one transaction: commit on success, roll back on any error.
+
+    An IntegrityError nobody handled inside becomes the 409 its constraint declares;
+    a deadlock or lock wait timeout re-runs the whole call (bounded). A transactional
+    method called from inside another one joins the outer transaction.
+    """
+
+    @functools.wraps(method)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        session = db.session()
+        if session.info.get(_DEPTH_KEY):
+            return method(*args, **kwargs)
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            session.info[_DEPTH_KEY] = 1
+            try:
+                result = method(*args, **kwargs)
+                session.commit()
+                return result
+            except IntegrityError as exc:
+                session.rollback()
+                raise translate_integrity_error(exc) from exc
+            except OperationalError as exc:
+                session.rollback()
+                if attempt < MAX_ATTEMPTS and _is_retryable(exc):
+                    log.warning("retrying %s after %s (attempt %d)", method.__qualname__, exc.orig, attempt)
+                    continue
+                raise
+            except BaseException:
+                session.rollback()
+                raise
+            finally:
+                session.info[_DEPTH_KEY] = 0
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    return run
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    page: int
+    per_page: int
+    total: int
+
+    @property
+    def pages(self) -> int:
+        return (self.total + self.per_page - 1) // self.per_page if self.total else 0
+
+
+def paginate(statement: Select[tuple[T]], page: int, per_page: int) -> Page[T]:
+    """Two statements whatever the page size: the count, then the page."""
+    total = db.session.execute(
+        select(func.count()).select_from(statement.order_by(None).subquery())
+    ).scalar_one()
+    items = list(
+        db.session.execute(statement.limit(per_page).offset((page - 1) * per_page)).unique().scalars()
+    )
+    return Page(items=items, page=page, per_page=per_page, total=total)
