@@ -45,6 +45,7 @@ class ProblemError(Exception):
         headers: dict[str, str] | None = None,
         extra: dict[str, Any] | None = None,
         title: str | None = None,
+        slug: str | None = None,
     ) -> None:
         super().__init__(detail or self.title)
         self.detail = detail
@@ -53,6 +54,8 @@ class ProblemError(Exception):
         self.extra = extra or {}
         if title:
             self.title = title
+        if slug:
+            self.slug = slug
 
     def to_response(self) -> Response:
         return problem_response(
@@ -88,6 +91,14 @@ class NotFound(ProblemError):
 
 class Conflict(ProblemError):
     status, slug, title = 409, "conflict", "Conflict"
+
+
+class ConstraintConflict(Conflict):
+    """A 409 made from an IntegrityError; `constraint` names what the database refused."""
+
+    def __init__(self, detail: str, *, constraint: str | None, **kwargs: Any) -> None:
+        super().__init__(detail, **kwargs)
+        self.constraint = constraint
 
 
 class ValidationFailed(ProblemError):
@@ -148,6 +159,16 @@ _NAMED_CONSTRAINT_PATTERNS = (
     re.compile(r"CHECK constraint failed: (\w+)$"),
 )
 _SQLITE_UNIQUE = re.compile(r"UNIQUE constraint failed: (.+)$")
+# Violations that describe a clash with existing data; anything else (NOT NULL, CHECK,
+# data too long) is a bug of ours and stays a 500.
+_CONFLICT_MARKERS = (
+    "Duplicate entry",
+    "UNIQUE constraint failed",
+    "duplicate key value",
+    "foreign key constraint fail",
+    "FOREIGN KEY constraint failed",
+    "violates foreign key constraint",
+)
 _FOREIGN_KEY_MARKERS = (
     "FOREIGN KEY constraint failed",
     "foreign key constraint fails",
@@ -163,9 +184,9 @@ class ConstraintViolation:
     field: str | None
     message: str
 
-    def to_conflict(self) -> Conflict:
+    def to_conflict(self) -> ConstraintConflict:
         errors = {self.field: [self.message]} if self.field else None
-        return Conflict(self.message, errors=errors)
+        return ConstraintConflict(self.message, errors=errors, constraint=self.constraint)
 
 
 def driver_message(exc: DBAPIError) -> str:
@@ -193,7 +214,13 @@ def violated_constraint(exc: IntegrityError, metadata: MetaData) -> ConstraintVi
     return ConstraintViolation(name, None, GENERIC_CONFLICT)
 
 
-def translate_integrity_error(exc: IntegrityError, metadata: MetaData | None = None) -> Conflict:
+def is_conflict(exc: IntegrityError) -> bool:
+    """Does this IntegrityError mean "clashes with existing data" (rather than a bug)?"""
+    message = driver_message(exc)
+    return any(marker in message for marker in _CONFLICT_MARKERS)
+
+
+def translate_integrity_error(exc: IntegrityError, metadata: MetaData | None = None) -> ConstraintConflict:
     """The 409 a service raises when the database rejected its write."""
     if metadata is None:
         from shared.extensions import db
@@ -246,28 +273,34 @@ def _find_sqlite_unique(message: str, metadata: MetaData) -> Any | None:
 
 # PyMySQL client errors (2xxx) and server states that mean "the database is not
 # answering right now", as opposed to a bug in our SQL.
-_MYSQL_UNAVAILABLE_CODES = {1040, 1053, 1205, 1213, 2002, 2003, 2005, 2006, 2013, 2014, 2055}
+_MYSQL_BUSY_CODES = {1205, 1213}  # lock wait timeout, deadlock (after the service's retries)
+_MYSQL_UNAVAILABLE_CODES = {1040, 1053, 2002, 2003, 2005, 2006, 2013, 2014, 2055} | _MYSQL_BUSY_CODES
 _SQLITE_UNAVAILABLE = ("database is locked", "unable to open database", "disk I/O error")
 
 
 def is_database_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, (DisconnectionError, PoolTimeoutError)):
         return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
     if not isinstance(exc, OperationalError):
         return False
-    if exc.connection_invalidated:
-        return True
     args = getattr(exc.orig, "args", ())
     if args and isinstance(args[0], int):
         return args[0] in _MYSQL_UNAVAILABLE_CODES
     return any(marker in str(exc.orig) for marker in _SQLITE_UNAVAILABLE)
 
 
-def database_unavailable() -> ServiceUnavailable:
+def database_unavailable(exc: BaseException | None = None) -> ServiceUnavailable:
     retry_after = str(current_app.config["RETRY_AFTER_SECONDS"])
-    return ServiceUnavailable(
-        "The database is not answering. Please retry shortly.", headers={"Retry-After": retry_after}
+    args = getattr(getattr(exc, "orig", None), "args", ())
+    busy = bool(args) and args[0] in _MYSQL_BUSY_CODES
+    detail = (
+        "The database is busy with conflicting work. Please retry shortly."
+        if busy
+        else "The database is not answering. Please retry shortly."
     )
+    return ServiceUnavailable(detail, headers={"Retry-After": retry_after})
 
 
 # --------------------------------------------------------------------------------------
@@ -334,9 +367,12 @@ def _rollback_session() -> None:
 
 
 def handle_integrity_error(exc: IntegrityError) -> Response:
-    # Services translate the IntegrityErrors they expect; one reaching here is a
-    # constraint nobody anticipated, still a conflict and not a crash.
+    # Services translate the IntegrityErrors they expect; a duplicate reaching here is
+    # a constraint nobody anticipated, still a conflict and not a crash.
     _rollback_session()
+    if not is_conflict(exc):
+        log.error("integrity error that is not a conflict: %s", driver_message(exc))
+        return problem_response(500, detail="An unexpected error occurred. It has been logged.")
     log.warning("unhandled IntegrityError: %s", driver_message(exc))
     return translate_integrity_error(exc).to_response()
 
@@ -345,7 +381,7 @@ def handle_database_error(exc: DBAPIError) -> Response:
     _rollback_session()
     if is_database_unavailable(exc):
         log.error("database unavailable: %s", exc.orig)
-        return database_unavailable().to_response()
+        return database_unavailable(exc).to_response()
     log.exception("database error")
     return problem_response(500, detail="An unexpected error occurred. It has been logged.")
 
@@ -354,7 +390,7 @@ def handle_unexpected_error(exc: Exception) -> Response:
     if is_database_unavailable(exc):
         _rollback_session()
         log.error("database unavailable: %s", exc)
-        return database_unavailable().to_response()
+        return database_unavailable(exc).to_response()
     log.exception("unhandled exception")
     return problem_response(500, detail="An unexpected error occurred. It has been logged.")
 

@@ -100,3 +100,10 @@ def refresh_token_required(view: Callable[P, R]) -> Callable[P, R]:
 def any_token_required(view: Callable[P, R]) -> Callable[P, R]:
     """An access or a refresh token (logout accepts either)."""
     return _guard(any_type=True)(view)
+
+
+def viewer_is_admin() -> bool:
+    """On public routes: does the request carry a valid admin token? (A bad token is still a 401.)"""
+    verify_jwt_in_request(optional=True)
+    user: User | None = current_user
+    return user is not None and user.is_admin

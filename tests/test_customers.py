@@ -10,8 +10,10 @@ from sqlalchemy import func, select, text
 
 from shared.extensions import db
 from shared.models import Customer, Role, Subscription, User
+from shared.models.customer import ALREADY_CUSTOMER
 from shared.passwords import hash_password
-from tests.support.accounts import bearer, create_admin, register
+from shared.services.customers import CustomerService
+from tests.support.accounts import bearer, create_admin, register, registration
 
 
 def count(model: type) -> int:
@@ -88,8 +90,42 @@ def test_already_a_customer_is_a_409(client: FlaskClient) -> None:
     assert client.post("/api/customers/upgrade", json={}, headers=bearer(admin)).status_code == 201
     again = client.post("/api/customers/upgrade", json={}, headers=bearer(admin))
     assert again.status_code == 409
-    assert "already" in again.get_json()["detail"]
+    assert again.get_json()["type"] == "urn:exam-shop:problem:already-customer"
+    assert again.get_json()["detail"] == ALREADY_CUSTOMER
     assert count(Customer) == count(Subscription) == 1
+
+
+def test_a_different_phone_than_the_accounts_is_a_422(client: FlaskClient) -> None:
+    admin = create_admin(phone_number="+919812345680")
+    response = client.post(
+        "/api/customers/upgrade", json={"phone_number": "+919812345681"}, headers=bearer(admin)
+    )
+    assert response.status_code == 422
+    assert list(response.get_json()["errors"]) == ["phone_number"]
+    assert count(Customer) == 0
+
+
+def test_race_lost_at_the_constraint_is_the_same_field_409(
+    client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the friendly pre-check (as when a concurrent request inserts in between),
+    the unique constraint and its translation give the same answer, on both databases."""
+    register(client, phone_number="+919812345682")
+    monkeypatch.setattr(CustomerService, "conflicts", staticmethod(lambda **_: {}))
+    admin = create_admin(phone_number="+919812345682")
+    upgrade = client.post("/api/customers/upgrade", json={}, headers=bearer(admin))
+    assert upgrade.status_code == 409
+    assert upgrade.get_json()["errors"] == {
+        "phone_number": ["A customer with this phone number already exists."]
+    }
+    duplicate = client.post("/api/auth/register", json=registration(phone_number="+919812345682"))
+    assert duplicate.status_code == 409
+    assert duplicate.get_json()["errors"] == {
+        "phone_number": ["A customer with this phone number already exists."]
+    }
+    assert count(Customer) == 1
+    assert count(Subscription) == 0
+    assert count(User) == 2
 
 
 def test_invalid_plan_is_a_422(client: FlaskClient) -> None:
@@ -123,15 +159,18 @@ def failing_subscription_insert(backend: str) -> Iterator[None]:
 def test_database_error_is_a_500_without_internals_and_no_half_customer(
     client: FlaskClient, failing_subscription_insert: None
 ) -> None:
-    admin = create_admin(phone_number="+919812345677")
-    response = client.post("/api/customers/upgrade", json={}, headers=bearer(admin))
+    admin = create_admin()
+    response = client.post(
+        "/api/customers/upgrade", json={"phone_number": "+919812345677"}, headers=bearer(admin)
+    )
     assert response.status_code == 500
     assert response.mimetype == "application/problem+json"
     text_body = response.get_data(as_text=True)
     assert "exploded" not in text_body
     assert "table_that_does_not_exist" not in text_body
     assert count(Customer) == 0
-    assert db.session.get(User, admin.id).phone_number == "+919812345677"
+    assert count(Subscription) == 0
+    assert db.session.get(User, admin.id).phone_number is None
 
 
 def test_admin_lists_and_reads_customers(client: FlaskClient) -> None:
@@ -179,7 +218,10 @@ def test_customer_reads_and_updates_own_profile(client: FlaskClient) -> None:
     assert changed.status_code == 200
     assert changed.get_json()["phone_number"] == "+919812345679"
     assert changed.get_json()["full_name"] == "New Name"
-    assert first["user"]["phone_number"] == "+919812345678"
+    untouched = db.session.execute(
+        select(Customer).where(Customer.user_id == first["user"]["id"])
+    ).scalar_one()
+    assert untouched.phone_number == "+919812345678"
 
 
 def test_admin_without_customer_profile_gets_403_on_me(client: FlaskClient) -> None:

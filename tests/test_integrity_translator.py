@@ -14,7 +14,7 @@ from sqlalchemy import Column, ForeignKey, Integer, MetaData, String, Table, cre
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from shared.errors import GENERIC_CONFLICT, translate_integrity_error, violated_constraint
+from shared.errors import GENERIC_CONFLICT, is_conflict, translate_integrity_error, violated_constraint
 from shared.extensions import NAMING_CONVENTION
 from shared.models.base import unique_constraint
 from tests.support.databases import DatabaseUnderTest
@@ -138,3 +138,10 @@ def test_conflict_never_carries_the_driver_text(engine: Engine) -> None:
     assert "a@x.io" not in conflict.detail
     assert "Duplicate" not in conflict.detail
     assert conflict.errors == {"email": [EMAIL_TAKEN]}
+
+
+def test_not_null_violation_is_not_a_conflict(engine: Engine) -> None:
+    """A missing value is our bug (a 500), not a clash with existing data (a 409)."""
+    assert not is_conflict(violation_of(engine, email=None))
+    assert is_conflict(violation_of(engine, email="a@x.io"))
+    assert is_conflict(violation_of(engine, room_id=99))

@@ -69,6 +69,9 @@ def test_one_admin_upgrading_twice_at_once(mariadb: Flask, live_server: LiveServ
 
     responses = fire_concurrently(8, upgrade)
     assert statuses(responses) == [201] + [409] * 7, live_server.log_tail()
+    for response in responses:
+        if response.status_code == 409:
+            assert response.json()["type"] == "urn:exam-shop:problem:already-customer"
     customers = db.session.execute(select(func.count()).select_from(Customer)).scalar_one()
     subscriptions = db.session.execute(select(func.count()).select_from(Subscription)).scalar_one()
     assert customers == subscriptions == 1

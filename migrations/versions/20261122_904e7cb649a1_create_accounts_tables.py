@@ -16,6 +16,10 @@ branch_labels = None
 depends_on = None
 
 precise_datetime = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+# Exact comparison of (lower-cased) emails on MySQL, as the application compares them.
+email_string = sa.String(length=255).with_variant(
+    mysql.VARCHAR(255, collation="utf8mb4_bin"), "mysql", "mariadb"
+)
 mysql_table = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_unicode_ci"}
 
 
@@ -23,7 +27,7 @@ def upgrade():
     op.create_table(
         "users",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("email", sa.String(length=255), nullable=False),
+        sa.Column("email", email_string, nullable=False),
         sa.Column("password_hash", sa.String(length=255), nullable=False),
         sa.Column("full_name", sa.String(length=120), nullable=False),
         sa.Column("phone_number", sa.String(length=20), nullable=True),
@@ -41,7 +45,7 @@ def upgrade():
         "customers",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("user_id", sa.Integer(), nullable=False),
-        sa.Column("email", sa.String(length=255), nullable=False),
+        sa.Column("email", email_string, nullable=False),
         sa.Column("phone_number", sa.String(length=20), nullable=False),
         sa.Column("created_at", precise_datetime, nullable=False),
         sa.Column("updated_at", precise_datetime, nullable=False),

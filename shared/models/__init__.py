@@ -1,6 +1,33 @@
 """All models, imported here so that `db.metadata` (and Alembic) sees every table."""
 
+from shared.models.course import Bundle, Course, Subject, bundle_subjects
 from shared.models.customer import Customer, Plan, Subscription, SubscriptionStatus
+from shared.models.purchase import (
+    CardStatus,
+    IdempotencyKey,
+    MockTestAttempt,
+    Purchase,
+    PurchaseItem,
+    PurchaseType,
+)
 from shared.models.user import RevokedToken, Role, User
 
-__all__ = ["Customer", "Plan", "RevokedToken", "Role", "Subscription", "SubscriptionStatus", "User"]
+__all__ = [
+    "Bundle",
+    "CardStatus",
+    "Course",
+    "Customer",
+    "IdempotencyKey",
+    "MockTestAttempt",
+    "Plan",
+    "Purchase",
+    "PurchaseItem",
+    "PurchaseType",
+    "RevokedToken",
+    "Role",
+    "Subject",
+    "Subscription",
+    "SubscriptionStatus",
+    "User",
+    "bundle_subjects",
+]

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Index, UniqueConstraint
+from sqlalchemy import Index, String, UniqueConstraint
 from sqlalchemy.dialects import mysql
 from sqlalchemy.types import DateTime
 
 # Keys of `Constraint.info` read by the IntegrityError translator in shared.errors.
 PROBLEM_FIELD = "problem_field"
 PROBLEM_MESSAGE = "problem_message"
+
+# Emails are lower-cased before they are stored; a binary collation keeps MySQL from
+# also folding accents (utf8mb4_unicode_ci holds "ädmin@x" equal to "admin@x"), so the
+# database compares exactly what the application compares.
+EmailString = String(255).with_variant(mysql.VARCHAR(255, collation="utf8mb4_bin"), "mysql", "mariadb")
 
 # DATETIME(6) on MySQL/MariaDB: sub-second precision, as CTFd learned the hard way.
 PreciseDateTime = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")

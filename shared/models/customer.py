@@ -9,7 +9,7 @@ from sqlalchemy import Enum, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shared.extensions import db
-from shared.models.base import PreciseDateTime, unique_constraint, utcnow
+from shared.models.base import EmailString, PreciseDateTime, unique_constraint, utcnow
 from shared.models.user import User
 
 EMAIL_TAKEN = "A customer with this email already exists."
@@ -27,7 +27,7 @@ class Customer(db.Model):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    email: Mapped[str] = mapped_column(String(255))
+    email: Mapped[str] = mapped_column(EmailString)
     phone_number: Mapped[str] = mapped_column(String(20))
     created_at: Mapped[datetime] = mapped_column(PreciseDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(PreciseDateTime, default=utcnow, onupdate=utcnow)

@@ -9,7 +9,7 @@ from sqlalchemy import Boolean, Enum, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.extensions import db
-from shared.models.base import PreciseDateTime, unique_constraint, utcnow
+from shared.models.base import EmailString, PreciseDateTime, unique_constraint, utcnow
 
 
 class Role(enum.StrEnum):
@@ -24,7 +24,7 @@ class User(db.Model):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    email: Mapped[str] = mapped_column(String(255))
+    email: Mapped[str] = mapped_column(EmailString)
     password_hash: Mapped[str] = mapped_column(String(255))
     full_name: Mapped[str] = mapped_column(String(120))
     phone_number: Mapped[str | None] = mapped_column(String(20))

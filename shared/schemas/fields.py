@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC
+from decimal import Decimal
 from typing import Any
 
 import marshmallow as ma
@@ -86,3 +87,41 @@ class UtcDateTime(ma.fields.DateTime):
         if value is not None and value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
         return super()._serialize(value, attr, obj, **kwargs)
+
+
+MAX_PRICE = Decimal("99999999.99")
+
+
+def validate_price(value: Decimal) -> None:
+    if value <= 0:
+        raise ma.ValidationError("The price must be positive.")
+    if value > MAX_PRICE:
+        raise ma.ValidationError(f"The price must be at most {MAX_PRICE}.")
+    if value != value.quantize(Decimal("0.01")):
+        raise ma.ValidationError("The price must have at most two decimal places.")
+
+
+class Money(ma.fields.Decimal):
+    """A price: loaded from a string or number as Decimal, dumped as a string with two places."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("as_string", True)
+        kwargs.setdefault("metadata", {"example": "499.00"})
+        super().__init__(places=None, allow_nan=False, **kwargs)
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        if value is None:
+            return None
+        return str(Decimal(value).quantize(Decimal("0.01")))
+
+
+class Currency(ma.fields.Function):
+    """The shop's currency code (setting CURRENCY), beside every price."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(lambda _obj: current_app.config["CURRENCY"], dump_only=True, **kwargs)
+
+
+SLUG = ma.validate.Regexp(
+    r"^[a-z0-9]+(?:-[a-z0-9]+)*$", error="Use lower-case letters, digits and single hyphens."
+)

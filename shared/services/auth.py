@@ -8,7 +8,7 @@ from typing import Any
 from flask_jwt_extended import create_access_token, create_refresh_token
 from sqlalchemy import delete, select
 
-from shared.errors import Conflict, Unauthorized
+from shared.errors import Conflict, ConstraintConflict, Unauthorized
 from shared.extensions import db
 from shared.models import Customer, RevokedToken, Role, Subscription, User
 from shared.models.base import utcnow
@@ -18,6 +18,7 @@ from shared.services.customers import CustomerService
 
 INVALID_CREDENTIALS = "The email or password is not correct."
 EMAIL_IN_USE = "An account with this email already exists."
+REVOKED_JTI_CONSTRAINT = "uq_token_blocklist_jti"
 
 
 class AuthService:
@@ -87,9 +88,17 @@ class AuthService:
         return {"access_token": token, "token_type": "Bearer"}
 
     @staticmethod
-    @transactional
     def revoke(token: dict[str, Any]) -> None:
-        """Revoke a decoded token; revoking it twice is not an error."""
+        """Revoke a decoded token; revoking it twice, even at the same instant, is not an error."""
+        try:
+            AuthService._record_revocation(token)
+        except ConstraintConflict as exc:
+            if exc.constraint != REVOKED_JTI_CONSTRAINT:
+                raise
+
+    @staticmethod
+    @transactional
+    def _record_revocation(token: dict[str, Any]) -> None:
         if AuthService.is_revoked(token["jti"]):
             return
         db.session.add(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, ParamSpec, TypeVar
@@ -11,7 +13,7 @@ from typing import Generic, ParamSpec, TypeVar
 from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from shared.errors import translate_integrity_error
+from shared.errors import is_conflict, translate_integrity_error
 from shared.extensions import db
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,12 @@ def transactional(method: Callable[P, R]) -> Callable[P, R]:
         session = db.session()
         if session.info.get(_DEPTH_KEY):
             return method(*args, **kwargs)
+        if session.new or session.dirty or session.deleted:
+            raise RuntimeError(f"{method.__qualname__} called with uncommitted changes in the session")
+        if session.in_transaction():
+            # End the read-only transaction of authentication, so that this call reads a
+            # fresh snapshot (REPEATABLE READ) and owns its whole transaction.
+            session.commit()
         for attempt in range(1, MAX_ATTEMPTS + 1):
             session.info[_DEPTH_KEY] = 1
             try:
@@ -52,11 +60,14 @@ def transactional(method: Callable[P, R]) -> Callable[P, R]:
                 return result
             except IntegrityError as exc:
                 session.rollback()
+                if not is_conflict(exc):
+                    raise
                 raise translate_integrity_error(exc) from exc
             except OperationalError as exc:
                 session.rollback()
                 if attempt < MAX_ATTEMPTS and _is_retryable(exc):
                     log.warning("retrying %s after %s (attempt %d)", method.__qualname__, exc.orig, attempt)
+                    time.sleep(random.uniform(0.01, 0.05) * attempt)  # noqa: S311 - jitter, not crypto
                     continue
                 raise
             except BaseException:

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import joinedload, selectinload
 
-from shared.errors import Conflict, FieldErrors, Forbidden, NotFound, ValidationFailed
+from shared.errors import Conflict, ConstraintConflict, FieldErrors, Forbidden, NotFound, ValidationFailed
 from shared.extensions import db
 from shared.models import Customer, Plan, Subscription, SubscriptionStatus, User
 from shared.models.base import utcnow
@@ -16,6 +16,7 @@ from shared.models.customer import ALREADY_CUSTOMER, EMAIL_TAKEN, PHONE_TAKEN
 from shared.services.base import Page, paginate, transactional
 
 PHONE_REQUIRED = "A phone number is required to become a customer; this account has none."
+PHONE_MISMATCH = "This account already has another phone number; the customer takes the account's number."
 NOT_A_CUSTOMER = "This action needs a customer account."
 SUBSCRIPTION_DAYS = {Plan.BASIC: 365, Plan.PREMIUM: 365}
 
@@ -48,14 +49,36 @@ class CustomerService:
         return errors
 
     @staticmethod
-    @transactional
     def upgrade_to_customer(admin: User, data: dict[str, Any]) -> tuple[Customer, Subscription]:
         """The admin's email and phone become a customer with a subscription, atomically."""
+        try:
+            return CustomerService._upgrade(admin, data)
+        except ConstraintConflict:
+            # A concurrent request won. If it was this same admin's, say so rather than
+            # naming whichever unique index the database happened to check first.
+            if CustomerService._is_customer(admin):
+                raise CustomerService._already_customer() from None
+            raise
+
+    @staticmethod
+    def _is_customer(user: User) -> bool:
+        return db.session.execute(select(Customer.id).where(Customer.user_id == user.id)).first() is not None
+
+    @staticmethod
+    def _already_customer() -> Conflict:
+        return Conflict(ALREADY_CUSTOMER, title="Already a customer", slug="already-customer")
+
+    @staticmethod
+    @transactional
+    def _upgrade(admin: User, data: dict[str, Any]) -> tuple[Customer, Subscription]:
         if not admin.is_admin:
             raise Forbidden("Only an admin account can be upgraded to a customer.")
-        if db.session.execute(select(Customer.id).where(Customer.user_id == admin.id)).first():
-            raise Conflict(ALREADY_CUSTOMER, title="Already a customer")
-        phone_number = admin.phone_number or data.get("phone_number")
+        if CustomerService._is_customer(admin):
+            raise CustomerService._already_customer()
+        given = data.get("phone_number")
+        if admin.phone_number and given and given != admin.phone_number:
+            raise ValidationFailed(PHONE_MISMATCH, errors={"phone_number": [PHONE_MISMATCH]})
+        phone_number = admin.phone_number or given
         if phone_number is None:
             raise ValidationFailed(PHONE_REQUIRED, errors={"phone_number": [PHONE_REQUIRED]})
         conflicts = CustomerService.conflicts(email=admin.email, phone_number=phone_number)

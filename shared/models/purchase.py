@@ -1,0 +1,132 @@
+"""Purchases, the subjects they bought, and the test cards each bought subject unlocks."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import JSON, Enum, ForeignKey, Integer, Numeric, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from shared.extensions import db
+from shared.models.base import PreciseDateTime, unique_constraint, utcnow
+from shared.models.course import Money, Subject
+
+SUBJECT_ALREADY_OWNED = "This subject is already owned."
+CARD_EXISTS = "This test card already exists."
+# The name deployed databases carry; kept exactly.
+COMPOSITE_CARD_CONSTRAINT = "unique_test_per_purchase_subject"
+OLD_CARD_CONSTRAINT = "unique_test_per_purchase"
+
+
+def _values(enum_class: type[enum.Enum]) -> list[str]:
+    return [member.value for member in enum_class]
+
+
+class PurchaseType(enum.StrEnum):
+    SINGLE_SUBJECT = "single_subject"
+    MULTIPLE_SUBJECTS = "multiple_subjects"
+    BUNDLE = "bundle"
+
+
+class CardStatus(enum.StrEnum):
+    AVAILABLE = "available"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    EXPIRED = "expired"
+
+
+class Purchase(db.Model):
+    __tablename__ = "purchases"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    purchase_type: Mapped[PurchaseType] = mapped_column(
+        Enum(PurchaseType, native_enum=False, length=32, values_callable=_values)
+    )
+    course_id: Mapped[int | None] = mapped_column(ForeignKey("courses.id"), index=True)
+    bundle_id: Mapped[int | None] = mapped_column(ForeignKey("bundles.id"), index=True)
+    total_cost: Mapped[Decimal] = mapped_column(Money)
+    currency: Mapped[str] = mapped_column(String(3))
+    created_at: Mapped[datetime] = mapped_column(PreciseDateTime, default=utcnow)
+
+    items: Mapped[list[PurchaseItem]] = relationship(
+        back_populates="purchase", lazy="raise", order_by="PurchaseItem.subject_id"
+    )
+
+
+class PurchaseItem(db.Model):
+    """One subject bought: the customer's entitlement, unique per customer and subject."""
+
+    __tablename__ = "purchase_items"
+    __table_args__ = (
+        unique_constraint("customer_id", "subject_id", field="subject_ids", message=SUBJECT_ALREADY_OWNED),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    purchase_id: Mapped[int] = mapped_column(ForeignKey("purchases.id"), index=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    subject_id: Mapped[int] = mapped_column(ForeignKey("subjects.id"), index=True)
+    price: Mapped[Decimal] = mapped_column(Money)
+    created_at: Mapped[datetime] = mapped_column(PreciseDateTime, default=utcnow)
+
+    purchase: Mapped[Purchase] = relationship(back_populates="items", lazy="raise")
+    subject: Mapped[Subject] = relationship(lazy="raise")
+
+
+class MockTestAttempt(db.Model):
+    """A test card: test `test_number` (1..MOCK_TESTS_PER_SUBJECT) of a subject of a purchase."""
+
+    __tablename__ = "mock_test_attempts"
+    __table_args__ = (
+        unique_constraint(
+            "purchase_id",
+            "subject_id",
+            "test_number",
+            name=COMPOSITE_CARD_CONSTRAINT,
+            field=None,
+            message=CARD_EXISTS,
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    purchase_id: Mapped[int] = mapped_column(ForeignKey("purchases.id"))
+    subject_id: Mapped[int] = mapped_column(ForeignKey("subjects.id"), index=True)
+    test_number: Mapped[int] = mapped_column(Integer)
+    status: Mapped[CardStatus] = mapped_column(
+        Enum(CardStatus, native_enum=False, length=16, values_callable=_values), default=CardStatus.AVAILABLE
+    )
+    question_ids: Mapped[list[int] | None] = mapped_column(JSON)
+    answers: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    correct_count: Mapped[int | None] = mapped_column(Integer)
+    score: Mapped[Decimal | None] = mapped_column(Numeric(5, 2))
+    started_at: Mapped[datetime | None] = mapped_column(PreciseDateTime)
+    deadline_at: Mapped[datetime | None] = mapped_column(PreciseDateTime)
+    submitted_at: Mapped[datetime | None] = mapped_column(PreciseDateTime)
+    created_at: Mapped[datetime] = mapped_column(PreciseDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(PreciseDateTime, default=utcnow, onupdate=utcnow)
+
+    purchase: Mapped[Purchase] = relationship(lazy="raise")
+    subject: Mapped[Subject] = relationship(lazy="raise")
+
+
+class IdempotencyKey(db.Model):
+    """The stored outcome of a POST sent with an Idempotency-Key header."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (
+        unique_constraint(
+            "customer_id", "key", field="Idempotency-Key", message="This Idempotency-Key is already in use."
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(255))
+    request_fingerprint: Mapped[str] = mapped_column(String(64))
+    response_status: Mapped[int | None] = mapped_column(Integer)
+    response_body: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(PreciseDateTime, default=utcnow, index=True)
+    completed_at: Mapped[datetime | None] = mapped_column(PreciseDateTime)

@@ -1,0 +1,145 @@
+"""Request and response shapes of the catalog."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+
+from shared.schemas.fields import SLUG, Currency, Money, Name, validate_price
+from shared.schemas.pagination import PageQuerySchema, page_schema
+
+MAX_BUNDLE_SUBJECTS = 100
+
+
+def description_field(**kwargs: object) -> ma.fields.String:
+    return ma.fields.String(validate=ma.validate.Length(max=5000), **kwargs)
+
+
+class SubjectSchema(ma.Schema):
+    id = ma.fields.Integer(dump_only=True)
+    course_id = ma.fields.Integer(dump_only=True)
+    name = ma.fields.String(dump_only=True)
+    description = ma.fields.String(dump_only=True)
+    price = Money(dump_only=True)
+    currency = Currency()
+    is_active = ma.fields.Boolean(dump_only=True)
+
+
+class BundleSubjectSchema(ma.Schema):
+    id = ma.fields.Integer(dump_only=True)
+    name = ma.fields.String(dump_only=True)
+    price = Money(dump_only=True)
+
+
+class BundleSchema(ma.Schema):
+    id = ma.fields.Integer(dump_only=True)
+    slug = ma.fields.String(dump_only=True)
+    title = ma.fields.String(dump_only=True)
+    description = ma.fields.String(dump_only=True)
+    course_id = ma.fields.Integer(dump_only=True)
+    price = Money(dump_only=True)
+    currency = Currency()
+    subjects_total = Money(dump_only=True, metadata={"description": "What the subjects cost one by one"})
+    saving = Money(dump_only=True, metadata={"description": "subjects_total - price"})
+    is_active = ma.fields.Boolean(dump_only=True)
+    subjects = ma.fields.List(ma.fields.Nested(BundleSubjectSchema), dump_only=True)
+
+
+class CourseSummarySchema(ma.Schema):
+    id = ma.fields.Integer(dump_only=True)
+    slug = ma.fields.String(dump_only=True)
+    title = ma.fields.String(dump_only=True)
+    description = ma.fields.String(dump_only=True)
+    is_active = ma.fields.Boolean(dump_only=True)
+    subject_count = ma.fields.Integer(dump_only=True)
+    min_price = Money(dump_only=True, allow_none=True)
+    max_price = Money(dump_only=True, allow_none=True)
+    currency = Currency()
+
+
+class CourseDetailSchema(ma.Schema):
+    id = ma.fields.Integer(dump_only=True)
+    slug = ma.fields.String(dump_only=True)
+    title = ma.fields.String(dump_only=True)
+    description = ma.fields.String(dump_only=True)
+    is_active = ma.fields.Boolean(dump_only=True)
+    currency = Currency()
+    subjects = ma.fields.List(ma.fields.Nested(SubjectSchema), dump_only=True)
+    bundles = ma.fields.List(ma.fields.Nested(BundleSchema), dump_only=True)
+
+
+class CourseListQuerySchema(PageQuerySchema):
+    q = ma.fields.String(
+        validate=ma.validate.Length(min=1, max=100), metadata={"description": "Search in titles"}
+    )
+
+
+class BundleListQuerySchema(PageQuerySchema):
+    course_id = ma.fields.Integer(validate=ma.validate.Range(min=1))
+
+
+class CourseCreateSchema(ma.Schema):
+    slug = ma.fields.String(required=True, validate=[ma.validate.Length(max=80), SLUG])
+    title = Name(max_length=200, required=True)
+    description = description_field(load_default="")
+    is_active = ma.fields.Boolean(load_default=True)
+
+
+class CourseUpdateSchema(ma.Schema):
+    slug = ma.fields.String(validate=[ma.validate.Length(max=80), SLUG])
+    title = Name(max_length=200)
+    description = description_field()
+    is_active = ma.fields.Boolean()
+
+
+class SubjectCreateSchema(ma.Schema):
+    name = Name(required=True)
+    description = description_field(load_default="")
+    price = Money(required=True, validate=validate_price)
+    is_active = ma.fields.Boolean(load_default=True)
+
+
+class SubjectUpdateSchema(ma.Schema):
+    name = Name()
+    description = description_field()
+    price = Money(validate=validate_price)
+    is_active = ma.fields.Boolean()
+
+
+def _unique_ids(ids: list[int]) -> None:
+    if len(set(ids)) != len(ids):
+        raise ma.ValidationError("Each subject may appear only once.")
+
+
+def subject_ids_field(**kwargs: object) -> ma.fields.List:
+    return ma.fields.List(
+        ma.fields.Integer(validate=ma.validate.Range(min=1)),
+        validate=[ma.validate.Length(min=2, max=MAX_BUNDLE_SUBJECTS), _unique_ids],
+        metadata={"description": f"2 to {MAX_BUNDLE_SUBJECTS} distinct subjects of the bundle's course"},
+        **kwargs,
+    )
+
+
+class BundleCreateSchema(ma.Schema):
+    slug = ma.fields.String(required=True, validate=[ma.validate.Length(max=80), SLUG])
+    title = Name(max_length=200, required=True)
+    description = description_field(load_default="")
+    course_id = ma.fields.Integer(required=True, validate=ma.validate.Range(min=1))
+    price = Money(required=True, validate=validate_price)
+    subject_ids = subject_ids_field(required=True)
+    is_active = ma.fields.Boolean(load_default=True)
+
+
+class BundleUpdateSchema(ma.Schema):
+    slug = ma.fields.String(validate=[ma.validate.Length(max=80), SLUG])
+    title = Name(max_length=200)
+    description = description_field()
+    price = Money(validate=validate_price)
+    is_active = ma.fields.Boolean()
+
+
+class BundleSubjectsSchema(ma.Schema):
+    subject_ids = subject_ids_field(required=True)
+
+
+CoursePageSchema = page_schema(CourseSummarySchema, "CoursePage")
+BundlePageSchema = page_schema(BundleSchema, "BundlePage")

@@ -1,0 +1,278 @@
+"""The catalog: public reads (a fixed number of statements each) and admin management."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import selectinload
+
+from shared.errors import Conflict, NotFound, ValidationFailed
+from shared.extensions import db
+from shared.models import Bundle, Course, Purchase, PurchaseItem, Subject
+from shared.services.base import Page, paginate, transactional
+
+COURSE_NOT_FOUND = "There is no course with this id."
+SUBJECT_NOT_FOUND = "There is no subject with this id."
+BUNDLE_NOT_FOUND = "There is no bundle with this id."
+
+
+@dataclass(frozen=True)
+class CourseSummary:
+    """A course as the catalog list shows it."""
+
+    id: int
+    slug: str
+    title: str
+    description: str
+    is_active: bool
+    subject_count: int
+    min_price: Decimal | None
+    max_price: Decimal | None
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _bundle_loading(include_inactive: bool) -> Any:
+    subjects = Bundle.subjects if include_inactive else Bundle.subjects.and_(Subject.is_active.is_(True))
+    return selectinload(subjects)
+
+
+class CatalogService:
+    # ---------------------------------------------------------------- public reads
+
+    @staticmethod
+    def list_courses(
+        page: int, per_page: int, search: str | None, include_inactive: bool
+    ) -> Page[CourseSummary]:
+        """Three statements: count, page, and the subject figures of the page's courses."""
+        statement = select(Course).order_by(Course.title, Course.id)
+        if not include_inactive:
+            statement = statement.where(Course.is_active.is_(True))
+        if search:
+            statement = statement.where(Course.title.like(f"%{_escape_like(search)}%", escape="\\"))
+        courses = paginate(statement, page, per_page)
+
+        figures_query = (
+            select(
+                Subject.course_id, func.count(Subject.id), func.min(Subject.price), func.max(Subject.price)
+            )
+            .where(Subject.course_id.in_([course.id for course in courses.items]))
+            .group_by(Subject.course_id)
+        )
+        if not include_inactive:
+            figures_query = figures_query.where(Subject.is_active.is_(True))
+        figures = {row[0]: row[1:] for row in db.session.execute(figures_query)} if courses.items else {}
+        summaries = [
+            CourseSummary(
+                id=course.id,
+                slug=course.slug,
+                title=course.title,
+                description=course.description,
+                is_active=course.is_active,
+                subject_count=figures.get(course.id, (0, None, None))[0],
+                min_price=figures.get(course.id, (0, None, None))[1],
+                max_price=figures.get(course.id, (0, None, None))[2],
+            )
+            for course in courses.items
+        ]
+        return Page(items=summaries, page=courses.page, per_page=courses.per_page, total=courses.total)
+
+    @staticmethod
+    def get_course(course_id: int, include_inactive: bool) -> Course:
+        """Four statements: the course, its subjects, its bundles, the bundles' subjects."""
+        subjects = Course.subjects if include_inactive else Course.subjects.and_(Subject.is_active.is_(True))
+        bundles = Course.bundles if include_inactive else Course.bundles.and_(Bundle.is_active.is_(True))
+        statement = select(Course).where(Course.id == course_id)
+        if not include_inactive:
+            statement = statement.where(Course.is_active.is_(True))
+        course = db.session.execute(
+            statement.options(
+                selectinload(subjects), selectinload(bundles).options(_bundle_loading(include_inactive))
+            )
+        ).scalar_one_or_none()
+        if course is None:
+            raise NotFound(COURSE_NOT_FOUND)
+        return course
+
+    @staticmethod
+    def list_subjects(course_id: int, include_inactive: bool) -> list[Subject]:
+        course = CatalogService.get_course(course_id, include_inactive)
+        return list(course.subjects)
+
+    @staticmethod
+    def list_bundles(page: int, per_page: int, course_id: int | None, include_inactive: bool) -> Page[Bundle]:
+        statement = CatalogService._visible_bundles(include_inactive).order_by(Bundle.id)
+        if course_id is not None:
+            statement = statement.where(Bundle.course_id == course_id)
+        return paginate(statement.options(_bundle_loading(include_inactive)), page, per_page)
+
+    @staticmethod
+    def get_bundle(bundle_id: int, include_inactive: bool) -> Bundle:
+        statement = CatalogService._visible_bundles(include_inactive).where(Bundle.id == bundle_id)
+        bundle = db.session.execute(statement.options(_bundle_loading(include_inactive))).scalar_one_or_none()
+        if bundle is None:
+            raise NotFound(BUNDLE_NOT_FOUND)
+        return bundle
+
+    @staticmethod
+    def _visible_bundles(include_inactive: bool) -> Select[tuple[Bundle]]:
+        statement = select(Bundle)
+        if not include_inactive:
+            statement = statement.join(Course, Course.id == Bundle.course_id).where(
+                Bundle.is_active.is_(True), Course.is_active.is_(True)
+            )
+        return statement
+
+    # ---------------------------------------------------------------- management
+
+    @staticmethod
+    @transactional
+    def create_course(data: dict[str, Any]) -> Course:
+        course = Course(**data)
+        db.session.add(course)
+        db.session.flush()
+        return CatalogService.get_course(course.id, include_inactive=True)
+
+    @staticmethod
+    @transactional
+    def update_course(course_id: int, data: dict[str, Any]) -> Course:
+        course = CatalogService._require(Course, course_id, COURSE_NOT_FOUND)
+        for name, value in data.items():
+            setattr(course, name, value)
+        db.session.flush()
+        return CatalogService.get_course(course_id, include_inactive=True)
+
+    @staticmethod
+    @transactional
+    def delete_course(course_id: int) -> None:
+        course = CatalogService._require(Course, course_id, COURSE_NOT_FOUND)
+        subject_ids = list(
+            db.session.execute(select(Subject.id).where(Subject.course_id == course_id)).scalars()
+        )
+        bundle_ids = list(
+            db.session.execute(select(Bundle.id).where(Bundle.course_id == course_id)).scalars()
+        )
+        CatalogService._refuse_if_bought(subject_ids=subject_ids, bundle_ids=bundle_ids, what="course")
+        db.session.delete(course)
+
+    @staticmethod
+    @transactional
+    def create_subject(course_id: int, data: dict[str, Any]) -> Subject:
+        CatalogService._require(Course, course_id, COURSE_NOT_FOUND)
+        subject = Subject(course_id=course_id, **data)
+        db.session.add(subject)
+        db.session.flush()
+        return subject
+
+    @staticmethod
+    @transactional
+    def update_subject(subject_id: int, data: dict[str, Any]) -> Subject:
+        subject = CatalogService._require(Subject, subject_id, SUBJECT_NOT_FOUND)
+        for name, value in data.items():
+            setattr(subject, name, value)
+        db.session.flush()
+        return subject
+
+    @staticmethod
+    @transactional
+    def delete_subject(subject_id: int) -> None:
+        subject = CatalogService._require(Subject, subject_id, SUBJECT_NOT_FOUND)
+        CatalogService._refuse_if_bought(subject_ids=[subject_id], bundle_ids=[], what="subject")
+        in_bundles = list(
+            db.session.execute(
+                select(Bundle.slug)
+                .join(Bundle.subjects)
+                .where(Subject.id == subject_id)
+                .order_by(Bundle.slug)
+            ).scalars()
+        )
+        if in_bundles:
+            raise Conflict(
+                f"This subject is part of the bundles {', '.join(in_bundles)}; "
+                "take it out of them first, or deactivate it instead."
+            )
+        db.session.delete(subject)
+
+    @staticmethod
+    @transactional
+    def create_bundle(data: dict[str, Any]) -> Bundle:
+        subject_ids = data.pop("subject_ids")
+        course_id = data["course_id"]
+        if db.session.get(Course, course_id) is None:
+            raise ValidationFailed(COURSE_NOT_FOUND, errors={"course_id": [COURSE_NOT_FOUND]})
+        bundle = Bundle(**data)
+        bundle.subjects = CatalogService._subjects_of_course(course_id, subject_ids)
+        db.session.add(bundle)
+        db.session.flush()
+        return CatalogService.get_bundle(bundle.id, include_inactive=True)
+
+    @staticmethod
+    @transactional
+    def update_bundle(bundle_id: int, data: dict[str, Any]) -> Bundle:
+        bundle = CatalogService._require(Bundle, bundle_id, BUNDLE_NOT_FOUND)
+        for name, value in data.items():
+            setattr(bundle, name, value)
+        db.session.flush()
+        return CatalogService.get_bundle(bundle_id, include_inactive=True)
+
+    @staticmethod
+    @transactional
+    def set_bundle_subjects(bundle_id: int, subject_ids: list[int]) -> Bundle:
+        bundle = CatalogService.get_bundle(bundle_id, include_inactive=True)
+        bundle.subjects = CatalogService._subjects_of_course(bundle.course_id, subject_ids)
+        db.session.flush()
+        return bundle
+
+    @staticmethod
+    @transactional
+    def delete_bundle(bundle_id: int) -> None:
+        bundle = CatalogService._require(Bundle, bundle_id, BUNDLE_NOT_FOUND)
+        CatalogService._refuse_if_bought(subject_ids=[], bundle_ids=[bundle_id], what="bundle")
+        db.session.delete(bundle)
+
+    # ---------------------------------------------------------------- helpers
+
+    @staticmethod
+    def _require(model: type[Any], object_id: int, message: str) -> Any:
+        found = db.session.get(model, object_id)
+        if found is None:
+            raise NotFound(message)
+        return found
+
+    @staticmethod
+    def _subjects_of_course(course_id: int, subject_ids: list[int]) -> list[Subject]:
+        subjects = list(
+            db.session.execute(
+                select(Subject).where(Subject.id.in_(subject_ids)).order_by(Subject.id)
+            ).scalars()
+        )
+        found = {subject.id for subject in subjects}
+        unknown = [sid for sid in subject_ids if sid not in found]
+        elsewhere = [subject.id for subject in subjects if subject.course_id != course_id]
+        messages = []
+        if unknown:
+            messages.append(f"Unknown subject ids: {', '.join(map(str, unknown))}.")
+        if elsewhere:
+            messages.append(f"Subjects of another course: {', '.join(map(str, elsewhere))}.")
+        if messages:
+            raise ValidationFailed(" ".join(messages), errors={"subject_ids": messages})
+        return subjects
+
+    @staticmethod
+    def _refuse_if_bought(*, subject_ids: list[int], bundle_ids: list[int], what: str) -> None:
+        """Purchases keep what they bought: deleting it is refused (deactivating is fine)."""
+        bought = (
+            select(PurchaseItem.id)
+            .where(PurchaseItem.subject_id.in_(subject_ids))
+            .union_all(select(Purchase.id).where(Purchase.bundle_id.in_(bundle_ids)))
+        )
+        if (subject_ids or bundle_ids) and db.session.execute(bought.limit(1)).first() is not None:
+            raise Conflict(
+                f"This {what} has been bought, and purchases keep what they bought. "
+                f"Deactivate it instead (PATCH with is_active false) to hide it from the catalog."
+            )
