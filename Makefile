@@ -20,6 +20,7 @@ migrate: install
 	$(FLASK) db upgrade
 
 run: migrate
+	$(FLASK) seed-demo --if-empty
 	$(FLASK) run --host $(HOST) --port $(PORT)
 
 lint: install

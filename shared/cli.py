@@ -53,7 +53,21 @@ def purge_revoked_tokens_command() -> None:
     click.echo(f"Purged {AuthService.purge_expired_revocations()} expired revoked tokens.")
 
 
+@click.command("seed-demo")
+@click.option("--if-empty", is_flag=True, help="Only when the catalog is empty (what `make run` uses).")
+def seed_demo_command(if_empty: bool) -> None:
+    """Load the demo catalog and the demo accounts (idempotent)."""
+    from shared.services.demo import DEMO_ADMIN, DEMO_STUDENT, DemoDataService
+
+    if if_empty and not DemoDataService.is_empty():
+        click.echo("The catalog is not empty; demo data not loaded.")
+        return
+    click.echo(str(DemoDataService.seed()))
+    for account in (DEMO_ADMIN, DEMO_STUDENT):
+        click.echo(f"  login: {account['email']} / {account['password']}")
+
+
 def register_cli(app: Flask) -> None:
     """Attach the project's commands (Flask-Migrate adds `flask db ...` itself)."""
-    for command in (create_admin_command, purge_revoked_tokens_command):
+    for command in (create_admin_command, purge_revoked_tokens_command, seed_demo_command):
         app.cli.add_command(command)

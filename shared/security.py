@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
 from flask import Response
-from flask_jwt_extended import current_user, verify_jwt_in_request
+from flask_jwt_extended import current_user, get_current_user, verify_jwt_in_request
 from flask_smorest.utils import deepupdate
 
 from shared.errors import Forbidden, Unauthorized
@@ -105,5 +105,5 @@ def any_token_required(view: Callable[P, R]) -> Callable[P, R]:
 def viewer_is_admin() -> bool:
     """On public routes: does the request carry a valid admin token? (A bad token is still a 401.)"""
     verify_jwt_in_request(optional=True)
-    user: User | None = current_user
+    user: User | None = get_current_user()
     return user is not None and user.is_admin

@@ -1,0 +1,157 @@
+"""Demo data for `flask seed-demo`: a realistic catalog and two documented accounts.
+
+Idempotent: whatever already exists (by email, slug or subject name) is left as it is,
+what is missing is added.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from sqlalchemy import select
+
+from shared.extensions import db
+from shared.models import Bundle, Course, Customer, Role, Subject, User
+from shared.passwords import hash_password
+from shared.services.base import transactional
+
+DEMO_ADMIN = {
+    "email": "admin@demo.test",
+    "password": "DemoAdmin2026",
+    "phone": "+919000000001",
+    "name": "Demo Admin",
+}
+DEMO_STUDENT = {
+    "email": "student@demo.test",
+    "password": "DemoStudent2026",
+    "phone": "+919000000002",
+    "name": "Demo Student",
+}
+
+# slug, title, description, [(subject, price)], (bundle slug, bundle title, bundle price)
+CATALOG: list[tuple[str, str, str, list[tuple[str, str]], tuple[str, str, str]]] = [
+    (
+        "jee-main",
+        "JEE Main",
+        "Engineering entrance: physics, chemistry and mathematics.",
+        [("Physics", "499.00"), ("Chemistry", "499.00"), ("Mathematics", "599.00")],
+        ("jee-main-complete", "JEE Main complete", "1299.00"),
+    ),
+    (
+        "neet-ug",
+        "NEET UG",
+        "Medical entrance: physics, chemistry and biology.",
+        [("Physics", "499.00"), ("Chemistry", "499.00"), ("Biology", "699.00")],
+        ("neet-ug-complete", "NEET UG complete", "1399.00"),
+    ),
+    (
+        "upsc-prelims",
+        "UPSC Civil Services Prelims",
+        "General Studies paper I, subject by subject.",
+        [
+            ("History", "399.00"),
+            ("Geography", "399.00"),
+            ("Polity", "449.00"),
+            ("Economics", "449.00"),
+            ("Environment", "349.00"),
+        ],
+        ("upsc-gs-complete", "UPSC GS complete", "1699.00"),
+    ),
+    (
+        "load-test",
+        "Load test course",
+        "Twenty small subjects and a bundle of all of them, for load tests.",
+        [(f"Subject {n:02d}", "99.00") for n in range(1, 21)],
+        ("load-test-20", "All twenty load-test subjects", "1499.00"),
+    ),
+]
+
+
+@dataclass
+class SeedReport:
+    created: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        if not self.created:
+            return "Demo data already present; nothing added."
+        return "Added: " + ", ".join(self.created)
+
+
+class DemoDataService:
+    @staticmethod
+    def is_empty() -> bool:
+        return db.session.execute(select(Course.id).limit(1)).first() is None
+
+    @staticmethod
+    @transactional
+    def seed() -> SeedReport:
+        report = SeedReport()
+        DemoDataService._account(DEMO_ADMIN, Role.ADMIN, report)
+        student = DemoDataService._account(DEMO_STUDENT, Role.STUDENT, report)
+        has_profile = db.session.execute(select(Customer.id).where(Customer.user_id == student.id)).first()
+        if has_profile is None:
+            db.session.add(
+                Customer(user_id=student.id, email=student.email, phone_number=student.phone_number)
+            )
+            report.created.append("student customer profile")
+        for slug, title, description, subjects, bundle in CATALOG:
+            DemoDataService._course(slug, title, description, subjects, bundle, report)
+        return report
+
+    @staticmethod
+    def _account(spec: dict[str, str], role: Role, report: SeedReport) -> User:
+        user = db.session.execute(select(User).where(User.email == spec["email"])).scalar_one_or_none()
+        if user is None:
+            user = User(
+                email=spec["email"],
+                password_hash=hash_password(spec["password"]),
+                full_name=spec["name"],
+                phone_number=spec["phone"],
+                role=role,
+                is_active=True,
+            )
+            db.session.add(user)
+            db.session.flush()
+            report.created.append(f"{role.value} {spec['email']}")
+        return user
+
+    @staticmethod
+    def _course(
+        slug: str,
+        title: str,
+        description: str,
+        subjects: list[tuple[str, str]],
+        bundle_spec: tuple[str, str, str],
+        report: SeedReport,
+    ) -> None:
+        course = db.session.execute(select(Course).where(Course.slug == slug)).scalar_one_or_none()
+        if course is None:
+            course = Course(slug=slug, title=title, description=description, is_active=True)
+            db.session.add(course)
+            db.session.flush()
+            report.created.append(f"course {slug}")
+        existing = {
+            subject.name: subject
+            for subject in db.session.execute(select(Subject).where(Subject.course_id == course.id)).scalars()
+        }
+        for name, price in subjects:
+            if name not in existing:
+                existing[name] = Subject(
+                    course_id=course.id, name=name, description="", price=Decimal(price), is_active=True
+                )
+                db.session.add(existing[name])
+        db.session.flush()
+        bundle_slug, bundle_title, bundle_price = bundle_spec
+        if db.session.execute(select(Bundle.id).where(Bundle.slug == bundle_slug)).first() is None:
+            bundle = Bundle(
+                slug=bundle_slug,
+                title=bundle_title,
+                description="",
+                course_id=course.id,
+                price=Decimal(bundle_price),
+                is_active=True,
+            )
+            bundle.subjects = [existing[name] for name, _ in subjects]
+            db.session.add(bundle)
+            report.created.append(f"bundle {bundle_slug}")

@@ -1,0 +1,329 @@
+"""The catalog: public reads of the demo data, admin management, bad input, query counts."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import insert, select
+
+from shared.extensions import db
+from shared.models import Course, Subject
+from shared.services.demo import DemoDataService
+from tests.support.accounts import bearer, create_admin, register
+
+
+@pytest.fixture
+def demo(app: Flask) -> None:
+    DemoDataService.seed()
+
+
+@pytest.fixture
+def admin(app: Flask) -> dict[str, str]:
+    return bearer(create_admin())
+
+
+def course_by_slug(client: FlaskClient, slug: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    courses = client.get("/api/courses?per_page=100", headers=headers or {}).get_json()["items"]
+    summary = next(c for c in courses if c["slug"] == slug)
+    return client.get(f"/api/courses/{summary['id']}", headers=headers or {}).get_json()
+
+
+def test_public_reads_show_the_demo_catalog_with_prices_and_savings(client: FlaskClient, demo: None) -> None:
+    page = client.get("/api/courses").get_json()
+    jee = next(c for c in page["items"] if c["slug"] == "jee-main")
+    assert (jee["subject_count"], jee["min_price"], jee["max_price"], jee["currency"]) == (
+        3,
+        "499.00",
+        "599.00",
+        "INR",
+    )
+    assert page["total"] == 4
+
+    detail = course_by_slug(client, "jee-main")
+    assert [(s["name"], s["price"]) for s in detail["subjects"]] == [
+        ("Physics", "499.00"),
+        ("Chemistry", "499.00"),
+        ("Mathematics", "599.00"),
+    ]
+    (bundle,) = detail["bundles"]
+    assert (bundle["price"], bundle["subjects_total"], bundle["saving"]) == ("1299.00", "1597.00", "298.00")
+
+    one = client.get(f"/api/bundles/{bundle['id']}").get_json()
+    assert one == bundle
+    load = client.get("/api/bundles?per_page=100").get_json()["items"]
+    big = next(b for b in load if b["slug"] == "load-test-20")
+    assert len(big["subjects"]) == 20
+    assert (big["subjects_total"], big["saving"]) == ("1980.00", "481.00")
+    subjects = client.get(f"/api/courses/{detail['id']}/subjects").get_json()
+    assert [s["name"] for s in subjects] == ["Physics", "Chemistry", "Mathematics"]
+    by_course = client.get(f"/api/bundles?course_id={detail['id']}").get_json()
+    assert [b["slug"] for b in by_course["items"]] == ["jee-main-complete"]
+
+
+def test_prices_are_strings_never_floats(client: FlaskClient, demo: None) -> None:
+    raw = client.get("/api/courses").get_data(as_text=True)
+    assert '"min_price": "499.00"' in raw or '"min_price":"499.00"' in raw
+    stored = db.session.execute(select(Subject.price).limit(1)).scalar_one()
+    assert isinstance(stored, Decimal)
+
+
+def test_search_by_title(client: FlaskClient, demo: None) -> None:
+    found = client.get("/api/courses?q=NEET").get_json()["items"]
+    assert [c["slug"] for c in found] == ["neet-ug"]
+    assert client.get("/api/courses?q=%25").get_json()["items"] == []
+
+
+def test_admin_manages_courses_subjects_and_bundles(client: FlaskClient, admin: dict[str, str]) -> None:
+    course = client.post(
+        "/api/courses",
+        json={"slug": "cat-exam", "title": "CAT", "description": "MBA entrance"},
+        headers=admin,
+    )
+    assert course.status_code == 201
+    course_id = course.get_json()["id"]
+    quant = client.post(
+        f"/api/courses/{course_id}/subjects", json={"name": "Quant", "price": "300"}, headers=admin
+    ).get_json()
+    verbal = client.post(
+        f"/api/courses/{course_id}/subjects", json={"name": "Verbal", "price": 250.5}, headers=admin
+    ).get_json()
+    assert (quant["price"], verbal["price"]) == ("300.00", "250.50")
+    bundle = client.post(
+        "/api/bundles",
+        json={
+            "slug": "cat-all",
+            "title": "CAT all",
+            "course_id": course_id,
+            "price": "499.99",
+            "subject_ids": [quant["id"], verbal["id"]],
+        },
+        headers=admin,
+    )
+    assert bundle.status_code == 201
+    assert bundle.get_json()["saving"] == "50.51"
+    bundle_id = bundle.get_json()["id"]
+
+    patched = client.patch(f"/api/subjects/{quant['id']}", json={"price": "310.00"}, headers=admin)
+    assert patched.get_json()["price"] == "310.00"
+    renamed = client.patch(f"/api/courses/{course_id}", json={"title": "CAT 2027"}, headers=admin)
+    assert renamed.get_json()["title"] == "CAT 2027"
+    third = client.post(
+        f"/api/courses/{course_id}/subjects", json={"name": "DILR", "price": "200"}, headers=admin
+    )
+    reset = client.put(
+        f"/api/bundles/{bundle_id}/subjects",
+        json={"subject_ids": [quant["id"], third.get_json()["id"]]},
+        headers=admin,
+    )
+    assert [s["name"] for s in reset.get_json()["subjects"]] == ["Quant", "DILR"]
+    assert (
+        client.patch(f"/api/bundles/{bundle_id}", json={"price": "450"}, headers=admin).get_json()["price"]
+        == "450.00"
+    )
+
+    in_bundle = client.delete(f"/api/subjects/{quant['id']}", headers=admin)
+    assert in_bundle.status_code == 409
+    assert "cat-all" in in_bundle.get_json()["detail"]
+    assert client.delete(f"/api/bundles/{bundle_id}", headers=admin).status_code == 204
+    assert client.delete(f"/api/subjects/{verbal['id']}", headers=admin).status_code == 204
+    assert client.delete(f"/api/courses/{course_id}", headers=admin).status_code == 204
+    assert client.get(f"/api/courses/{course_id}", headers=admin).status_code == 404
+    assert db.session.execute(select(Subject).where(Subject.course_id == course_id)).first() is None
+
+
+def test_management_is_refused_to_students_and_anonymous(client: FlaskClient) -> None:
+    student = bearer(register(client)["access_token"])
+    calls = [
+        ("post", "/api/courses", {"slug": "x", "title": "X"}),
+        ("patch", "/api/courses/1", {"title": "X"}),
+        ("delete", "/api/courses/1", None),
+        ("post", "/api/courses/1/subjects", {"name": "X", "price": "1"}),
+        ("patch", "/api/subjects/1", {"price": "1"}),
+        ("delete", "/api/subjects/1", None),
+        ("post", "/api/bundles", {}),
+        ("patch", "/api/bundles/1", {}),
+        ("put", "/api/bundles/1/subjects", {"subject_ids": [1, 2]}),
+        ("delete", "/api/bundles/1", None),
+    ]
+    for method, path, body in calls:
+        assert getattr(client, method)(path, json=body, headers=student).status_code == 403, path
+        assert getattr(client, method)(path, json=body).status_code == 401, path
+
+
+def test_duplicates_are_409_with_the_field(client: FlaskClient, admin: dict[str, str], demo: None) -> None:
+    taken_slug = client.post("/api/courses", json={"slug": "jee-main", "title": "Again"}, headers=admin)
+    assert taken_slug.status_code == 409
+    assert list(taken_slug.get_json()["errors"]) == ["slug"]
+    jee = course_by_slug(client, "jee-main")
+    taken_name = client.post(
+        f"/api/courses/{jee['id']}/subjects", json={"name": "Physics", "price": "1"}, headers=admin
+    )
+    assert taken_name.status_code == 409
+    assert list(taken_name.get_json()["errors"]) == ["name"]
+    neet = course_by_slug(client, "neet-ug")
+    same_name_elsewhere = client.post(
+        f"/api/courses/{neet['id']}/subjects", json={"name": "Mathematics", "price": "1"}, headers=admin
+    )
+    assert same_name_elsewhere.status_code == 201
+    bundle_slug = client.patch(
+        f"/api/bundles/{neet['bundles'][0]['id']}", json={"slug": "jee-main-complete"}, headers=admin
+    )
+    assert bundle_slug.status_code == 409
+    assert list(bundle_slug.get_json()["errors"]) == ["slug"]
+
+
+@pytest.mark.parametrize(
+    ("price", "message"),
+    [("-5", "positive"), ("0", "positive"), ("10.999", "two decimal"), ("abc", "valid"), ("1e12", "at most")],
+)
+def test_bad_prices_are_422(
+    client: FlaskClient, admin: dict[str, str], demo: None, price: str, message: str
+) -> None:
+    jee = course_by_slug(client, "jee-main")
+    response = client.post(
+        f"/api/courses/{jee['id']}/subjects", json={"name": "New", "price": price}, headers=admin
+    )
+    assert response.status_code == 422
+    assert message in response.get_json()["errors"]["price"][0]
+
+
+def test_bad_bundles_are_422_with_the_field(client: FlaskClient, admin: dict[str, str], demo: None) -> None:
+    jee = course_by_slug(client, "jee-main")
+    neet = course_by_slug(client, "neet-ug")
+    base = {"slug": "mixed", "title": "Mixed", "price": "100"}
+    other_course = client.post(
+        "/api/bundles",
+        json={
+            **base,
+            "course_id": jee["id"],
+            "subject_ids": [jee["subjects"][0]["id"], neet["subjects"][0]["id"]],
+        },
+        headers=admin,
+    )
+    assert other_course.status_code == 422
+    assert str(neet["subjects"][0]["id"]) in other_course.get_json()["errors"]["subject_ids"][0]
+    unknown_course = client.post(
+        "/api/bundles", json={**base, "course_id": 999999, "subject_ids": [1, 2]}, headers=admin
+    )
+    assert unknown_course.status_code == 422
+    assert list(unknown_course.get_json()["errors"]) == ["course_id"]
+    unknown_subject = client.post(
+        "/api/bundles",
+        json={**base, "course_id": jee["id"], "subject_ids": [jee["subjects"][0]["id"], 999999]},
+        headers=admin,
+    )
+    assert "999999" in unknown_subject.get_json()["errors"]["subject_ids"][0]
+    repeated = client.post(
+        "/api/bundles", json={**base, "course_id": jee["id"], "subject_ids": [1, 1]}, headers=admin
+    )
+    assert list(repeated.get_json()["errors"]) == ["subject_ids"]
+    assert (
+        client.post(
+            "/api/courses/999999/subjects", json={"name": "X", "price": "1"}, headers=admin
+        ).status_code
+        == 404
+    )
+    assert (
+        client.post("/api/courses", json={"slug": "Bad Slug!", "title": "X"}, headers=admin).status_code
+        == 422
+    )
+
+
+def test_page_size_over_the_maximum_is_422(client: FlaskClient) -> None:
+    response = client.get("/api/courses?per_page=101")
+    assert response.status_code == 422
+    assert list(response.get_json()["errors"]) == ["per_page"]
+    assert client.get("/api/bundles?page=0").status_code == 422
+
+
+def test_inactive_items_are_hidden_from_the_public_only(
+    client: FlaskClient, admin: dict[str, str], demo: None
+) -> None:
+    jee = course_by_slug(client, "jee-main")
+    physics = jee["subjects"][0]["id"]
+    client.patch(f"/api/subjects/{physics}", json={"is_active": False}, headers=admin)
+    client.patch(f"/api/bundles/{jee['bundles'][0]['id']}", json={"is_active": False}, headers=admin)
+    public = client.get(f"/api/courses/{jee['id']}").get_json()
+    assert physics not in [s["id"] for s in public["subjects"]]
+    assert public["bundles"] == []
+    assert client.get(f"/api/bundles/{jee['bundles'][0]['id']}").status_code == 404
+    as_admin = client.get(f"/api/courses/{jee['id']}", headers=admin).get_json()
+    assert physics in [s["id"] for s in as_admin["subjects"]]
+    assert len(as_admin["bundles"]) == 1
+
+    client.patch(f"/api/courses/{jee['id']}", json={"is_active": False}, headers=admin)
+    assert client.get(f"/api/courses/{jee['id']}").status_code == 404
+    assert "jee-main" not in [c["slug"] for c in client.get("/api/courses").get_json()["items"]]
+    assert "jee-main" in [c["slug"] for c in client.get("/api/courses", headers=admin).get_json()["items"]]
+    student = bearer(register(client)["access_token"])
+    assert client.get(f"/api/courses/{jee['id']}", headers=student).status_code == 404
+
+
+def _add_subjects(course_id: int, count: int, prefix: str) -> None:
+    rows = [
+        {
+            "course_id": course_id,
+            "name": f"{prefix}{i}",
+            "description": "",
+            "price": Decimal("10.00"),
+            "is_active": True,
+        }
+        for i in range(count)
+    ]
+    db.session.execute(insert(Subject), rows)
+    db.session.commit()
+
+
+def _add_course(slug: str) -> int:
+    course = Course(slug=slug, title=slug.title(), description="", is_active=True)
+    db.session.add(course)
+    db.session.commit()
+    return course.id
+
+
+def test_catalog_reads_make_a_fixed_number_of_queries(
+    client: FlaskClient, admin: dict[str, str], query_counter: Any
+) -> None:
+    course_id = _add_course("small")
+    _add_subjects(course_id, 3, "S")
+    first_two = [s["id"] for s in client.get(f"/api/courses/{course_id}/subjects").get_json()][:2]
+    body = {
+        "slug": "small-pair",
+        "title": "Pair",
+        "course_id": course_id,
+        "price": "5",
+        "subject_ids": first_two,
+    }
+    assert client.post("/api/bundles", json=body, headers=admin).status_code == 201
+    with query_counter() as small_list:
+        client.get("/api/courses")
+    with query_counter() as small_detail:
+        client.get(f"/api/courses/{course_id}")
+
+    _add_subjects(course_id, 297, "More")
+    for n in range(5):
+        _add_subjects(_add_course(f"other-{n}"), 60, "S")
+    subject_ids = [s["id"] for s in client.get(f"/api/courses/{course_id}/subjects").get_json()]
+    for n in range(3):
+        chosen = subject_ids[n * 20 : n * 20 + 20]
+        body = {
+            "slug": f"big-{n}",
+            "title": "Big",
+            "course_id": course_id,
+            "price": "5",
+            "subject_ids": chosen,
+        }
+        assert client.post("/api/bundles", json=body, headers=admin).status_code == 201
+    with query_counter() as large_list:
+        listed = client.get("/api/courses?per_page=100").get_json()
+    with query_counter() as large_detail:
+        detail = client.get(f"/api/courses/{course_id}").get_json()
+    assert listed["total"] == 6
+    assert len(detail["subjects"]) == 300
+    assert len(detail["bundles"]) == 4
+    assert small_list.count == large_list.count, large_list
+    assert small_detail.count == large_detail.count, large_detail
