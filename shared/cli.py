@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 import marshmallow as ma
-from flask import Flask
+from flask import Flask, current_app
 
+from shared.config import normalise_database_url
 from shared.errors import ProblemError
 from shared.schemas.fields import Email, Name, Password, PhoneNumber
 
@@ -67,7 +70,37 @@ def seed_demo_command(if_empty: bool) -> None:
         click.echo(f"  login: {account['email']} / {account['password']}")
 
 
+@click.command("check-constraints")
+@click.option("--database-url", default=None, help="Database to inspect (default: the app's DATABASE_URL).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
+def check_constraints_command(database_url: str | None, as_json: bool) -> None:
+    """Prove the test-card constraint fix on a live database (exit 0 ok, 1 problems, 2 unreachable)."""
+    from shared.constraint_check import run
+
+    url = (
+        normalise_database_url(database_url)
+        if database_url
+        else current_app.config["SQLALCHEMY_DATABASE_URI"]
+    )
+    code = run(url, current_app.config["MOCK_TESTS_PER_SUBJECT"], as_json, echo=click.echo)
+    sys.exit(code)
+
+
+@click.command("purge-idempotency-keys")
+def purge_idempotency_keys_command() -> None:
+    """Delete Idempotency-Key records older than 24 hours."""
+    from shared.services.idempotency import IdempotencyService
+
+    click.echo(f"Purged {IdempotencyService.purge_expired()} expired idempotency keys.")
+
+
 def register_cli(app: Flask) -> None:
     """Attach the project's commands (Flask-Migrate adds `flask db ...` itself)."""
-    for command in (create_admin_command, purge_revoked_tokens_command, seed_demo_command):
+    for command in (
+        create_admin_command,
+        purge_revoked_tokens_command,
+        purge_idempotency_keys_command,
+        seed_demo_command,
+        check_constraints_command,
+    ):
         app.cli.add_command(command)

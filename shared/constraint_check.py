@@ -1,0 +1,231 @@
+"""Inspect a live database: is the test-card constraint fixed, and is the data sound?
+
+Used by `scripts/check_constraints.py` and `flask check-constraints`. Exit codes: 0 when
+every check holds, 1 when something is wrong, 2 when the database cannot be reached.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, Index, UniqueConstraint, create_engine, inspect, text
+from sqlalchemy.exc import DBAPIError
+
+from shared.config import PROJECT_ROOT, engine_options
+from shared.extensions import db
+from shared.models.purchase import COMPOSITE_CARD_CONSTRAINT, OLD_CARD_CONSTRAINT
+
+CARDS_TABLE = "mock_test_attempts"
+COMPOSITE_COLUMNS = ["purchase_id", "subject_id", "test_number"]
+OLD_COLUMNS = ["purchase_id", "test_number"]
+SHOWN_ROWS = 50
+
+EXIT_OK, EXIT_PROBLEMS, EXIT_UNREACHABLE = 0, 1, 2
+
+
+class DatabaseUnreachable(RuntimeError):
+    pass
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Report:
+    database: str
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(check.ok for check in self.checks)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_OK if self.ok else EXIT_PROBLEMS
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"database": self.database, "ok": self.ok, "checks": [asdict(c) for c in self.checks]}
+        )
+
+    def to_text(self) -> str:
+        lines = [f"Constraint check of {self.database}", ""]
+        for check in self.checks:
+            lines.append(f"[{'OK' if check.ok else 'FAIL'}] {check.name}: {check.detail}")
+            lines.extend(f"       {row}" for row in check.rows[:SHOWN_ROWS])
+            if len(check.rows) > SHOWN_ROWS:
+                lines.append(f"       ... and {len(check.rows) - SHOWN_ROWS} more")
+        lines += ["", "All checks hold." if self.ok else "Some checks FAILED (see above)."]
+        return "\n".join(lines)
+
+
+def _unique_sets(engine: Engine, table: str) -> dict[str, list[str]]:
+    """Unique constraints and unique indexes of a table: name -> columns, in order."""
+    inspector = inspect(engine)
+    found = {
+        uc["name"]: list(uc["column_names"]) for uc in inspector.get_unique_constraints(table) if uc["name"]
+    }
+    for index in inspector.get_indexes(table):
+        if index.get("unique") and index["name"]:
+            found.setdefault(index["name"], list(index["column_names"]))
+    return found
+
+
+def _composite_check(uniques: dict[str, list[str]]) -> Check:
+    name = "composite constraint"
+    columns = uniques.get(COMPOSITE_CARD_CONSTRAINT)
+    if columns is None:
+        return Check(name, False, f"{COMPOSITE_CARD_CONSTRAINT} is missing: run `flask db upgrade`.")
+    if columns != COMPOSITE_COLUMNS:
+        return Check(
+            name, False, f"{COMPOSITE_CARD_CONSTRAINT} is on {columns}, expected {COMPOSITE_COLUMNS}."
+        )
+    return Check(name, True, f"{COMPOSITE_CARD_CONSTRAINT} ({', '.join(columns)}) present.")
+
+
+def _old_constraint_check(uniques: dict[str, list[str]]) -> Check:
+    name = "old constraint"
+    offenders = [n for n, cols in uniques.items() if n == OLD_CARD_CONSTRAINT or cols == OLD_COLUMNS]
+    if offenders:
+        return Check(
+            name,
+            False,
+            f"{', '.join(offenders)} on ({', '.join(OLD_COLUMNS)}) is still present: purchases of several "
+            "subjects fail with \"Duplicate entry '<purchase>-1' for key 'unique_test_per_purchase'\". "
+            "Run `flask db upgrade` (it adds the composite constraint, then drops this one).",
+        )
+    return Check(name, True, f"{OLD_CARD_CONSTRAINT} is gone.")
+
+
+def _duplicates_check(engine: Engine) -> Check:
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT purchase_id, subject_id, test_number, COUNT(*) AS copies FROM mock_test_attempts "
+                "GROUP BY purchase_id, subject_id, test_number HAVING COUNT(*) > 1 "
+                "ORDER BY purchase_id, subject_id, test_number"
+            )
+        ).mappings()
+        duplicates = [dict(row) for row in rows]
+    if duplicates:
+        return Check(
+            "duplicate cards", False, f"{len(duplicates)} (purchase, subject, test) repeated.", duplicates
+        )
+    return Check("duplicate cards", True, "no (purchase_id, subject_id, test_number) appears twice.")
+
+
+def _card_sets_check(engine: Engine, per_subject: int) -> Check:
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT i.purchase_id, i.subject_id, COUNT(c.id) AS cards FROM purchase_items i "
+                "LEFT JOIN mock_test_attempts c "
+                "ON c.purchase_id = i.purchase_id AND c.subject_id = i.subject_id "
+                "GROUP BY i.purchase_id, i.subject_id HAVING COUNT(c.id) <> :expected "
+                "ORDER BY i.purchase_id, i.subject_id"
+            ),
+            {"expected": per_subject},
+        ).mappings()
+        incomplete = [dict(row) for row in rows]
+    if incomplete:
+        return Check(
+            "card sets",
+            False,
+            f"{len(incomplete)} purchased subject(s) without exactly {per_subject} cards.",
+            incomplete,
+        )
+    return Check("card sets", True, f"every purchased subject has {per_subject} cards.")
+
+
+def _declared_uniques_check(engine: Engine) -> Check:
+    missing = []
+    existing_tables = set(inspect(engine).get_table_names())
+    for table in db.metadata.sorted_tables:
+        declared = [
+            item
+            for item in [*table.constraints, *table.indexes]
+            if isinstance(item, UniqueConstraint) or (isinstance(item, Index) and item.unique)
+        ]
+        if not declared:
+            continue
+        if table.name not in existing_tables:
+            missing.append({"table": table.name, "constraint": "(table missing)", "columns": []})
+            continue
+        present = _unique_sets(engine, table.name)
+        for item in declared:
+            columns = [column.name for column in item.columns]
+            if present.get(str(item.name)) != columns:
+                missing.append({"table": table.name, "constraint": str(item.name), "columns": columns})
+    if missing:
+        return Check("declared unique constraints", False, f"{len(missing)} missing or different.", missing)
+    return Check("declared unique constraints", True, "every unique constraint of the models exists.")
+
+
+def _revision_check(engine: Engine) -> Check:
+    config = Config(str(PROJECT_ROOT / "migrations" / "alembic.ini"))
+    config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
+    heads = set(ScriptDirectory.from_config(config).get_heads())
+    try:
+        with engine.connect() as connection:
+            current = {row[0] for row in connection.execute(text("SELECT version_num FROM alembic_version"))}
+    except DBAPIError:
+        current = set()
+    if current == heads:
+        return Check("migrations", True, f"at head ({', '.join(sorted(heads))}).")
+    shown = ", ".join(sorted(current)) or "none (not under migrations: see README, `flask db stamp`)"
+    return Check("migrations", False, f"database at {shown}; code head is {', '.join(sorted(heads))}.")
+
+
+def check_database(database_url: str, per_subject: int = 50) -> Report:
+    engine = create_engine(database_url, **_check_engine_options(database_url))
+    try:
+        try:
+            with engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except DBAPIError as exc:
+            raise DatabaseUnreachable(str(exc.orig)) from exc
+        report = Report(database=engine.url.render_as_string(hide_password=True))
+        if CARDS_TABLE not in inspect(engine).get_table_names():
+            report.checks.append(
+                Check("cards table", False, f"{CARDS_TABLE} does not exist: run `flask db upgrade`.")
+            )
+            report.checks.append(_revision_check(engine))
+            return report
+        uniques = _unique_sets(engine, CARDS_TABLE)
+        report.checks += [
+            _composite_check(uniques),
+            _old_constraint_check(uniques),
+            _duplicates_check(engine),
+            _card_sets_check(engine, per_subject),
+            _declared_uniques_check(engine),
+            _revision_check(engine),
+        ]
+        return report
+    finally:
+        engine.dispose()
+
+
+def _check_engine_options(database_url: str) -> dict[str, Any]:
+    options = engine_options(database_url, connect_timeout=5, read_timeout=60)
+    return {key: value for key, value in options.items() if key in {"connect_args"}}
+
+
+def run(database_url: str, per_subject: int, as_json: bool, echo: Any = print) -> int:
+    """Check, print the report, and return the exit code."""
+    try:
+        report = check_database(database_url, per_subject)
+    except DatabaseUnreachable as exc:
+        message = f"Cannot connect to the database: {exc}"
+        echo(json.dumps({"ok": False, "error": message}) if as_json else message)
+        return EXIT_UNREACHABLE
+    echo(report.to_json() if as_json else report.to_text())
+    return report.exit_code
