@@ -16,6 +16,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
+from sqlalchemy import text
 
 os.environ.setdefault("APP_ENV", "testing")
 
@@ -97,9 +98,18 @@ def delete_all_rows(flask_app: Flask) -> None:
                 connection.execute(table.delete())
 
 
+DUPLICATE_CARDS = text(
+    "SELECT purchase_id, subject_id, test_number, COUNT(*) FROM mock_test_attempts "
+    "GROUP BY purchase_id, subject_id, test_number HAVING COUNT(*) > 1"
+)
+
+
 def _app_for_test(flask_app: Flask) -> Iterator[Flask]:
     with flask_app.app_context():
         yield flask_app
+        db.session.remove()
+        # Whatever a test did, no test card may exist twice.
+        assert db.session.execute(DUPLICATE_CARDS).all() == []
         db.session.remove()
     delete_all_rows(flask_app)
     limiter.reset()

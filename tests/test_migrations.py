@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from decimal import Decimal
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask import Flask
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import inspect
+from sqlalchemy import insert, inspect, text
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from app import create_app
+from shared.constraint_check import check_database
 from shared.extensions import db
+from shared.models import User
+from shared.models.base import utcnow
+from shared.passwords import hash_password
 from tests.conftest import app_config
+from tests.support.accounts import bearer
 from tests.support.databases import DatabaseUnderTest, recreate_mariadb_database, sibling_url
 
 
@@ -35,7 +43,13 @@ def scratch_app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     flask_app = create_app(app_config(url))
     with flask_app.app_context():
         yield flask_app
+        db.session.remove()
         db.engine.dispose()
+
+
+@pytest.fixture
+def backend_of_scratch(scratch_app: Flask) -> str:
+    return "mariadb" if scratch_app.config["SQLALCHEMY_DATABASE_URI"].startswith("mysql") else "sqlite"
 
 
 def test_upgrade_downgrade_to_base_and_upgrade_again(scratch_app: Flask) -> None:
@@ -46,3 +60,199 @@ def test_upgrade_downgrade_to_base_and_upgrade_again(scratch_app: Flask) -> None
     assert set(inspect(db.engine).get_table_names()) <= {"alembic_version"}
     upgrade()
     assert set(db.metadata.tables) <= set(inspect(db.engine).get_table_names())
+
+
+BEFORE_COMPOSITE = "5e2a7c41d0b3"
+COMPOSITE = "8d4f0b6e2c15"
+
+
+def _seed_old_schema_data() -> dict[str, int]:
+    """What a deployed database holds before the fix: a one-subject purchase and its 50 cards."""
+    tables = db.metadata.tables
+    now = utcnow()
+    with db.engine.begin() as connection:
+        user_id = connection.execute(
+            insert(tables["users"]).values(
+                email="old@example.com",
+                password_hash=hash_password("old-password-1"),
+                full_name="Old Customer",
+                phone_number="+919811111111",
+                role="student",
+                is_active=True,
+                created_at=now,
+                updated_at=now,
+            )
+        ).inserted_primary_key[0]
+        customer_id = connection.execute(
+            insert(tables["customers"]).values(
+                user_id=user_id,
+                email="old@example.com",
+                phone_number="+919811111111",
+                created_at=now,
+                updated_at=now,
+            )
+        ).inserted_primary_key[0]
+        course_id = connection.execute(
+            insert(tables["courses"]).values(
+                slug="old", title="Old", description="", is_active=True, created_at=now, updated_at=now
+            )
+        ).inserted_primary_key[0]
+        subject_ids = [
+            connection.execute(
+                insert(tables["subjects"]).values(
+                    course_id=course_id,
+                    name=name,
+                    description="",
+                    price=Decimal("100.00"),
+                    is_active=True,
+                    created_at=now,
+                    updated_at=now,
+                )
+            ).inserted_primary_key[0]
+            for name in ("Physics", "Chemistry", "Biology")
+        ]
+        purchase_id = connection.execute(
+            insert(tables["purchases"]).values(
+                customer_id=customer_id,
+                purchase_type="single_subject",
+                course_id=course_id,
+                total_cost=Decimal("100.00"),
+                currency="INR",
+                created_at=now,
+            )
+        ).inserted_primary_key[0]
+        connection.execute(
+            insert(tables["purchase_items"]).values(
+                purchase_id=purchase_id,
+                customer_id=customer_id,
+                subject_id=subject_ids[0],
+                price=Decimal("100.00"),
+                created_at=now,
+            )
+        )
+        connection.execute(
+            insert(tables["mock_test_attempts"]),
+            [
+                {
+                    "purchase_id": purchase_id,
+                    "subject_id": subject_ids[0],
+                    "test_number": n,
+                    "status": "available",
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for n in range(1, 51)
+            ],
+        )
+    return {
+        "user_id": user_id,
+        "customer_id": customer_id,
+        "purchase_id": purchase_id,
+        "subject_a": subject_ids[1],
+        "subject_b": subject_ids[2],
+    }
+
+
+def _card_count() -> int:
+    with db.engine.connect() as connection:
+        return connection.execute(text("SELECT COUNT(*) FROM mock_test_attempts")).scalar_one()
+
+
+def test_the_fix_upgrades_a_database_with_data(scratch_app: Flask) -> None:
+    upgrade(revision=BEFORE_COMPOSITE)
+    seeded = _seed_old_schema_data()
+    url = db.engine.url.render_as_string(hide_password=False)
+
+    # The bug, as deployed: card 1 of a second subject in the same purchase is refused.
+    refused = pytest.raises(IntegrityError, match=r"unique_test_per_purchase|mock_test_attempts\.purchase_id")
+    with refused, db.engine.begin() as connection:
+        connection.execute(
+            insert(db.metadata.tables["mock_test_attempts"]).values(
+                purchase_id=seeded["purchase_id"],
+                subject_id=seeded["subject_a"],
+                test_number=1,
+                status="available",
+                created_at=utcnow(),
+                updated_at=utcnow(),
+            )
+        )
+    before = check_database(url)
+    assert before.exit_code == 1
+    old = next(check for check in before.checks if check.name == "old constraint")
+    assert not old.ok
+    assert "unique_test_per_purchase" in old.detail
+
+    upgrade()
+    assert _card_count() == 50
+    after = check_database(url)
+    assert after.exit_code == 0, after.to_text()
+
+    # Now a two-subject purchase works through the API.
+    user = db.session.get(User, seeded["user_id"])
+    response = scratch_app.test_client().post(
+        "/api/purchases",
+        json={
+            "purchase_type": "multiple_subjects",
+            "subject_ids": [seeded["subject_a"], seeded["subject_b"]],
+        },
+        headers=bearer(user),
+    )
+    assert response.status_code == 201, response.get_json()
+    assert _card_count() == 150
+    assert check_database(url).exit_code == 0
+
+
+def test_the_downgrade_refuses_while_multi_subject_cards_exist(scratch_app: Flask) -> None:
+    upgrade()
+    seeded = _seed_old_schema_data()
+    user = db.session.get(User, seeded["user_id"])
+    body = {"purchase_type": "multiple_subjects", "subject_ids": [seeded["subject_a"], seeded["subject_b"]]}
+    assert (
+        scratch_app.test_client().post("/api/purchases", json=body, headers=bearer(user)).status_code == 201
+    )
+    downgrade(revision=COMPOSITE)  # leaves the revision that adds the composite constraint on top
+    with pytest.raises(SystemExit):
+        downgrade(revision=BEFORE_COMPOSITE)
+    # nothing changed: still at that revision, composite constraint in place, every card kept
+    url = db.engine.url.render_as_string(hide_password=False)
+    checks = {check.name: check for check in check_database(url).checks}
+    assert checks["composite constraint"].ok
+    assert checks["old constraint"].ok
+    assert checks["migrations"].detail.startswith(f"database at {COMPOSITE};")
+    assert _card_count() == 150
+
+    # once those cards are gone, the downgrade goes through
+    with db.engine.begin() as connection:
+        connection.execute(
+            text("DELETE FROM mock_test_attempts WHERE subject_id <> :keep"), {"keep": seeded["subject_a"]}
+        )
+    downgrade(revision=BEFORE_COMPOSITE)
+    uniques = {uc["name"] for uc in inspect(db.engine).get_unique_constraints("mock_test_attempts")}
+    assert "unique_test_per_purchase" in uniques
+    assert "unique_test_per_purchase_subject" not in uniques
+
+
+def test_mariadb_refuses_to_drop_the_old_index_first(scratch_app: Flask, backend_of_scratch: str) -> None:
+    """Why the revision is ordered by hand: error 1553 when the old index goes first."""
+    if backend_of_scratch != "mariadb":
+        pytest.skip("error 1553 is MySQL/MariaDB behaviour")
+    upgrade(revision=BEFORE_COMPOSITE)
+    with pytest.raises(OperationalError) as refused, db.engine.begin() as connection:
+        connection.execute(text("ALTER TABLE mock_test_attempts DROP INDEX unique_test_per_purchase"))
+    assert refused.value.orig.args[0] == 1553
+    upgrade()
+    assert check_database(db.engine.url.render_as_string(hide_password=False)).exit_code == 0
+
+
+def test_check_constraints_cli_exit_codes(scratch_app: Flask) -> None:
+    runner = scratch_app.test_cli_runner()
+    upgrade(revision=BEFORE_COMPOSITE)
+    stale = runner.invoke(args=["check-constraints"])
+    assert stale.exit_code == 1
+    assert "unique_test_per_purchase" in stale.output
+    upgrade()
+    fine = runner.invoke(args=["check-constraints", "--json"])
+    assert fine.exit_code == 0
+    assert json.loads(fine.output)["ok"] is True
+    unreachable = runner.invoke(args=["check-constraints", "--database-url", "mysql://root@127.0.0.1:9/none"])
+    assert unreachable.exit_code == 2
