@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from shared.extensions import db
 from shared.models import MockTestAttempt, Purchase, PurchaseItem
@@ -408,3 +408,25 @@ def test_purge_forgets_keys_older_than_a_day(
     result = app.test_cli_runner().invoke(args=["purge-idempotency-keys"])
     assert "Purged 1 " in result.output
     assert count(IdempotencyKey) == 0
+
+
+def test_a_thousand_cards_are_one_insert_on_the_wire(
+    client: FlaskClient, student: dict[str, str], backend: str
+) -> None:
+    """On MariaDB the server itself counts the INSERT statements it received."""
+    if backend != "mariadb":
+        pytest.skip("Com_insert is a MariaDB status counter")
+    twenty = make_course(subjects=20)
+    purchase_id = buy(client, student, purchase_type="bundle", bundle_id=twenty.bundle_id).get_json()[
+        "purchase"
+    ]["id"]
+    db.session.execute(MockTestAttempt.__table__.delete())
+    db.session.commit()
+
+    def inserts_received() -> int:
+        return int(db.session.execute(text("SHOW GLOBAL STATUS LIKE 'Com_insert'")).one()[1])
+
+    before = inserts_received()
+    report = MockTestService.create_test_cards_for_purchase(db.session.get(Purchase, purchase_id))
+    assert report.created == 1000
+    assert inserts_received() - before == 1

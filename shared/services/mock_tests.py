@@ -12,10 +12,6 @@ from shared.models import CardStatus, MockTestAttempt, Purchase, PurchaseItem
 from shared.models.base import utcnow
 from shared.services.base import transactional
 
-# Rows per INSERT statement: 1000 cards (a 20-subject bundle) go in one statement, and
-# 6 columns x 2000 rows stay far below the bind-parameter limits of MySQL and SQLite.
-CARDS_PER_STATEMENT = 2000
-
 
 @dataclass(frozen=True)
 class CardsReport:
@@ -35,7 +31,8 @@ class MockTestService:
         """Cards 1..MOCK_TESTS_PER_SUBJECT for each subject of the purchase that lacks them.
 
         Idempotent: for a purchase that has its cards it creates nothing and reports them.
-        Inserts with multi-row INSERT statements (no RETURNING needed, so MySQL is fine).
+        The rows go in one executemany call, which PyMySQL sends as one multi-row
+        `INSERT ... VALUES (...), (...)` (split only past 1 MB); no RETURNING is needed.
         """
         per_subject = current_app.config["MOCK_TESTS_PER_SUBJECT"]
         counts = dict(
@@ -77,10 +74,8 @@ class MockTestService:
             for number in range(1, per_subject + 1)
             if (subject_id, number) not in taken
         ]
-        for start in range(0, len(rows), CARDS_PER_STATEMENT):
-            db.session.execute(
-                insert(MockTestAttempt.__table__).values(rows[start : start + CARDS_PER_STATEMENT])
-            )
+        if rows:
+            db.session.execute(insert(MockTestAttempt.__table__), rows)
         return CardsReport(
             created=len(rows),
             existing=sum(counts.values()),

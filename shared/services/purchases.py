@@ -173,18 +173,17 @@ class PurchaseService:
         db.session.add(purchase)
         db.session.flush()
         db.session.execute(
-            insert(PurchaseItem.__table__).values(
-                [
-                    {
-                        "purchase_id": purchase.id,
-                        "customer_id": customer_id,
-                        "subject_id": subject.id,
-                        "price": subject.price,
-                        "created_at": purchase.created_at,
-                    }
-                    for subject in sorted(order.subjects, key=lambda s: s.id)
-                ]
-            )
+            insert(PurchaseItem.__table__),
+            [
+                {
+                    "purchase_id": purchase.id,
+                    "customer_id": customer_id,
+                    "subject_id": subject.id,
+                    "price": subject.price,
+                    "created_at": purchase.created_at,
+                }
+                for subject in sorted(order.subjects, key=lambda s: s.id)
+            ],
         )
         cards = MockTestService.create_test_cards_for_purchase(purchase)
         per_subject = current_app.config["MOCK_TESTS_PER_SUBJECT"]

@@ -1,0 +1,240 @@
+#!/usr/bin/env python3
+"""Benchmark: bundle purchases through the API against the raw-INSERT floor, same run.
+
+    python scripts/bench_purchase.py [--database-url URL] [--repeat 15]
+
+Runs in-process (Flask test client) on MariaDB, in a database of its own (default
+exam_shop_bench, created and migrated when missing). For bundles of 1, 5 and 20
+subjects it times POST /api/purchases and, alternating with it, the floor: one raw
+PyMySQL multi-row INSERT of the same card rows plus COMMIT. It prints each as a ratio
+to the floor, then the ratio of our card creation
+(MockTestService.create_test_cards_for_purchase) to one INSERT statement per row.
+Medians of --repeat runs. The machines are shared and noisy: read the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import pymysql
+from flask import Flask
+from flask_jwt_extended import create_access_token
+from flask_migrate import upgrade
+from sqlalchemy import insert
+from sqlalchemy.engine import URL, make_url
+
+DEFAULT_URL = "mysql+pymysql://root@127.0.0.1:3306/exam_shop_bench"
+SIZES = (1, 5, 20)
+CARD_COLUMNS = "(purchase_id, subject_id, test_number, status, created_at, updated_at)"
+CARD_INSERT = f"INSERT INTO mock_test_attempts {CARD_COLUMNS} VALUES "  # noqa: S608 - constant
+ROW = "(%s,%s,%s,%s,%s,%s)"
+
+
+def connect(url: URL, database: str | None = None) -> pymysql.Connection:
+    return pymysql.connect(
+        host=url.host,
+        port=url.port or 3306,
+        user=url.username,
+        password=url.password or "",
+        database=database,
+    )
+
+
+def timed_ms(run: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    run()
+    return (time.perf_counter() - started) * 1000
+
+
+def paired_medians(first: Callable[[], Any], second: Callable[[], Any], repeat: int) -> tuple[float, float]:
+    """Alternate the two so that the machine's noise falls on both alike; medians in ms."""
+    first()
+    second()  # warm-up
+    samples = [(timed_ms(first), timed_ms(second)) for _ in range(repeat)]
+    return statistics.median(a for a, _ in samples), statistics.median(b for _, b in samples)
+
+
+class Fixtures:
+    """Rows the runs consume: every purchase needs a fresh customer and fresh subjects."""
+
+    def __init__(self, app: Flask) -> None:
+        from shared.extensions import db
+
+        self.app = app
+        self.db = db
+        self.serial = itertools.count(1)
+
+    def customer(self) -> tuple[int, str]:
+        from shared.models import Customer, Role, User
+
+        stamp = f"{time.time_ns()}{next(self.serial)}"
+        user = User(email=f"bench{stamp}@example.com", full_name="Bench", role=Role.STUDENT)
+        user.password_hash = "!"  # noqa: S105 - matches no password; the benchmark mints tokens
+        self.db.session.add(user)
+        self.db.session.flush()
+        customer = Customer(user_id=user.id, email=user.email, phone_number=f"+1{stamp[-12:]}")
+        self.db.session.add(customer)
+        self.db.session.commit()
+        return customer.id, create_access_token(identity=str(user.id))
+
+    def bundle(self, size: int) -> tuple[int, list[int]]:
+        from shared.models import Bundle, Course, Subject
+
+        stamp = f"{time.time_ns()}{next(self.serial)}"
+        course = Course(slug=f"bench-{stamp}", title="Bench", description="", is_active=True)
+        self.db.session.add(course)
+        self.db.session.flush()
+        subjects = [
+            Subject(course_id=course.id, name=f"S{i}", description="", price=Decimal("10.00"), is_active=True)
+            for i in range(size)
+        ]
+        bundle = Bundle(
+            slug=f"bench-{stamp}", title="B", description="", course_id=course.id, price=Decimal(9 * size)
+        )
+        bundle.is_active = True
+        bundle.subjects = subjects
+        self.db.session.add(bundle)
+        self.db.session.commit()
+        return bundle.id, [subject.id for subject in subjects]
+
+    def purchase_without_cards(self, subject_ids: list[int]) -> int:
+        from shared.models import Purchase, PurchaseItem, PurchaseType
+        from shared.models.base import utcnow
+
+        customer_id, _ = self.customer()
+        purchase = Purchase(
+            customer_id=customer_id,
+            purchase_type=PurchaseType.BUNDLE,
+            total_cost=Decimal("1.00"),
+            currency="INR",
+            created_at=utcnow(),
+        )
+        self.db.session.add(purchase)
+        self.db.session.flush()
+        self.db.session.execute(
+            insert(PurchaseItem.__table__),
+            [
+                {
+                    "purchase_id": purchase.id,
+                    "customer_id": customer_id,
+                    "subject_id": subject_id,
+                    "price": Decimal("1.00"),
+                    "created_at": purchase.created_at,
+                }
+                for subject_id in subject_ids
+            ],
+        )
+        self.db.session.commit()
+        return purchase.id
+
+
+def card_rows(purchase_id: int, subject_ids: list[int]) -> list[tuple[Any, ...]]:
+    now = time.strftime("%Y-%m-%d %H:%M:%S")
+    return [(purchase_id, s, n, "available", now, now) for s in subject_ids for n in range(1, 51)]
+
+
+def raw_multi_row(connection: pymysql.Connection, rows: list[tuple[Any, ...]]) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(CARD_INSERT + ",".join([ROW] * len(rows)), [value for row in rows for value in row])
+    connection.commit()
+
+
+def raw_row_by_row(connection: pymysql.Connection, rows: list[tuple[Any, ...]]) -> None:
+    with connection.cursor() as cursor:
+        for row in rows:
+            cursor.execute(CARD_INSERT + ROW, row)
+    connection.commit()
+
+
+def bench_purchases(app: Flask, fixtures: Fixtures, raw: pymysql.Connection, size: int, repeat: int) -> float:
+    client = app.test_client()
+    bundles = [fixtures.bundle(size) for _ in range(repeat + 1)]
+    buyers: Iterator[tuple[int, str]] = iter([fixtures.customer() for _ in range(repeat + 1)])
+    for_sale = iter(bundles)
+    floors = iter([card_rows(fixtures.purchase_without_cards(ids), ids) for _, ids in bundles])
+
+    def purchase() -> None:
+        _, token = next(buyers)
+        bundle_id, _ = next(for_sale)
+        response = client.post(
+            "/api/purchases",
+            json={"purchase_type": "bundle", "bundle_id": bundle_id},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert response.status_code == 201, response.get_json()
+        assert response.get_json()["cards_created"] == 50 * size
+
+    api_ms, floor_ms = paired_medians(purchase, lambda: raw_multi_row(raw, next(floors)), repeat)
+    print(f"{size:>8} {50 * size:>6} {api_ms:>11.2f} ms {floor_ms:>9.2f} ms {api_ms / floor_ms:>6.2f}x")
+    return api_ms / floor_ms
+
+
+def bench_card_creation(fixtures: Fixtures, raw: pymysql.Connection, size: int, repeat: int) -> None:
+    from shared.models import Purchase
+    from shared.services.mock_tests import MockTestService
+
+    ours = iter(
+        [
+            fixtures.db.session.get(Purchase, fixtures.purchase_without_cards(fixtures.bundle(size)[1]))
+            for _ in range(repeat + 1)
+        ]
+    )
+    per_row = iter(
+        [
+            card_rows(fixtures.purchase_without_cards(ids), ids)
+            for ids in (fixtures.bundle(size)[1] for _ in range(repeat + 1))
+        ]
+    )
+    ours_ms, per_row_ms = paired_medians(
+        lambda: MockTestService.create_test_cards_for_purchase(next(ours)),
+        lambda: raw_row_by_row(raw, next(per_row)),
+        repeat,
+    )
+    print(
+        f"\ncard creation of {50 * size} cards: ours {ours_ms:.2f} ms, "
+        f"one INSERT per row {per_row_ms:.2f} ms; ours / row-by-row = {ours_ms / per_row_ms:.2f}x"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL))
+    parser.add_argument("--repeat", type=int, default=15)
+    args = parser.parse_args()
+    url = make_url(args.database_url)
+    with connect(url).cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{url.database}` CHARACTER SET utf8mb4")
+
+    os.environ.setdefault("APP_ENV", "testing")
+    from app import create_app
+
+    app = create_app({"DATABASE_URL": args.database_url, "RATELIMIT_ENABLED": False, "LOG_LEVEL": "WARNING"})
+    raw = connect(url, url.database)
+    with app.app_context():
+        upgrade()
+        fixtures = Fixtures(app)
+        print(f"MariaDB database {url.database}; medians of {args.repeat} alternating runs\n")
+        print(f"{'subjects':>8} {'cards':>6} {'API purchase':>14} {'raw INSERT':>12} {'ratio':>7}")
+        ratios = {size: bench_purchases(app, fixtures, raw, size, args.repeat) for size in SIZES}
+        bench_card_creation(fixtures, raw, 20, args.repeat)
+    raw.close()
+    verdict = "within" if ratios[20] <= 3 else "NOT within"
+    print(f"20-subject bundle purchase: {ratios[20]:.2f}x the raw-INSERT floor ({verdict} 3x)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
