@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import enum
 from datetime import UTC, datetime
 
-from sqlalchemy import Index, String, UniqueConstraint
+from sqlalchemy import Enum, Index, String, UniqueConstraint
 from sqlalchemy.dialects import mysql
+from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import DateTime
 
 # Keys of `Constraint.info` read by the IntegrityError translator in shared.errors.
@@ -40,3 +42,20 @@ def unique_constraint(
 def unique_index(name: str, *columns: str, field: str | None, message: str) -> Index:
     """Like `unique_constraint`, for a uniqueness rule expressed as an index."""
     return Index(name, *columns, unique=True, info={PROBLEM_FIELD: field, PROBLEM_MESSAGE: message})
+
+
+def string_enum(enum_class: type[enum.Enum], length: int = 16) -> Enum:
+    """A Python enum stored as its values in a VARCHAR (no native ENUM to migrate)."""
+    return Enum(
+        enum_class,
+        native_enum=False,
+        length=length,
+        values_callable=lambda members: [m.value for m in members],
+    )
+
+
+class Timestamps:
+    """created_at and updated_at, in UTC with sub-second precision."""
+
+    created_at: Mapped[datetime] = mapped_column(PreciseDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(PreciseDateTime, default=utcnow, onupdate=utcnow)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import Boolean, Column, ForeignKey, Integer, Numeric, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shared.extensions import db
-from shared.models.base import PreciseDateTime, unique_constraint, utcnow
+from shared.models.base import Timestamps, unique_constraint
 
 # DECIMAL(10, 2) on every database; Decimal in Python.
 Money = Numeric(10, 2, asdecimal=True)
@@ -22,7 +21,7 @@ bundle_subjects = Table(
 )
 
 
-class Course(db.Model):
+class Course(Timestamps, db.Model):
     __tablename__ = "courses"
     __table_args__ = (
         unique_constraint("slug", field="slug", message="A course with this slug already exists."),
@@ -33,8 +32,6 @@ class Course(db.Model):
     title: Mapped[str] = mapped_column(String(200), index=True)
     description: Mapped[str] = mapped_column(Text, default="")
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
-    created_at: Mapped[datetime] = mapped_column(PreciseDateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(PreciseDateTime, default=utcnow, onupdate=utcnow)
 
     subjects: Mapped[list[Subject]] = relationship(
         back_populates="course", lazy="raise", order_by="Subject.id", passive_deletes=True
@@ -44,7 +41,7 @@ class Course(db.Model):
     )
 
 
-class Subject(db.Model):
+class Subject(Timestamps, db.Model):
     __tablename__ = "subjects"
     __table_args__ = (
         unique_constraint(
@@ -58,13 +55,11 @@ class Subject(db.Model):
     description: Mapped[str] = mapped_column(Text, default="")
     price: Mapped[Decimal] = mapped_column(Money)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
-    created_at: Mapped[datetime] = mapped_column(PreciseDateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(PreciseDateTime, default=utcnow, onupdate=utcnow)
 
     course: Mapped[Course] = relationship(back_populates="subjects", lazy="raise")
 
 
-class Bundle(db.Model):
+class Bundle(Timestamps, db.Model):
     __tablename__ = "bundles"
     __table_args__ = (
         unique_constraint("slug", field="slug", message="A bundle with this slug already exists."),
@@ -77,8 +72,6 @@ class Bundle(db.Model):
     course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"), index=True)
     price: Mapped[Decimal] = mapped_column(Money)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
-    created_at: Mapped[datetime] = mapped_column(PreciseDateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(PreciseDateTime, default=utcnow, onupdate=utcnow)
 
     course: Mapped[Course] = relationship(back_populates="bundles", lazy="raise")
     subjects: Mapped[list[Subject]] = relationship(

@@ -5,11 +5,18 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Enum, ForeignKey, Integer, String
+from sqlalchemy import ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shared.extensions import db
-from shared.models.base import EmailString, PreciseDateTime, unique_constraint, utcnow
+from shared.models.base import (
+    EmailString,
+    PreciseDateTime,
+    Timestamps,
+    string_enum,
+    unique_constraint,
+    utcnow,
+)
 from shared.models.user import User
 
 EMAIL_TAKEN = "A customer with this email already exists."
@@ -17,7 +24,7 @@ PHONE_TAKEN = "A customer with this phone number already exists."
 ALREADY_CUSTOMER = "This account already is a customer."
 
 
-class Customer(db.Model):
+class Customer(Timestamps, db.Model):
     __tablename__ = "customers"
     __table_args__ = (
         unique_constraint("email", field="email", message=EMAIL_TAKEN),
@@ -29,8 +36,6 @@ class Customer(db.Model):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     email: Mapped[str] = mapped_column(EmailString)
     phone_number: Mapped[str] = mapped_column(String(20))
-    created_at: Mapped[datetime] = mapped_column(PreciseDateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(PreciseDateTime, default=utcnow, onupdate=utcnow)
 
     user: Mapped[User] = relationship(lazy="raise")
     subscriptions: Mapped[list[Subscription]] = relationship(
@@ -49,19 +54,13 @@ class SubscriptionStatus(enum.StrEnum):
     EXPIRED = "expired"
 
 
-def _values(enum_class: type[enum.Enum]) -> list[str]:
-    return [member.value for member in enum_class]
-
-
 class Subscription(db.Model):
     __tablename__ = "subscriptions"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
-    plan: Mapped[Plan] = mapped_column(Enum(Plan, native_enum=False, length=16, values_callable=_values))
-    status: Mapped[SubscriptionStatus] = mapped_column(
-        Enum(SubscriptionStatus, native_enum=False, length=16, values_callable=_values)
-    )
+    plan: Mapped[Plan] = mapped_column(string_enum(Plan))
+    status: Mapped[SubscriptionStatus] = mapped_column(string_enum(SubscriptionStatus))
     started_at: Mapped[datetime] = mapped_column(PreciseDateTime, default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(PreciseDateTime)
 

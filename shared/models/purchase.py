@@ -7,11 +7,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Enum, ForeignKey, Integer, Numeric, String
+from sqlalchemy import JSON, ForeignKey, Integer, Numeric, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shared.extensions import db
-from shared.models.base import PreciseDateTime, unique_constraint, utcnow
+from shared.models.base import PreciseDateTime, Timestamps, string_enum, unique_constraint, utcnow
 from shared.models.course import Money, Subject
 
 SUBJECT_ALREADY_OWNED = "This subject is already owned."
@@ -19,10 +19,6 @@ CARD_EXISTS = "This test card already exists."
 # The name deployed databases carry; kept exactly.
 COMPOSITE_CARD_CONSTRAINT = "unique_test_per_purchase_subject"
 OLD_CARD_CONSTRAINT = "unique_test_per_purchase"
-
-
-def _values(enum_class: type[enum.Enum]) -> list[str]:
-    return [member.value for member in enum_class]
 
 
 class PurchaseType(enum.StrEnum):
@@ -43,9 +39,7 @@ class Purchase(db.Model):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
-    purchase_type: Mapped[PurchaseType] = mapped_column(
-        Enum(PurchaseType, native_enum=False, length=32, values_callable=_values)
-    )
+    purchase_type: Mapped[PurchaseType] = mapped_column(string_enum(PurchaseType, 32))
     course_id: Mapped[int | None] = mapped_column(ForeignKey("courses.id"), index=True)
     bundle_id: Mapped[int | None] = mapped_column(ForeignKey("bundles.id"), index=True)
     total_cost: Mapped[Decimal] = mapped_column(Money)
@@ -76,7 +70,7 @@ class PurchaseItem(db.Model):
     subject: Mapped[Subject] = relationship(lazy="raise")
 
 
-class MockTestAttempt(db.Model):
+class MockTestAttempt(Timestamps, db.Model):
     """A test card: test `test_number` (1..MOCK_TESTS_PER_SUBJECT) of a subject of a purchase."""
 
     __tablename__ = "mock_test_attempts"
@@ -95,9 +89,7 @@ class MockTestAttempt(db.Model):
     purchase_id: Mapped[int] = mapped_column(ForeignKey("purchases.id"))
     subject_id: Mapped[int] = mapped_column(ForeignKey("subjects.id"), index=True)
     test_number: Mapped[int] = mapped_column(Integer)
-    status: Mapped[CardStatus] = mapped_column(
-        Enum(CardStatus, native_enum=False, length=16, values_callable=_values), default=CardStatus.AVAILABLE
-    )
+    status: Mapped[CardStatus] = mapped_column(string_enum(CardStatus), default=CardStatus.AVAILABLE)
     question_ids: Mapped[list[int] | None] = mapped_column(JSON)
     answers: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     correct_count: Mapped[int | None] = mapped_column(Integer)
@@ -105,8 +97,6 @@ class MockTestAttempt(db.Model):
     started_at: Mapped[datetime | None] = mapped_column(PreciseDateTime)
     deadline_at: Mapped[datetime | None] = mapped_column(PreciseDateTime)
     submitted_at: Mapped[datetime | None] = mapped_column(PreciseDateTime)
-    created_at: Mapped[datetime] = mapped_column(PreciseDateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(PreciseDateTime, default=utcnow, onupdate=utcnow)
 
     purchase: Mapped[Purchase] = relationship(lazy="raise")
     subject: Mapped[Subject] = relationship(lazy="raise")

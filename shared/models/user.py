@@ -5,11 +5,18 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Boolean, Enum, Integer, String
+from sqlalchemy import Boolean, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.extensions import db
-from shared.models.base import EmailString, PreciseDateTime, unique_constraint, utcnow
+from shared.models.base import (
+    EmailString,
+    PreciseDateTime,
+    Timestamps,
+    string_enum,
+    unique_constraint,
+    utcnow,
+)
 
 
 class Role(enum.StrEnum):
@@ -17,7 +24,7 @@ class Role(enum.StrEnum):
     ADMIN = "admin"
 
 
-class User(db.Model):
+class User(Timestamps, db.Model):
     __tablename__ = "users"
     __table_args__ = (
         unique_constraint("email", field="email", message="An account with this email already exists."),
@@ -28,12 +35,8 @@ class User(db.Model):
     password_hash: Mapped[str] = mapped_column(String(255))
     full_name: Mapped[str] = mapped_column(String(120))
     phone_number: Mapped[str | None] = mapped_column(String(20))
-    role: Mapped[Role] = mapped_column(
-        Enum(Role, native_enum=False, length=16, values_callable=lambda roles: [r.value for r in roles])
-    )
+    role: Mapped[Role] = mapped_column(string_enum(Role))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
-    created_at: Mapped[datetime] = mapped_column(PreciseDateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(PreciseDateTime, default=utcnow, onupdate=utcnow)
 
     @property
     def is_admin(self) -> bool:

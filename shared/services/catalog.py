@@ -141,10 +141,7 @@ class CatalogService:
     @staticmethod
     @transactional
     def update_course(course_id: int, data: dict[str, Any]) -> Course:
-        course = CatalogService._require(Course, course_id, COURSE_NOT_FOUND)
-        for name, value in data.items():
-            setattr(course, name, value)
-        db.session.flush()
+        CatalogService._apply(CatalogService._require(Course, course_id, COURSE_NOT_FOUND), data)
         return CatalogService.get_course(course_id, include_inactive=True)
 
     @staticmethod
@@ -172,11 +169,7 @@ class CatalogService:
     @staticmethod
     @transactional
     def update_subject(subject_id: int, data: dict[str, Any]) -> Subject:
-        subject = CatalogService._require(Subject, subject_id, SUBJECT_NOT_FOUND)
-        for name, value in data.items():
-            setattr(subject, name, value)
-        db.session.flush()
-        return subject
+        return CatalogService._apply(CatalogService._require(Subject, subject_id, SUBJECT_NOT_FOUND), data)
 
     @staticmethod
     @transactional
@@ -214,10 +207,7 @@ class CatalogService:
     @staticmethod
     @transactional
     def update_bundle(bundle_id: int, data: dict[str, Any]) -> Bundle:
-        bundle = CatalogService._require(Bundle, bundle_id, BUNDLE_NOT_FOUND)
-        for name, value in data.items():
-            setattr(bundle, name, value)
-        db.session.flush()
+        CatalogService._apply(CatalogService._require(Bundle, bundle_id, BUNDLE_NOT_FOUND), data)
         return CatalogService.get_bundle(bundle_id, include_inactive=True)
 
     @staticmethod
@@ -243,6 +233,13 @@ class CatalogService:
         if found is None:
             raise NotFound(message)
         return found
+
+    @staticmethod
+    def _apply(item: Any, changes: dict[str, Any]) -> Any:
+        for name, value in changes.items():
+            setattr(item, name, value)
+        db.session.flush()
+        return item
 
     @staticmethod
     def _subjects_of_course(course_id: int, subject_ids: list[int]) -> list[Subject]:

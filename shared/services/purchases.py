@@ -186,22 +186,9 @@ class PurchaseService:
             ],
         )
         cards = MockTestService.create_test_cards_for_purchase(purchase)
-        per_subject = current_app.config["MOCK_TESTS_PER_SUBJECT"]
-        view = PurchaseView(
-            id=purchase.id,
-            customer_id=customer_id,
-            purchase_type=purchase.purchase_type,
-            course_id=purchase.course_id,
-            bundle_id=purchase.bundle_id,
-            total_cost=purchase.total_cost,
-            currency=purchase.currency,
-            created_at=purchase.created_at,
-            subjects=[
-                PurchasedSubject(subject.id, subject.name, subject.price, per_subject)
-                for subject in sorted(order.subjects, key=lambda s: s.id)
-            ],
+        return PurchaseResult(
+            status=CREATED, purchases=PurchaseService._views_of([purchase]), cards_created=cards.created
         )
-        return PurchaseResult(status=CREATED, purchases=[view], cards_created=cards.created)
 
     @staticmethod
     def _already_owned(customer_id: int, subject_ids: list[int]) -> PurchaseResult:
