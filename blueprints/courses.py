@@ -64,9 +64,7 @@ def list_subjects(course_id: int) -> list[Subject]:
 @blp.problems(401, 422)
 def list_bundles(query: dict[str, Any]) -> Page[Bundle]:
     """Bundles with their subjects, price, the subjects' total and the saving."""
-    return CatalogService.list_bundles(
-        query["page"], query["per_page"], query.get("course_id"), viewer_is_admin()
-    )
+    return CatalogService.list_bundles(query["page"], query["per_page"], query.get("course_id"), viewer_is_admin())
 
 
 @blp.route("/bundles/<int:bundle_id>")

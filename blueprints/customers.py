@@ -20,9 +20,7 @@ from shared.security import admin_required, login_required
 from shared.services.base import Page
 from shared.services.customers import CustomerService
 
-blp = Blueprint(
-    "customers", __name__, url_prefix="/api/customers", description="Customer profiles and the upgrade"
-)
+blp = Blueprint("customers", __name__, url_prefix="/api/customers", description="Customer profiles and the upgrade")
 
 
 @blp.route("/upgrade", methods=["POST"])

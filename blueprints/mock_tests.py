@@ -1,12 +1,100 @@
-"""Test cards: start, answer, submit, review."""
+"""Test cards: list, start, answer, submit, review, progress."""
 
 from __future__ import annotations
 
-from shared.openapi import Blueprint
+from typing import Any
 
-blp = Blueprint(
-    "mock_tests",
-    __name__,
-    url_prefix="/api/mock-tests",
-    description="Test cards: start, answer, submit, review",
+from flask_jwt_extended import current_user
+
+from shared.models import MockTestAttempt
+from shared.openapi import Blueprint
+from shared.schemas.mock_tests import (
+    AnswersSchema,
+    CardListQuerySchema,
+    CardPageSchema,
+    CardSchema,
+    PaperSchema,
+    ProgressSchema,
+    ReviewSchema,
+    SubmitSchema,
 )
+from shared.security import login_required
+from shared.services.base import Page
+from shared.services.mock_tests import MockTestService, Paper, Review
+
+blp = Blueprint("mock_tests", __name__, url_prefix="/api/mock-tests", description="Taking the mock tests")
+
+
+@blp.route("")
+@login_required
+@blp.arguments(CardListQuerySchema, location="query")
+@blp.response(200, CardPageSchema)
+@blp.problems(401, 403, 422)
+def list_cards(query: dict[str, Any]) -> Page[MockTestAttempt]:
+    """The caller's test cards across purchases, by subject then test number."""
+    return MockTestService.list_cards(
+        current_user, query["page"], query["per_page"], query.get("subject_id"), query.get("status")
+    )
+
+
+@blp.route("/progress")
+@login_required
+@blp.response(200, ProgressSchema)
+@blp.problems(401, 403)
+def progress() -> dict[str, Any]:
+    """Per owned subject: cards, submitted, average and best score, last activity."""
+    return {"subjects": MockTestService.progress(current_user)}
+
+
+@blp.route("/<int:card_id>")
+@login_required
+@blp.response(200, CardSchema)
+@blp.problems(401, 403, 404)
+def get_card(card_id: int) -> MockTestAttempt:
+    """One card (another customer's is a 404; admins may read any)."""
+    return MockTestService.get_card(current_user, card_id)
+
+
+@blp.route("/<int:card_id>/start", methods=["POST"])
+@login_required
+@blp.response(200, PaperSchema)
+@blp.problems(401, 403, 404, 409)
+def start(card_id: int) -> Paper:
+    """Start the test (or resume it): its questions without the answers, the deadline.
+
+    409 when the subject has no questions yet, or the test was submitted.
+    """
+    return MockTestService.start(current_user, card_id)
+
+
+@blp.route("/<int:card_id>/answers", methods=["PUT"])
+@login_required
+@blp.arguments(AnswersSchema)
+@blp.response(200, PaperSchema)
+@blp.problems(401, 403, 404, 409, 422)
+def save_answers(data: dict[str, Any], card_id: int) -> Paper:
+    """Save progress: `{answers: {question_id: option_index}}` (null clears one)."""
+    return MockTestService.save_answers(current_user, card_id, data["answers"])
+
+
+@blp.route("/<int:card_id>/submit", methods=["POST"])
+@login_required
+@blp.arguments(SubmitSchema)
+@blp.response(200, CardSchema)
+@blp.problems(401, 403, 404, 409, 422)
+def submit(data: dict[str, Any], card_id: int) -> MockTestAttempt:
+    """Score the test on the server; a second submit is a 409.
+
+    After the deadline plus MOCK_TEST_GRACE_SECONDS the card becomes `expired` and only
+    the answers saved in time count.
+    """
+    return MockTestService.submit(current_user, card_id, data["answers"])
+
+
+@blp.route("/<int:card_id>/review")
+@login_required
+@blp.response(200, ReviewSchema)
+@blp.problems(401, 403, 404, 409)
+def review(card_id: int) -> Review:
+    """After submission: each question with your answer, the correct option, the explanation."""
+    return MockTestService.review(current_user, card_id)

@@ -60,9 +60,7 @@ def create_purchase(data: dict[str, Any]) -> tuple[Any, int, dict[str, str]]:
 @blp.problems(401, 403, 422)
 def list_purchases(query: dict[str, Any]) -> Page[PurchaseView]:
     """The caller's purchases, newest first (admins: everyone's, or one customer's)."""
-    return PurchaseService.list_purchases(
-        current_user, query["page"], query["per_page"], query.get("customer_id")
-    )
+    return PurchaseService.list_purchases(current_user, query["page"], query["per_page"], query.get("customer_id"))
 
 
 @blp.route("/<int:purchase_id>")

@@ -99,9 +99,7 @@ class Fixtures:
             Subject(course_id=course.id, name=f"S{i}", description="", price=Decimal("10.00"), is_active=True)
             for i in range(size)
         ]
-        bundle = Bundle(
-            slug=f"bench-{stamp}", title="B", description="", course_id=course.id, price=Decimal(9 * size)
-        )
+        bundle = Bundle(slug=f"bench-{stamp}", title="B", description="", course_id=course.id, price=Decimal(9 * size))
         bundle.is_active = True
         bundle.subjects = subjects
         self.db.session.add(bundle)
@@ -208,9 +206,7 @@ def bench_card_creation(fixtures: Fixtures, raw: pymysql.Connection, size: int, 
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL))
     parser.add_argument("--repeat", type=int, default=15)
     args = parser.parse_args()

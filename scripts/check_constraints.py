@@ -24,12 +24,8 @@ from shared.constraint_check import run
 
 def main(argv: list[str] | None = None) -> int:
     config = load_config()
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--database-url", default=config["SQLALCHEMY_DATABASE_URI"], help="default: DATABASE_URL"
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", default=config["SQLALCHEMY_DATABASE_URI"], help="default: DATABASE_URL")
     parser.add_argument("--json", action="store_true", help="machine-readable report")
     parser.add_argument("--per-subject", type=int, default=config["MOCK_TESTS_PER_SUBJECT"])
     args = parser.parse_args(argv)

@@ -77,11 +77,7 @@ def check_constraints_command(database_url: str | None, as_json: bool) -> None:
     """Prove the test-card constraint fix on a live database (exit 0 ok, 1 problems, 2 unreachable)."""
     from shared.constraint_check import run
 
-    url = (
-        normalise_database_url(database_url)
-        if database_url
-        else current_app.config["SQLALCHEMY_DATABASE_URI"]
-    )
+    url = normalise_database_url(database_url) if database_url else current_app.config["SQLALCHEMY_DATABASE_URI"]
     code = run(url, current_app.config["MOCK_TESTS_PER_SUBJECT"], as_json, echo=click.echo)
     sys.exit(code)
 

@@ -53,9 +53,7 @@ class Report:
         return EXIT_OK if self.ok else EXIT_PROBLEMS
 
     def to_json(self) -> str:
-        return json.dumps(
-            {"database": self.database, "ok": self.ok, "checks": [asdict(c) for c in self.checks]}
-        )
+        return json.dumps({"database": self.database, "ok": self.ok, "checks": [asdict(c) for c in self.checks]})
 
     def to_text(self) -> str:
         lines = [f"Constraint check of {self.database}", ""]
@@ -71,9 +69,7 @@ class Report:
 def _unique_sets(engine: Engine, table: str) -> dict[str, list[str]]:
     """Unique constraints and unique indexes of a table: name -> columns, in order."""
     inspector = inspect(engine)
-    found = {
-        uc["name"]: list(uc["column_names"]) for uc in inspector.get_unique_constraints(table) if uc["name"]
-    }
+    found = {uc["name"]: list(uc["column_names"]) for uc in inspector.get_unique_constraints(table) if uc["name"]}
     for index in inspector.get_indexes(table):
         if index.get("unique") and index["name"]:
             found.setdefault(index["name"], list(index["column_names"]))
@@ -86,9 +82,7 @@ def _composite_check(uniques: dict[str, list[str]]) -> Check:
     if columns is None:
         return Check(name, False, f"{COMPOSITE_CARD_CONSTRAINT} is missing: run `flask db upgrade`.")
     if columns != COMPOSITE_COLUMNS:
-        return Check(
-            name, False, f"{COMPOSITE_CARD_CONSTRAINT} is on {columns}, expected {COMPOSITE_COLUMNS}."
-        )
+        return Check(name, False, f"{COMPOSITE_CARD_CONSTRAINT} is on {columns}, expected {COMPOSITE_COLUMNS}.")
     return Check(name, True, f"{COMPOSITE_CARD_CONSTRAINT} ({', '.join(columns)}) present.")
 
 
@@ -117,9 +111,7 @@ def _duplicates_check(engine: Engine) -> Check:
         ).mappings()
         duplicates = [dict(row) for row in rows]
     if duplicates:
-        return Check(
-            "duplicate cards", False, f"{len(duplicates)} (purchase, subject, test) repeated.", duplicates
-        )
+        return Check("duplicate cards", False, f"{len(duplicates)} (purchase, subject, test) repeated.", duplicates)
     return Check("duplicate cards", True, "no (purchase_id, subject_id, test_number) appears twice.")
 
 
@@ -195,9 +187,7 @@ def check_database(database_url: str, per_subject: int = 50) -> Report:
             raise DatabaseUnreachable(str(exc.orig)) from exc
         report = Report(database=engine.url.render_as_string(hide_password=True))
         if CARDS_TABLE not in inspect(engine).get_table_names():
-            report.checks.append(
-                Check("cards table", False, f"{CARDS_TABLE} does not exist: run `flask db upgrade`.")
-            )
+            report.checks.append(Check("cards table", False, f"{CARDS_TABLE} does not exist: run `flask db upgrade`."))
             report.checks.append(_revision_check(engine))
             return report
         uniques = _unique_sets(engine, CARDS_TABLE)

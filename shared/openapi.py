@@ -25,9 +25,7 @@ class ProblemApi(flask_smorest.Api):
 
     def _init_spec(self, **kwargs: Any) -> None:
         super()._init_spec(**kwargs)
-        self.spec.components.security_scheme(
-            "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
-        )
+        self.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
 
     def _register_error_handlers(self) -> None:
         return None

@@ -40,9 +40,7 @@ def _install_record_factory() -> None:
 def configure_logging(app: Flask) -> None:
     _install_record_factory()
     handler = logging.StreamHandler()
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s")
-    )
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers = [h for h in root.handlers if not getattr(h, "_exam_shop", False)]
     handler._exam_shop = True  # type: ignore[attr-defined]

@@ -66,9 +66,7 @@ def test_taken_phone_in_another_spelling_is_a_409_on_phone(client: FlaskClient) 
     register(client, phone_number="+91 98765 43210")
     response = client.post("/api/auth/register", json=registration(phone_number="0091-98765-43210"))
     assert response.status_code == 409
-    assert response.get_json()["errors"] == {
-        "phone_number": ["A customer with this phone number already exists."]
-    }
+    assert response.get_json()["errors"] == {"phone_number": ["A customer with this phone number already exists."]}
     assert db.session.execute(select(func.count()).select_from(User)).scalar_one() == 1
 
 
@@ -83,9 +81,7 @@ def test_login_returns_tokens_and_the_user(client: FlaskClient) -> None:
 
 def test_unknown_email_and_wrong_password_get_the_same_401(client: FlaskClient) -> None:
     register(client, email="known@example.com")
-    wrong_password = client.post(
-        "/api/auth/login", json={"email": "known@example.com", "password": "nope-12345"}
-    )
+    wrong_password = client.post("/api/auth/login", json={"email": "known@example.com", "password": "nope-12345"})
     unknown_email = client.post("/api/auth/login", json={"email": "who@example.com", "password": PASSWORD})
     assert wrong_password.status_code == unknown_email.status_code == 401
     assert wrong_password.get_json()["detail"] == unknown_email.get_json()["detail"]
@@ -95,10 +91,7 @@ def test_disabled_account_cannot_log_in_nor_use_its_tokens(client: FlaskClient) 
     body = register(client, email="gone@example.com")
     db.session.execute(db.update(User).where(User.email == "gone@example.com").values(is_active=False))
     db.session.commit()
-    assert (
-        client.post("/api/auth/login", json={"email": "gone@example.com", "password": PASSWORD}).status_code
-        == 401
-    )
+    assert client.post("/api/auth/login", json={"email": "gone@example.com", "password": PASSWORD}).status_code == 401
     assert client.get("/api/auth/me", headers=bearer(body["access_token"])).status_code == 401
 
 
@@ -148,9 +141,7 @@ def test_login_is_rate_limited_per_account(app: Flask, client: FlaskClient) -> N
     register(client, email="target@example.com")
     allowed = int(app.config["RATELIMIT_LOGIN_PER_ACCOUNT"].split()[0])
     for _ in range(allowed):
-        failed = client.post(
-            "/api/auth/login", json={"email": "target@example.com", "password": "wrong-12345"}
-        )
+        failed = client.post("/api/auth/login", json={"email": "target@example.com", "password": "wrong-12345"})
         assert failed.status_code == 401
     blocked = client.post("/api/auth/login", json={"email": "target@example.com", "password": PASSWORD})
     assert blocked.status_code == 429

@@ -111,9 +111,7 @@ def test_admin_manages_courses_subjects_and_bundles(client: FlaskClient, admin: 
     assert patched.get_json()["price"] == "310.00"
     renamed = client.patch(f"/api/courses/{course_id}", json={"title": "CAT 2027"}, headers=admin)
     assert renamed.get_json()["title"] == "CAT 2027"
-    third = client.post(
-        f"/api/courses/{course_id}/subjects", json={"name": "DILR", "price": "200"}, headers=admin
-    )
+    third = client.post(f"/api/courses/{course_id}/subjects", json={"name": "DILR", "price": "200"}, headers=admin)
     reset = client.put(
         f"/api/bundles/{bundle_id}/subjects",
         json={"subject_ids": [quant["id"], third.get_json()["id"]]},
@@ -121,8 +119,7 @@ def test_admin_manages_courses_subjects_and_bundles(client: FlaskClient, admin: 
     )
     assert [s["name"] for s in reset.get_json()["subjects"]] == ["Quant", "DILR"]
     assert (
-        client.patch(f"/api/bundles/{bundle_id}", json={"price": "450"}, headers=admin).get_json()["price"]
-        == "450.00"
+        client.patch(f"/api/bundles/{bundle_id}", json={"price": "450"}, headers=admin).get_json()["price"] == "450.00"
     )
 
     in_bundle = client.delete(f"/api/subjects/{quant['id']}", headers=admin)
@@ -180,13 +177,9 @@ def test_duplicates_are_409_with_the_field(client: FlaskClient, admin: dict[str,
     ("price", "message"),
     [("-5", "positive"), ("0", "positive"), ("10.999", "two decimal"), ("abc", "valid"), ("1e12", "at most")],
 )
-def test_bad_prices_are_422(
-    client: FlaskClient, admin: dict[str, str], demo: None, price: str, message: str
-) -> None:
+def test_bad_prices_are_422(client: FlaskClient, admin: dict[str, str], demo: None, price: str, message: str) -> None:
     jee = course_by_slug(client, "jee-main")
-    response = client.post(
-        f"/api/courses/{jee['id']}/subjects", json={"name": "New", "price": price}, headers=admin
-    )
+    response = client.post(f"/api/courses/{jee['id']}/subjects", json={"name": "New", "price": price}, headers=admin)
     assert response.status_code == 422
     assert message in response.get_json()["errors"]["price"][0]
 
@@ -217,20 +210,12 @@ def test_bad_bundles_are_422_with_the_field(client: FlaskClient, admin: dict[str
         headers=admin,
     )
     assert "999999" in unknown_subject.get_json()["errors"]["subject_ids"][0]
-    repeated = client.post(
-        "/api/bundles", json={**base, "course_id": jee["id"], "subject_ids": [1, 1]}, headers=admin
-    )
+    repeated = client.post("/api/bundles", json={**base, "course_id": jee["id"], "subject_ids": [1, 1]}, headers=admin)
     assert list(repeated.get_json()["errors"]) == ["subject_ids"]
     assert (
-        client.post(
-            "/api/courses/999999/subjects", json={"name": "X", "price": "1"}, headers=admin
-        ).status_code
-        == 404
+        client.post("/api/courses/999999/subjects", json={"name": "X", "price": "1"}, headers=admin).status_code == 404
     )
-    assert (
-        client.post("/api/courses", json={"slug": "Bad Slug!", "title": "X"}, headers=admin).status_code
-        == 422
-    )
+    assert client.post("/api/courses", json={"slug": "Bad Slug!", "title": "X"}, headers=admin).status_code == 422
 
 
 def test_page_size_over_the_maximum_is_422(client: FlaskClient) -> None:
@@ -240,9 +225,7 @@ def test_page_size_over_the_maximum_is_422(client: FlaskClient) -> None:
     assert client.get("/api/bundles?page=0").status_code == 422
 
 
-def test_inactive_items_are_hidden_from_the_public_only(
-    client: FlaskClient, admin: dict[str, str], demo: None
-) -> None:
+def test_inactive_items_are_hidden_from_the_public_only(client: FlaskClient, admin: dict[str, str], demo: None) -> None:
     jee = course_by_slug(client, "jee-main")
     physics = jee["subjects"][0]["id"]
     client.patch(f"/api/subjects/{physics}", json={"is_active": False}, headers=admin)

@@ -46,15 +46,11 @@ def test_production_refuses_a_short_secret_and_sqlite() -> None:
     with pytest.raises(ConfigError, match="JWT_SECRET_KEY"):
         load_config({"APP_ENV": "production", "DATABASE_URL": "mysql://x@h/d", "JWT_SECRET_KEY": "short"})
     with pytest.raises(ConfigError, match="DATABASE_URL"):
-        load_config(
-            {"APP_ENV": "production", "DATABASE_URL": "sqlite:///x.db", "JWT_SECRET_KEY": STRONG_SECRET}
-        )
+        load_config({"APP_ENV": "production", "DATABASE_URL": "sqlite:///x.db", "JWT_SECRET_KEY": STRONG_SECRET})
 
 
 def test_production_starts_with_a_real_secret_and_mysql() -> None:
-    config = load_config(
-        {"APP_ENV": "production", "DATABASE_URL": "mysql://x@h/d", "JWT_SECRET_KEY": STRONG_SECRET}
-    )
+    config = load_config({"APP_ENV": "production", "DATABASE_URL": "mysql://x@h/d", "JWT_SECRET_KEY": STRONG_SECRET})
     assert config["APP_ENV"] == "production"
 
 

@@ -38,9 +38,7 @@ def test_new_admin_upgrades_to_a_customer_with_a_subscription(client: FlaskClien
 
 def test_admin_without_phone_may_give_one(client: FlaskClient) -> None:
     admin = create_admin()
-    response = client.post(
-        "/api/customers/upgrade", json={"phone_number": "98123 45671"}, headers=bearer(admin)
-    )
+    response = client.post("/api/customers/upgrade", json={"phone_number": "98123 45671"}, headers=bearer(admin))
     assert response.status_code == 201
     assert response.get_json()["customer"]["phone_number"] == "+919812345671"
     assert db.session.get(User, admin.id).phone_number == "+919812345671"
@@ -59,9 +57,7 @@ def test_existing_phone_is_a_409_on_phone_number(client: FlaskClient) -> None:
     admin = create_admin(phone_number="+91 98123 45672")
     response = client.post("/api/customers/upgrade", json={}, headers=bearer(admin))
     assert response.status_code == 409
-    assert response.get_json()["errors"] == {
-        "phone_number": ["A customer with this phone number already exists."]
-    }
+    assert response.get_json()["errors"] == {"phone_number": ["A customer with this phone number already exists."]}
     assert count(Customer) == 1
     assert count(Subscription) == 0
 
@@ -97,9 +93,7 @@ def test_already_a_customer_is_a_409(client: FlaskClient) -> None:
 
 def test_a_different_phone_than_the_accounts_is_a_422(client: FlaskClient) -> None:
     admin = create_admin(phone_number="+919812345680")
-    response = client.post(
-        "/api/customers/upgrade", json={"phone_number": "+919812345681"}, headers=bearer(admin)
-    )
+    response = client.post("/api/customers/upgrade", json={"phone_number": "+919812345681"}, headers=bearer(admin))
     assert response.status_code == 422
     assert list(response.get_json()["errors"]) == ["phone_number"]
     assert count(Customer) == 0
@@ -115,14 +109,10 @@ def test_race_lost_at_the_constraint_is_the_same_field_409(
     admin = create_admin(phone_number="+919812345682")
     upgrade = client.post("/api/customers/upgrade", json={}, headers=bearer(admin))
     assert upgrade.status_code == 409
-    assert upgrade.get_json()["errors"] == {
-        "phone_number": ["A customer with this phone number already exists."]
-    }
+    assert upgrade.get_json()["errors"] == {"phone_number": ["A customer with this phone number already exists."]}
     duplicate = client.post("/api/auth/register", json=registration(phone_number="+919812345682"))
     assert duplicate.status_code == 409
-    assert duplicate.get_json()["errors"] == {
-        "phone_number": ["A customer with this phone number already exists."]
-    }
+    assert duplicate.get_json()["errors"] == {"phone_number": ["A customer with this phone number already exists."]}
     assert count(Customer) == 1
     assert count(Subscription) == 0
     assert count(User) == 2
@@ -160,9 +150,7 @@ def test_database_error_is_a_500_without_internals_and_no_half_customer(
     client: FlaskClient, failing_subscription_insert: None
 ) -> None:
     admin = create_admin()
-    response = client.post(
-        "/api/customers/upgrade", json={"phone_number": "+919812345677"}, headers=bearer(admin)
-    )
+    response = client.post("/api/customers/upgrade", json={"phone_number": "+919812345677"}, headers=bearer(admin))
     assert response.status_code == 500
     assert response.mimetype == "application/problem+json"
     text_body = response.get_data(as_text=True)
@@ -218,9 +206,7 @@ def test_customer_reads_and_updates_own_profile(client: FlaskClient) -> None:
     assert changed.status_code == 200
     assert changed.get_json()["phone_number"] == "+919812345679"
     assert changed.get_json()["full_name"] == "New Name"
-    untouched = db.session.execute(
-        select(Customer).where(Customer.user_id == first["user"]["id"])
-    ).scalar_one()
+    untouched = db.session.execute(select(Customer).where(Customer.user_id == first["user"]["id"])).scalar_one()
     assert untouched.phone_number == "+919812345678"
 
 

@@ -143,9 +143,7 @@ def test_missing_invalid_and_expired_tokens_are_401(probe: Any, probe_app: Flask
         user = create_admin()
         expired = create_access_token(str(user.id), expires_delta=timedelta(seconds=-5))
         valid = create_access_token(str(user.id))
-    body = assert_problem(
-        probe.get("/api/probe/private", headers={"Authorization": f"Bearer {expired}"}), 401
-    )
+    body = assert_problem(probe.get("/api/probe/private", headers={"Authorization": f"Bearer {expired}"}), 401)
     assert "expired" in body["detail"]
     assert probe.get("/api/probe/private", headers={"Authorization": f"Bearer {valid}"}).status_code == 200
 

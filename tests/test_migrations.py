@@ -207,9 +207,7 @@ def test_the_downgrade_refuses_while_multi_subject_cards_exist(scratch_app: Flas
     seeded = _seed_old_schema_data()
     user = db.session.get(User, seeded["user_id"])
     body = {"purchase_type": "multiple_subjects", "subject_ids": [seeded["subject_a"], seeded["subject_b"]]}
-    assert (
-        scratch_app.test_client().post("/api/purchases", json=body, headers=bearer(user)).status_code == 201
-    )
+    assert scratch_app.test_client().post("/api/purchases", json=body, headers=bearer(user)).status_code == 201
     downgrade(revision=COMPOSITE)  # leaves the revision that adds the composite constraint on top
     with pytest.raises(SystemExit):
         downgrade(revision=BEFORE_COMPOSITE)

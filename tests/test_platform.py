@@ -23,12 +23,8 @@ def test_openapi_document_describes_problem_responses(client: FlaskClient) -> No
     readiness = spec["paths"]["/health/ready"]["get"]["responses"]
     assert readiness["503"] == {"$ref": "#/components/responses/SERVICE_UNAVAILABLE"}
     unavailable = spec["components"]["responses"]["SERVICE_UNAVAILABLE"]
-    assert unavailable["content"]["application/problem+json"]["schema"] == {
-        "$ref": "#/components/schemas/Problem"
-    }
-    assert {"type", "title", "status", "request_id"} <= set(
-        spec["components"]["schemas"]["Problem"]["required"]
-    )
+    assert unavailable["content"]["application/problem+json"]["schema"] == {"$ref": "#/components/schemas/Problem"}
+    assert {"type", "title", "status", "request_id"} <= set(spec["components"]["schemas"]["Problem"]["required"])
 
 
 def test_interactive_docs_are_served(client: FlaskClient) -> None:
@@ -51,9 +47,7 @@ def test_cors_allows_the_spa_origin_only(client: FlaskClient) -> None:
 
 def test_gunicorn_workers_serve_concurrent_requests(live_server: LiveServer) -> None:
     def probe(index: int) -> Any:
-        return requests.get(
-            live_server.url("/health/ready"), headers={"X-Request-ID": f"probe-{index}"}, timeout=10
-        )
+        return requests.get(live_server.url("/health/ready"), headers={"X-Request-ID": f"probe-{index}"}, timeout=10)
 
     responses = fire_concurrently(24, probe)
     assert [r.status_code for r in responses] == [200] * 24

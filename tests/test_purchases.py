@@ -52,9 +52,7 @@ def test_one_subject_gets_fifty_cards_numbered_1_to_50(
     assert body["cards_created"] == 50
     purchase = body["purchase"]
     assert (purchase["total_cost"], purchase["currency"], purchase["cards_total"]) == ("499.00", "INR", 50)
-    assert purchase["subjects"] == [
-        {"subject_id": subject, "name": "Subject 1", "price": "499.00", "cards": 50}
-    ]
+    assert purchase["subjects"] == [{"subject_id": subject, "name": "Subject 1", "price": "499.00", "cards": 50}]
     assert sorted(number for _, _, number in cards(purchase["id"])) == list(range(1, 51))
     statuses = db.session.execute(select(MockTestAttempt.status).distinct()).scalars().all()
     assert [s.value for s in statuses] == ["available"]
@@ -64,9 +62,7 @@ def test_two_subjects_get_a_hundred_cards_with_card_1_of_each(
     client: FlaskClient, student: dict[str, str], course: CourseFixture
 ) -> None:
     first, second = course.subject_ids[:2]
-    response = buy(
-        client, student, purchase_type="multiple_subjects", course_id=course.id, subject_ids=[first, second]
-    )
+    response = buy(client, student, purchase_type="multiple_subjects", course_id=course.id, subject_ids=[first, second])
     assert response.status_code == 201
     purchase_id = response.get_json()["purchase"]["id"]
     assert response.get_json()["purchase"]["total_cost"] == "998.00"
@@ -86,9 +82,7 @@ def test_subjects_of_several_courses_in_one_purchase(client: FlaskClient, studen
 
 
 @pytest.mark.parametrize("size", [3, 20])
-def test_a_bundle_of_n_subjects_gets_50_n_cards(
-    client: FlaskClient, student: dict[str, str], size: int
-) -> None:
+def test_a_bundle_of_n_subjects_gets_50_n_cards(client: FlaskClient, student: dict[str, str], size: int) -> None:
     bundle = make_course(subjects=size, price="99.00", bundle_price="999.00")
     response = buy(client, student, purchase_type="bundle", bundle_id=bundle.bundle_id)
     assert response.status_code == 201
@@ -162,9 +156,7 @@ def test_wrong_cost_is_a_409_with_the_current_price_and_nothing_bought(
     assert right.get_json()["purchase"]["total_cost"] == "499.00"
 
 
-def test_the_bundle_price_is_the_catalogs(
-    client: FlaskClient, student: dict[str, str], course: CourseFixture
-) -> None:
+def test_the_bundle_price_is_the_catalogs(client: FlaskClient, student: dict[str, str], course: CourseFixture) -> None:
     sum_of_parts = str(sum(course.prices.values()))
     response = buy(client, student, purchase_type="bundle", bundle_id=course.bundle_id, cost=sum_of_parts)
     assert response.status_code == 409
@@ -199,9 +191,7 @@ def test_subjects_outside_the_named_course_are_422(
     client: FlaskClient, student: dict[str, str], course: CourseFixture
 ) -> None:
     other = make_course(subjects=1)
-    single = buy(
-        client, student, purchase_type="single_subject", course_id=course.id, subject_id=other.subject_ids[0]
-    )
+    single = buy(client, student, purchase_type="single_subject", course_id=course.id, subject_id=other.subject_ids[0])
     assert single.status_code == 422
     assert list(single.get_json()["errors"]) == ["subject_id"]
     several = buy(
@@ -226,9 +216,7 @@ def test_inactive_subjects_are_not_for_sale(
     assert response.status_code == 422
 
 
-def test_card_creation_is_idempotent(
-    client: FlaskClient, student: dict[str, str], course: CourseFixture
-) -> None:
+def test_card_creation_is_idempotent(client: FlaskClient, student: dict[str, str], course: CourseFixture) -> None:
     body = buy(client, student, purchase_type="bundle", bundle_id=course.bundle_id).get_json()
     purchase = db.session.get(Purchase, body["purchase"]["id"])
     report = MockTestService.create_test_cards_for_purchase(purchase)
@@ -249,9 +237,7 @@ def test_card_creation_is_idempotent(
 def test_purchase_reads_are_own_only_and_admins_see_all(client: FlaskClient, course: CourseFixture) -> None:
     alice = bearer(register(client)["access_token"])
     bob = bearer(register(client)["access_token"])
-    mine = buy(client, alice, purchase_type="single_subject", subject_id=course.subject_ids[0]).get_json()[
-        "purchase"
-    ]
+    mine = buy(client, alice, purchase_type="single_subject", subject_id=course.subject_ids[0]).get_json()["purchase"]
     buy(client, bob, purchase_type="bundle", bundle_id=course.bundle_id)
 
     listed = client.get("/api/purchases", headers=alice).get_json()
@@ -285,15 +271,11 @@ def test_purchase_list_makes_a_fixed_number_of_queries(
 
 
 def test_admin_without_customer_profile_cannot_buy(client: FlaskClient, course: CourseFixture) -> None:
-    response = buy(
-        client, bearer(create_admin()), purchase_type="single_subject", subject_id=course.subject_ids[0]
-    )
+    response = buy(client, bearer(create_admin()), purchase_type="single_subject", subject_id=course.subject_ids[0])
     assert response.status_code == 403
 
 
-def test_deleting_what_was_bought_is_a_409(
-    client: FlaskClient, student: dict[str, str], course: CourseFixture
-) -> None:
+def test_deleting_what_was_bought_is_a_409(client: FlaskClient, student: dict[str, str], course: CourseFixture) -> None:
     admin = bearer(create_admin())
     buy(client, student, purchase_type="bundle", bundle_id=course.bundle_id)
     for path in (
@@ -304,9 +286,7 @@ def test_deleting_what_was_bought_is_a_409(
         response = client.delete(path, headers=admin)
         assert response.status_code == 409, path
         assert "Deactivate" in response.get_json()["detail"]
-    assert (
-        client.patch(f"/api/courses/{course.id}", json={"is_active": False}, headers=admin).status_code == 200
-    )
+    assert client.patch(f"/api/courses/{course.id}", json={"is_active": False}, headers=admin).status_code == 200
 
 
 # ---------------------------------------------------------------- Idempotency-Key
@@ -336,9 +316,7 @@ def test_same_key_with_another_body_is_a_422(
     assert count(Purchase) == 1
 
 
-def test_a_refusal_is_replayed_too(
-    client: FlaskClient, student: dict[str, str], course: CourseFixture
-) -> None:
+def test_a_refusal_is_replayed_too(client: FlaskClient, student: dict[str, str], course: CourseFixture) -> None:
     key = {**student, "Idempotency-Key": "order-3"}
     body = {"purchase_type": "single_subject", "subject_id": course.subject_ids[0], "cost": "1.00"}
     first = client.post("/api/purchases", json=body, headers=key)
@@ -351,20 +329,13 @@ def test_a_refusal_is_replayed_too(
 def test_keys_are_per_customer(client: FlaskClient, course: CourseFixture) -> None:
     alice = {**bearer(register(client)["access_token"]), "Idempotency-Key": "same"}
     bob = {**bearer(register(client)["access_token"]), "Idempotency-Key": "same"}
-    assert (
-        buy(client, alice, purchase_type="single_subject", subject_id=course.subject_ids[0]).status_code
-        == 201
-    )
-    assert (
-        buy(client, bob, purchase_type="single_subject", subject_id=course.subject_ids[0]).status_code == 201
-    )
+    assert buy(client, alice, purchase_type="single_subject", subject_id=course.subject_ids[0]).status_code == 201
+    assert buy(client, bob, purchase_type="single_subject", subject_id=course.subject_ids[0]).status_code == 201
     assert count(Purchase) == 2
 
 
 @pytest.mark.parametrize("key", ["", "x" * 256, '""'])
-def test_malformed_keys_are_422(
-    client: FlaskClient, student: dict[str, str], course: CourseFixture, key: str
-) -> None:
+def test_malformed_keys_are_422(client: FlaskClient, student: dict[str, str], course: CourseFixture, key: str) -> None:
     response = buy(
         client,
         {**student, "Idempotency-Key": key},
@@ -375,22 +346,14 @@ def test_malformed_keys_are_422(
     assert count(Purchase) == 0
 
 
-def test_a_255_character_key_is_fine(
-    client: FlaskClient, student: dict[str, str], course: CourseFixture
-) -> None:
+def test_a_255_character_key_is_fine(client: FlaskClient, student: dict[str, str], course: CourseFixture) -> None:
     key = {**student, "Idempotency-Key": "k" * 255}
-    assert (
-        buy(client, key, purchase_type="single_subject", subject_id=course.subject_ids[0]).status_code == 201
-    )
-    assert (
-        buy(client, key, purchase_type="single_subject", subject_id=course.subject_ids[0]).status_code == 201
-    )
+    assert buy(client, key, purchase_type="single_subject", subject_id=course.subject_ids[0]).status_code == 201
+    assert buy(client, key, purchase_type="single_subject", subject_id=course.subject_ids[0]).status_code == 201
     assert count(Purchase) == 1
 
 
-def test_purge_forgets_keys_older_than_a_day(
-    app: Flask, client: FlaskClient, student: dict[str, str]
-) -> None:
+def test_purge_forgets_keys_older_than_a_day(app: Flask, client: FlaskClient, student: dict[str, str]) -> None:
     from datetime import timedelta
 
     from shared.models import IdempotencyKey
@@ -417,9 +380,7 @@ def test_a_thousand_cards_are_one_insert_on_the_wire(
     if backend != "mariadb":
         pytest.skip("Com_insert is a MariaDB status counter")
     twenty = make_course(subjects=20)
-    purchase_id = buy(client, student, purchase_type="bundle", bundle_id=twenty.bundle_id).get_json()[
-        "purchase"
-    ]["id"]
+    purchase_id = buy(client, student, purchase_type="bundle", bundle_id=twenty.bundle_id).get_json()["purchase"]["id"]
     db.session.execute(MockTestAttempt.__table__.delete())
     db.session.commit()
 

@@ -49,9 +49,7 @@ def test_concurrent_upgrades_of_admins_sharing_a_phone(mariadb: Flask, live_serv
     headers = [bearer(admin) for admin in admins]
 
     def upgrade(index: int) -> requests.Response:
-        return requests.post(
-            live_server.url("/api/customers/upgrade"), json={}, headers=headers[index], timeout=60
-        )
+        return requests.post(live_server.url("/api/customers/upgrade"), json={}, headers=headers[index], timeout=60)
 
     responses = fire_concurrently(len(admins), upgrade)
     assert statuses(responses) == [201] + [409] * 9, live_server.log_tail()

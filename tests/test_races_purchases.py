@@ -27,9 +27,7 @@ def student(mariadb: Flask) -> dict[str, str]:
     return bearer(register(mariadb.test_client())["access_token"])
 
 
-def test_thirty_identical_purchases_make_one(
-    mariadb: Flask, live_server: LiveServer, student: dict[str, str]
-) -> None:
+def test_thirty_identical_purchases_make_one(mariadb: Flask, live_server: LiveServer, student: dict[str, str]) -> None:
     course = make_course(subjects=1)
     body = {"purchase_type": "single_subject", "subject_id": course.subject_ids[0], "course_id": course.id}
 
@@ -74,9 +72,7 @@ def test_overlapping_purchases_never_buy_a_subject_twice(
     ]
 
     def purchase(index: int) -> requests.Response:
-        return requests.post(
-            live_server.url("/api/purchases"), json=bodies[index % 2], headers=student, timeout=60
-        )
+        return requests.post(live_server.url("/api/purchases"), json=bodies[index % 2], headers=student, timeout=60)
 
     responses = fire_concurrently(20, purchase)
     assert all(r.status_code in {200, 201, 409} for r in responses), live_server.log_tail()
@@ -118,9 +114,7 @@ def test_thirty_retries_with_one_idempotency_key(
     assert late.json()["purchase"] == first_purchase
 
 
-def test_admin_sees_each_purchase_once(
-    mariadb: Flask, live_server: LiveServer, student: dict[str, str]
-) -> None:
+def test_admin_sees_each_purchase_once(mariadb: Flask, live_server: LiveServer, student: dict[str, str]) -> None:
     course = make_course(subjects=1)
     body = {"purchase_type": "single_subject", "subject_id": course.subject_ids[0]}
     fire_concurrently(

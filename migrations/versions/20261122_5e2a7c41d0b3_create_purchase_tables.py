@@ -46,9 +46,7 @@ def upgrade():
         sa.Column("total_cost", money, nullable=False),
         sa.Column("currency", sa.String(length=3), nullable=False),
         sa.Column("created_at", precise_datetime, nullable=False),
-        sa.ForeignKeyConstraint(
-            ["customer_id"], ["customers.id"], name=op.f("fk_purchases_customer_id_customers")
-        ),
+        sa.ForeignKeyConstraint(["customer_id"], ["customers.id"], name=op.f("fk_purchases_customer_id_customers")),
         sa.ForeignKeyConstraint(["course_id"], ["courses.id"], name=op.f("fk_purchases_course_id_courses")),
         sa.ForeignKeyConstraint(["bundle_id"], ["bundles.id"], name=op.f("fk_purchases_bundle_id_bundles")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_purchases")),
@@ -72,13 +70,9 @@ def upgrade():
         sa.ForeignKeyConstraint(
             ["customer_id"], ["customers.id"], name=op.f("fk_purchase_items_customer_id_customers")
         ),
-        sa.ForeignKeyConstraint(
-            ["subject_id"], ["subjects.id"], name=op.f("fk_purchase_items_subject_id_subjects")
-        ),
+        sa.ForeignKeyConstraint(["subject_id"], ["subjects.id"], name=op.f("fk_purchase_items_subject_id_subjects")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_purchase_items")),
-        sa.UniqueConstraint(
-            "customer_id", "subject_id", name=op.f("uq_purchase_items_customer_id_subject_id")
-        ),
+        sa.UniqueConstraint("customer_id", "subject_id", name=op.f("uq_purchase_items_customer_id_subject_id")),
         **mysql_table,
     )
     op.create_index(op.f("ix_purchase_items_purchase_id"), "purchase_items", ["purchase_id"])

@@ -17,9 +17,7 @@ depends_on = None
 
 precise_datetime = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 # Exact comparison of (lower-cased) emails on MySQL, as the application compares them.
-email_string = sa.String(length=255).with_variant(
-    mysql.VARCHAR(255, collation="utf8mb4_bin"), "mysql", "mariadb"
-)
+email_string = sa.String(length=255).with_variant(mysql.VARCHAR(255, collation="utf8mb4_bin"), "mysql", "mariadb")
 mysql_table = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_unicode_ci"}
 
 
@@ -31,9 +29,7 @@ def upgrade():
         sa.Column("password_hash", sa.String(length=255), nullable=False),
         sa.Column("full_name", sa.String(length=120), nullable=False),
         sa.Column("phone_number", sa.String(length=20), nullable=True),
-        sa.Column(
-            "role", sa.Enum("student", "admin", name="role", native_enum=False, length=16), nullable=False
-        ),
+        sa.Column("role", sa.Enum("student", "admin", name="role", native_enum=False, length=16), nullable=False),
         sa.Column("is_active", sa.Boolean(), nullable=False),
         sa.Column("created_at", precise_datetime, nullable=False),
         sa.Column("updated_at", precise_datetime, nullable=False),
@@ -49,9 +45,7 @@ def upgrade():
         sa.Column("phone_number", sa.String(length=20), nullable=False),
         sa.Column("created_at", precise_datetime, nullable=False),
         sa.Column("updated_at", precise_datetime, nullable=False),
-        sa.ForeignKeyConstraint(
-            ["user_id"], ["users.id"], name=op.f("fk_customers_user_id_users"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_customers_user_id_users"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_customers")),
         sa.UniqueConstraint("email", name=op.f("uq_customers_email")),
         sa.UniqueConstraint("phone_number", name=op.f("uq_customers_phone_number")),
@@ -62,14 +56,10 @@ def upgrade():
         "subscriptions",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("customer_id", sa.Integer(), nullable=False),
-        sa.Column(
-            "plan", sa.Enum("basic", "premium", name="plan", native_enum=False, length=16), nullable=False
-        ),
+        sa.Column("plan", sa.Enum("basic", "premium", name="plan", native_enum=False, length=16), nullable=False),
         sa.Column(
             "status",
-            sa.Enum(
-                "active", "cancelled", "expired", name="subscriptionstatus", native_enum=False, length=16
-            ),
+            sa.Enum("active", "cancelled", "expired", name="subscriptionstatus", native_enum=False, length=16),
             nullable=False,
         ),
         sa.Column("started_at", precise_datetime, nullable=False),

@@ -10,6 +10,7 @@ from shared.models.purchase import (
     PurchaseItem,
     PurchaseType,
 )
+from shared.models.question import Difficulty, Question
 from shared.models.user import RevokedToken, Role, User
 
 __all__ = [
@@ -17,12 +18,14 @@ __all__ = [
     "CardStatus",
     "Course",
     "Customer",
+    "Difficulty",
     "IdempotencyKey",
     "MockTestAttempt",
     "Plan",
     "Purchase",
     "PurchaseItem",
     "PurchaseType",
+    "Question",
     "RevokedToken",
     "Role",
     "Subject",

@@ -28,9 +28,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def unique_constraint(
-    *columns: str, field: str | None, message: str, name: str | None = None
-) -> UniqueConstraint:
+def unique_constraint(*columns: str, field: str | None, message: str, name: str | None = None) -> UniqueConstraint:
     """A unique constraint that a violation reports to the client as `errors[field] = [message]`.
 
     Leave `name` empty to get the naming convention's name; give it only for names

@@ -23,9 +23,7 @@ bundle_subjects = Table(
 
 class Course(Timestamps, db.Model):
     __tablename__ = "courses"
-    __table_args__ = (
-        unique_constraint("slug", field="slug", message="A course with this slug already exists."),
-    )
+    __table_args__ = (unique_constraint("slug", field="slug", message="A course with this slug already exists."),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     slug: Mapped[str] = mapped_column(String(80))
@@ -61,9 +59,7 @@ class Subject(Timestamps, db.Model):
 
 class Bundle(Timestamps, db.Model):
     __tablename__ = "bundles"
-    __table_args__ = (
-        unique_constraint("slug", field="slug", message="A bundle with this slug already exists."),
-    )
+    __table_args__ = (unique_constraint("slug", field="slug", message="A bundle with this slug already exists."),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     slug: Mapped[str] = mapped_column(String(80))
@@ -74,9 +70,7 @@ class Bundle(Timestamps, db.Model):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
 
     course: Mapped[Course] = relationship(back_populates="bundles", lazy="raise")
-    subjects: Mapped[list[Subject]] = relationship(
-        secondary=bundle_subjects, lazy="raise", order_by="Subject.id"
-    )
+    subjects: Mapped[list[Subject]] = relationship(secondary=bundle_subjects, lazy="raise", order_by="Subject.id")
 
     @property
     def subjects_total(self) -> Decimal:

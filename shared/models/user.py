@@ -26,9 +26,7 @@ class Role(enum.StrEnum):
 
 class User(Timestamps, db.Model):
     __tablename__ = "users"
-    __table_args__ = (
-        unique_constraint("email", field="email", message="An account with this email already exists."),
-    )
+    __table_args__ = (unique_constraint("email", field="email", message="An account with this email already exists."),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     email: Mapped[str] = mapped_column(EmailString)

@@ -68,9 +68,7 @@ class CourseDetailSchema(ma.Schema):
 
 
 class CourseListQuerySchema(PageQuerySchema):
-    q = ma.fields.String(
-        validate=ma.validate.Length(min=1, max=100), metadata={"description": "Search in titles"}
-    )
+    q = ma.fields.String(validate=ma.validate.Length(min=1, max=100), metadata={"description": "Search in titles"})
 
 
 class BundleListQuerySchema(PageQuerySchema):

@@ -122,6 +122,4 @@ class Currency(ma.fields.Function):
         super().__init__(lambda _obj: current_app.config["CURRENCY"], dump_only=True, **kwargs)
 
 
-SLUG = ma.validate.Regexp(
-    r"^[a-z0-9]+(?:-[a-z0-9]+)*$", error="Use lower-case letters, digits and single hyphens."
-)
+SLUG = ma.validate.Regexp(r"^[a-z0-9]+(?:-[a-z0-9]+)*$", error="Use lower-case letters, digits and single hyphens.")

@@ -95,9 +95,7 @@ class PurchaseResultSchema(ma.Schema):
 
 
 class PurchaseListQuerySchema(PageQuerySchema):
-    customer_id = ma.fields.Integer(
-        validate=ID, metadata={"description": "Admins only: one customer's purchases"}
-    )
+    customer_id = ma.fields.Integer(validate=ID, metadata={"description": "Admins only: one customer's purchases"})
 
 
 PurchasePageSchema = page_schema(PurchaseSchema, "PurchasePage")

@@ -125,9 +125,7 @@ class AuthService:
     @staticmethod
     def profile(user: User) -> dict[str, Any]:
         """The user, its customer profile and its latest subscription (two statements)."""
-        customer = db.session.execute(
-            select(Customer).where(Customer.user_id == user.id)
-        ).scalar_one_or_none()
+        customer = db.session.execute(select(Customer).where(Customer.user_id == user.id)).scalar_one_or_none()
         subscription = None
         if customer is not None:
             subscription = db.session.execute(

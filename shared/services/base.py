@@ -94,10 +94,6 @@ class Page(Generic[T]):
 
 def paginate(statement: Select[tuple[T]], page: int, per_page: int) -> Page[T]:
     """Two statements whatever the page size: the count, then the page."""
-    total = db.session.execute(
-        select(func.count()).select_from(statement.order_by(None).subquery())
-    ).scalar_one()
-    items = list(
-        db.session.execute(statement.limit(per_page).offset((page - 1) * per_page)).unique().scalars()
-    )
+    total = db.session.execute(select(func.count()).select_from(statement.order_by(None).subquery())).scalar_one()
+    items = list(db.session.execute(statement.limit(per_page).offset((page - 1) * per_page)).unique().scalars())
     return Page(items=items, page=page, per_page=per_page, total=total)

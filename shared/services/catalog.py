@@ -46,9 +46,7 @@ class CatalogService:
     # ---------------------------------------------------------------- public reads
 
     @staticmethod
-    def list_courses(
-        page: int, per_page: int, search: str | None, include_inactive: bool
-    ) -> Page[CourseSummary]:
+    def list_courses(page: int, per_page: int, search: str | None, include_inactive: bool) -> Page[CourseSummary]:
         """Three statements: count, page, and the subject figures of the page's courses."""
         statement = select(Course).order_by(Course.title, Course.id)
         if not include_inactive:
@@ -58,9 +56,7 @@ class CatalogService:
         courses = paginate(statement, page, per_page)
 
         figures_query = (
-            select(
-                Subject.course_id, func.count(Subject.id), func.min(Subject.price), func.max(Subject.price)
-            )
+            select(Subject.course_id, func.count(Subject.id), func.min(Subject.price), func.max(Subject.price))
             .where(Subject.course_id.in_([course.id for course in courses.items]))
             .group_by(Subject.course_id)
         )
@@ -91,9 +87,7 @@ class CatalogService:
         if not include_inactive:
             statement = statement.where(Course.is_active.is_(True))
         course = db.session.execute(
-            statement.options(
-                selectinload(subjects), selectinload(bundles).options(_bundle_loading(include_inactive))
-            )
+            statement.options(selectinload(subjects), selectinload(bundles).options(_bundle_loading(include_inactive)))
         ).scalar_one_or_none()
         if course is None:
             raise NotFound(COURSE_NOT_FOUND)
@@ -148,12 +142,8 @@ class CatalogService:
     @transactional
     def delete_course(course_id: int) -> None:
         course = CatalogService._require(Course, course_id, COURSE_NOT_FOUND)
-        subject_ids = list(
-            db.session.execute(select(Subject.id).where(Subject.course_id == course_id)).scalars()
-        )
-        bundle_ids = list(
-            db.session.execute(select(Bundle.id).where(Bundle.course_id == course_id)).scalars()
-        )
+        subject_ids = list(db.session.execute(select(Subject.id).where(Subject.course_id == course_id)).scalars())
+        bundle_ids = list(db.session.execute(select(Bundle.id).where(Bundle.course_id == course_id)).scalars())
         CatalogService._refuse_if_bought(subject_ids=subject_ids, bundle_ids=bundle_ids, what="course")
         db.session.delete(course)
 
@@ -178,10 +168,7 @@ class CatalogService:
         CatalogService._refuse_if_bought(subject_ids=[subject_id], bundle_ids=[], what="subject")
         in_bundles = list(
             db.session.execute(
-                select(Bundle.slug)
-                .join(Bundle.subjects)
-                .where(Subject.id == subject_id)
-                .order_by(Bundle.slug)
+                select(Bundle.slug).join(Bundle.subjects).where(Subject.id == subject_id).order_by(Bundle.slug)
             ).scalars()
         )
         if in_bundles:
@@ -244,9 +231,7 @@ class CatalogService:
     @staticmethod
     def _subjects_of_course(course_id: int, subject_ids: list[int]) -> list[Subject]:
         subjects = list(
-            db.session.execute(
-                select(Subject).where(Subject.id.in_(subject_ids)).order_by(Subject.id)
-            ).scalars()
+            db.session.execute(select(Subject).where(Subject.id.in_(subject_ids)).order_by(Subject.id)).scalars()
         )
         found = {subject.id for subject in subjects}
         unknown = [sid for sid in subject_ids if sid not in found]

@@ -1,7 +1,8 @@
 """Demo data for `flask seed-demo`: a realistic catalog and two documented accounts.
 
 Idempotent: whatever already exists (by email, slug or subject name) is left as it is,
-what is missing is added.
+what is missing is added, including a question bank of QUESTIONS_PER_SUBJECT questions
+per demo subject (enough for every paper of MOCK_TEST_QUESTION_COUNT = 10).
 """
 
 from __future__ import annotations
@@ -9,10 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import func, insert, select
 
 from shared.extensions import db
-from shared.models import Bundle, Course, Customer, Role, Subject, User
+from shared.models import Bundle, Course, Customer, Difficulty, Question, Role, Subject, User
+from shared.models.base import utcnow
 from shared.passwords import hash_password
 from shared.services.base import transactional
 
@@ -68,6 +70,26 @@ CATALOG: list[tuple[str, str, str, list[tuple[str, str]], tuple[str, str, str]]]
 ]
 
 
+QUESTIONS_PER_SUBJECT = 15
+
+
+def demo_question(subject: str, n: int) -> dict[str, object]:
+    """A small, answerable practice question (mental arithmetic), different for each n."""
+    a, b = 7 * n + 3, 11 * n + 5
+    right = a + b
+    options = [str(right), str(right + 1), str(right - 10), str(right + 9)]
+    order = n % 4  # put the right answer in a different place each time
+    options = options[order:] + options[:order]
+    return {
+        "text": f"{subject} warm-up {n}: what is {a} + {b}?",
+        "options": options,
+        "correct_option": options.index(str(right)),
+        "explanation": f"{a} + {b} = {right}.",
+        "difficulty": Difficulty.EASY,
+        "is_active": True,
+    }
+
+
 @dataclass
 class SeedReport:
     created: list[str] = field(default_factory=list)
@@ -91,13 +113,36 @@ class DemoDataService:
         student = DemoDataService._account(DEMO_STUDENT, Role.STUDENT, report)
         has_profile = db.session.execute(select(Customer.id).where(Customer.user_id == student.id)).first()
         if has_profile is None:
-            db.session.add(
-                Customer(user_id=student.id, email=student.email, phone_number=student.phone_number)
-            )
+            db.session.add(Customer(user_id=student.id, email=student.email, phone_number=student.phone_number))
             report.created.append("student customer profile")
         for slug, title, description, subjects, bundle in CATALOG:
             DemoDataService._course(slug, title, description, subjects, bundle, report)
+        DemoDataService._question_bank(report)
         return report
+
+    @staticmethod
+    def _question_bank(report: SeedReport) -> None:
+        """QUESTIONS_PER_SUBJECT practice questions for every demo subject that has fewer."""
+        slugs = [slug for slug, *_ in CATALOG]
+        have = dict(
+            db.session.execute(
+                select(Subject.id, func.count(Question.id))
+                .join(Course, Course.id == Subject.course_id)
+                .outerjoin(Question, Question.subject_id == Subject.id)
+                .where(Course.slug.in_(slugs))
+                .group_by(Subject.id)
+            ).all()
+        )
+        names = dict(db.session.execute(select(Subject.id, Subject.name).where(Subject.id.in_(have))).all())
+        now = utcnow()
+        rows = [
+            {**demo_question(names[subject_id], n), "subject_id": subject_id, "created_at": now, "updated_at": now}
+            for subject_id, count in have.items()
+            for n in range(count + 1, QUESTIONS_PER_SUBJECT + 1)
+        ]
+        if rows:
+            db.session.execute(insert(Question.__table__), rows)
+            report.created.append(f"{len(rows)} questions")
 
     @staticmethod
     def _account(spec: dict[str, str], role: Role, report: SeedReport) -> User:

@@ -176,7 +176,5 @@ class IdempotencyService:
     @staticmethod
     @transactional
     def purge_expired() -> int:
-        result = db.session.execute(
-            delete(IdempotencyKey).where(IdempotencyKey.created_at < utcnow() - KEY_LIFETIME)
-        )
+        result = db.session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < utcnow() - KEY_LIFETIME))
         return result.rowcount or 0

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
 
 from flask import current_app
-from sqlalchemy import and_, func, insert, select
+from sqlalchemy import Select, and_, case, func, insert, select, type_coerce
+from sqlalchemy.orm import joinedload
 
+from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.extensions import db
-from shared.models import CardStatus, MockTestAttempt, Purchase, PurchaseItem
-from shared.models.base import utcnow
-from shared.services.base import transactional
+from shared.models import CardStatus, MockTestAttempt, Purchase, PurchaseItem, Question, Subject, User
+from shared.models.base import PreciseDateTime, utcnow
+from shared.services.base import Page, paginate, transactional
+from shared.services.customers import CustomerService
 
 
 @dataclass(frozen=True)
@@ -24,7 +30,62 @@ class CardsReport:
         return self.created + self.existing
 
 
+@dataclass(frozen=True)
+class Paper:
+    """A started card with its questions (without answers) and the answers saved so far."""
+
+    card: MockTestAttempt
+    questions: list[Question]
+    answers: dict[str, int]
+    seconds_left: int
+
+
+@dataclass(frozen=True)
+class ReviewedQuestion:
+    id: int
+    text: str
+    options: list[str]
+    your_answer: int | None
+    correct_option: int
+    explanation: str
+
+    @property
+    def is_correct(self) -> bool:
+        return self.your_answer == self.correct_option
+
+
+@dataclass(frozen=True)
+class Review:
+    card: MockTestAttempt
+    questions: list[ReviewedQuestion]
+
+
+@dataclass(frozen=True)
+class SubjectProgress:
+    subject_id: int
+    subject_name: str
+    course_id: int
+    cards: int
+    completed: int
+    average_score: Decimal | None
+    best_score: Decimal | None
+    last_activity: datetime | None
+
+
+SUBMITTED = (CardStatus.COMPLETED, CardStatus.EXPIRED)
+CARD_NOT_FOUND = "There is no test card of yours with this id."
+TWO_PLACES = Decimal("0.01")
+
+
+def paper_question_ids(subject_id: int, test_number: int, bank: list[int], count: int) -> list[int]:
+    """Paper k of a subject: the same questions, in the same order, for every student."""
+    chooser = random.Random(f"paper:{subject_id}:{test_number}")  # noqa: S311 - a shuffle, not a secret
+    return chooser.sample(sorted(bank), min(count, len(bank)))
+
+
 class MockTestService:
+    """Test cards: creating them for purchases, and taking the tests (each call one transaction)."""
+
     @staticmethod
     @transactional
     def create_test_cards_for_purchase(purchase: Purchase) -> CardsReport:
@@ -80,4 +141,213 @@ class MockTestService:
             created=len(rows),
             existing=sum(counts.values()),
             per_subject={subject_id: max(count, per_subject) for subject_id, count in counts.items()},
+        )
+
+    @staticmethod
+    def list_cards(
+        user: User, page: int, per_page: int, subject_id: int | None, status: CardStatus | None
+    ) -> Page[MockTestAttempt]:
+        statement = (
+            MockTestService._cards_of(CustomerService.customer_of(user).id)
+            .options(joinedload(MockTestAttempt.subject))
+            .order_by(MockTestAttempt.subject_id, MockTestAttempt.test_number, MockTestAttempt.id)
+        )
+        if subject_id is not None:
+            statement = statement.where(MockTestAttempt.subject_id == subject_id)
+        if status is not None:
+            statement = statement.where(MockTestAttempt.status == status)
+        return paginate(statement, page, per_page)
+
+    @staticmethod
+    def get_card(user: User, card_id: int) -> MockTestAttempt:
+        return MockTestService._card(user, card_id, admin_may_read=True)
+
+    @staticmethod
+    @transactional
+    def start(user: User, card_id: int) -> Paper:
+        card = MockTestService._card(user, card_id, lock=True)
+        if card.status in SUBMITTED:
+            raise Conflict("This test was submitted already; see its review.", slug="test-submitted")
+        if card.status is CardStatus.AVAILABLE:
+            bank = list(
+                db.session.execute(
+                    select(Question.id).where(Question.subject_id == card.subject_id, Question.is_active.is_(True))
+                ).scalars()
+            )
+            if not bank:
+                raise Conflict(
+                    "This subject has no questions yet, so its tests cannot start. Please try again later.",
+                    slug="no-questions",
+                )
+            count = current_app.config["MOCK_TEST_QUESTION_COUNT"]
+            now = utcnow()
+            card.question_ids = paper_question_ids(card.subject_id, card.test_number, bank, count)
+            card.answers = {}
+            card.status = CardStatus.IN_PROGRESS
+            card.started_at = now
+            card.deadline_at = now + timedelta(minutes=current_app.config["MOCK_TEST_DURATION_MINUTES"])
+            db.session.flush()
+        return MockTestService._paper(card)
+
+    @staticmethod
+    @transactional
+    def save_answers(user: User, card_id: int, answers: dict[str, int | None]) -> Paper:
+        card = MockTestService._card(user, card_id, lock=True)
+        MockTestService._require_in_progress(card)
+        if MockTestService._past_grace(card):
+            raise Conflict("The time for this test is up; submit it to get its score.", slug="time-up")
+        questions = MockTestService._questions(card)
+        card.answers = MockTestService._merged_answers(card, questions, answers)
+        db.session.flush()
+        return MockTestService._paper(card, questions)
+
+    @staticmethod
+    @transactional
+    def submit(user: User, card_id: int, last_answers: dict[str, int | None]) -> MockTestAttempt:
+        """Score on the server. Concurrent submits queue on the row lock: one scores, the rest get 409."""
+        card = MockTestService._card(user, card_id, lock=True)
+        MockTestService._require_in_progress(card)
+        questions = MockTestService._questions(card)
+        late = MockTestService._past_grace(card)
+        if last_answers and not late:
+            card.answers = MockTestService._merged_answers(card, questions, last_answers)
+        saved = card.answers or {}
+        correct = sum(1 for q in questions if saved.get(str(q.id)) == q.correct_option)
+        card.correct_count = correct
+        card.score = (Decimal(100 * correct) / Decimal(len(questions) or 1)).quantize(TWO_PLACES)
+        card.status = CardStatus.EXPIRED if late else CardStatus.COMPLETED
+        card.submitted_at = utcnow()
+        db.session.flush()
+        return card
+
+    @staticmethod
+    def review(user: User, card_id: int) -> Review:
+        card = MockTestService._card(user, card_id, admin_may_read=True)
+        if card.status not in SUBMITTED:
+            raise Conflict("The review opens once the test is submitted.", slug="test-not-submitted")
+        saved = card.answers or {}
+        return Review(
+            card=card,
+            questions=[
+                ReviewedQuestion(q.id, q.text, q.options, saved.get(str(q.id)), q.correct_option, q.explanation)
+                for q in MockTestService._questions(card)
+            ],
+        )
+
+    @staticmethod
+    def progress(user: User) -> list[SubjectProgress]:
+        """One statement: every owned subject with its card figures."""
+        customer_id = CustomerService.customer_of(user).id
+        submitted = case((MockTestAttempt.status.in_(SUBMITTED), 1), else_=0)
+        activity = type_coerce(func.coalesce(MockTestAttempt.submitted_at, MockTestAttempt.started_at), PreciseDateTime)
+        rows = db.session.execute(
+            select(
+                PurchaseItem.subject_id,
+                Subject.name,
+                Subject.course_id,
+                func.count(MockTestAttempt.id),
+                func.coalesce(func.sum(submitted), 0),
+                func.avg(MockTestAttempt.score),
+                func.max(MockTestAttempt.score),
+                func.max(activity),
+            )
+            .join(Subject, Subject.id == PurchaseItem.subject_id)
+            .outerjoin(
+                MockTestAttempt,
+                and_(
+                    MockTestAttempt.purchase_id == PurchaseItem.purchase_id,
+                    MockTestAttempt.subject_id == PurchaseItem.subject_id,
+                ),
+            )
+            .where(PurchaseItem.customer_id == customer_id)
+            .group_by(PurchaseItem.subject_id, Subject.name, Subject.course_id)
+            .order_by(Subject.course_id, PurchaseItem.subject_id)
+        ).all()
+        return [
+            SubjectProgress(
+                subject_id=subject_id,
+                subject_name=name,
+                course_id=course_id,
+                cards=cards,
+                completed=int(completed),
+                average_score=None if average is None else Decimal(str(average)).quantize(TWO_PLACES),
+                best_score=None if best is None else Decimal(str(best)).quantize(TWO_PLACES),
+                last_activity=last,
+            )
+            for subject_id, name, course_id, cards, completed, average, best, last in rows
+        ]
+
+    # ------------------------------------------------------------------ helpers
+
+    @staticmethod
+    def _cards_of(customer_id: int) -> Select[tuple[MockTestAttempt]]:
+        return (
+            select(MockTestAttempt)
+            .join(Purchase, Purchase.id == MockTestAttempt.purchase_id)
+            .where(Purchase.customer_id == customer_id)
+        )
+
+    @staticmethod
+    def _card(user: User, card_id: int, *, admin_may_read: bool = False, lock: bool = False) -> MockTestAttempt:
+        """The card if it is the caller's (admins may read any); 404 otherwise."""
+        if admin_may_read and user.is_admin:
+            statement = select(MockTestAttempt)
+        else:
+            statement = MockTestService._cards_of(CustomerService.customer_of(user).id)
+        statement = statement.where(MockTestAttempt.id == card_id)
+        if lock:
+            statement = statement.with_for_update(of=MockTestAttempt)
+        card = db.session.execute(statement.options(joinedload(MockTestAttempt.subject))).scalar_one_or_none()
+        if card is None:
+            raise NotFound(CARD_NOT_FOUND)
+        return card
+
+    @staticmethod
+    def _require_in_progress(card: MockTestAttempt) -> None:
+        if card.status in SUBMITTED:
+            raise Conflict("This test was submitted already.", slug="test-submitted")
+        if card.status is CardStatus.AVAILABLE:
+            raise Conflict("Start this test first.", slug="test-not-started")
+
+    @staticmethod
+    def _past_grace(card: MockTestAttempt) -> bool:
+        grace = timedelta(seconds=current_app.config["MOCK_TEST_GRACE_SECONDS"])
+        return card.deadline_at is not None and utcnow() > card.deadline_at + grace
+
+    @staticmethod
+    def _questions(card: MockTestAttempt) -> list[Question]:
+        """The card's paper, in paper order (one statement)."""
+        ids = card.question_ids or []
+        by_id = {q.id: q for q in db.session.execute(select(Question).where(Question.id.in_(ids))).scalars()}
+        return [by_id[question_id] for question_id in ids if question_id in by_id]
+
+    @staticmethod
+    def _merged_answers(
+        card: MockTestAttempt, questions: list[Question], answers: dict[str, int | None]
+    ) -> dict[str, int]:
+        options = {str(q.id): len(q.options) for q in questions}
+        errors: dict[str, list[str]] = {}
+        for question_id, choice in answers.items():
+            if question_id not in options:
+                errors[f"answers.{question_id}"] = ["Not a question of this test."]
+            elif choice is not None and choice >= options[question_id]:
+                errors[f"answers.{question_id}"] = [f"Choose an option from 0 to {options[question_id] - 1}."]
+        if errors:
+            raise ValidationFailed("Some answers do not fit this test.", errors=errors)
+        merged = dict(card.answers or {})
+        for question_id, choice in answers.items():
+            if choice is None:
+                merged.pop(question_id, None)
+            else:
+                merged[question_id] = choice
+        return merged
+
+    @staticmethod
+    def _paper(card: MockTestAttempt, questions: list[Question] | None = None) -> Paper:
+        left = (card.deadline_at - utcnow()).total_seconds() if card.deadline_at else 0
+        return Paper(
+            card=card,
+            questions=questions if questions is not None else MockTestService._questions(card),
+            answers=dict(card.answers or {}),
+            seconds_left=max(0, int(left)),
         )

@@ -119,9 +119,7 @@ class PurchaseService:
             raise
 
     @staticmethod
-    def _purchase_settling_races(
-        customer_id: int, data: dict[str, Any], claim: Claim | None
-    ) -> PurchaseResult:
+    def _purchase_settling_races(customer_id: int, data: dict[str, Any], claim: Claim | None) -> PurchaseResult:
         try:
             return PurchaseService._purchase_once(customer_id, data, claim)
         except ConstraintConflict as exc:
@@ -195,9 +193,7 @@ class PurchaseService:
         purchase_ids = select(PurchaseItem.purchase_id).where(
             PurchaseItem.customer_id == customer_id, PurchaseItem.subject_id.in_(subject_ids)
         )
-        views = PurchaseService._views(
-            select(Purchase).where(Purchase.id.in_(purchase_ids)).order_by(Purchase.id)
-        )
+        views = PurchaseService._views(select(Purchase).where(Purchase.id.in_(purchase_ids)).order_by(Purchase.id))
         return PurchaseResult(status=ALREADY_OWNED, purchases=views, cards_created=0)
 
     @staticmethod
@@ -226,9 +222,7 @@ class PurchaseService:
         purchase_type: PurchaseType = data["purchase_type"]
         course_id = data.get("course_id")
         if course_id is not None and db.session.get(Course, course_id) is None:
-            raise ValidationFailed(
-                "There is no course with this id.", errors={"course_id": ["Unknown course."]}
-            )
+            raise ValidationFailed("There is no course with this id.", errors={"course_id": ["Unknown course."]})
         if purchase_type is PurchaseType.BUNDLE:
             return PurchaseService._bundle_order(data["bundle_id"], course_id)
         if purchase_type is PurchaseType.SINGLE_SUBJECT:

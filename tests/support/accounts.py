@@ -55,8 +55,6 @@ def bearer(user_or_token: User | str) -> dict[str, str]:
     token = (
         user_or_token
         if isinstance(user_or_token, str)
-        else create_access_token(
-            identity=str(user_or_token.id), additional_claims={"role": user_or_token.role.value}
-        )
+        else create_access_token(identity=str(user_or_token.id), additional_claims={"role": user_or_token.role.value})
     )
     return {"Authorization": f"Bearer {token}"}

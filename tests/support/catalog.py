@@ -27,9 +27,7 @@ def make_course(subjects: int = 3, price: str = "100.00", bundle_price: str | No
     db.session.add(course)
     db.session.flush()
     rows = [
-        Subject(
-            course_id=course.id, name=f"Subject {i}", description="", price=Decimal(price), is_active=True
-        )
+        Subject(course_id=course.id, name=f"Subject {i}", description="", price=Decimal(price), is_active=True)
         for i in range(1, subjects + 1)
     ]
     db.session.add_all(rows)

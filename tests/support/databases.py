@@ -45,9 +45,7 @@ def recreate_mariadb_database(url: str) -> str:
     try:
         with connection.cursor() as cursor:
             cursor.execute(f"DROP DATABASE IF EXISTS `{parsed.database}`")
-            cursor.execute(
-                f"CREATE DATABASE `{parsed.database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-            )
+            cursor.execute(f"CREATE DATABASE `{parsed.database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
             cursor.execute("SELECT VERSION()")
             (version,) = cursor.fetchone()
     finally:

@@ -1,0 +1,56 @@
+"""Concurrent starts and submits of one test card through gunicorn (4 workers) on MariaDB."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+import requests
+from flask import Flask
+from sqlalchemy import select
+
+from shared.extensions import db
+from shared.models import MockTestAttempt
+from tests.support.accounts import bearer, register
+from tests.support.catalog import make_course
+from tests.support.live_server import LiveServer, fire_concurrently
+from tests.test_mock_tests import add_questions, card_id, correct_options
+
+pytestmark = pytest.mark.race
+
+
+def test_concurrent_starts_and_submits_score_a_card_once(mariadb: Flask, live_server: LiveServer) -> None:
+    client = mariadb.test_client()
+    course = make_course(subjects=1)
+    subject = course.subject_ids[0]
+    add_questions(subject, 12)
+    student = bearer(register(client)["access_token"])
+    client.post("/api/purchases", json={"purchase_type": "single_subject", "subject_id": subject}, headers=student)
+    card = card_id(client, student, subject, 1)
+
+    def start(_: int) -> requests.Response:
+        return requests.post(live_server.url(f"/api/mock-tests/{card}/start"), headers=student, timeout=60)
+
+    starts = fire_concurrently(12, start)
+    assert [r.status_code for r in starts] == [200] * 12, live_server.log_tail()
+    papers = {tuple(q["id"] for q in r.json()["questions"]) for r in starts}
+    assert len(papers) == 1
+    started_at = {r.json()["card"]["started_at"] for r in starts}
+    assert len(started_at) == 1
+
+    key = correct_options()
+    answers = {str(q): key[q] for q in next(iter(papers))}
+    db.session.remove()  # end this read transaction: read what the server commits next (REPEATABLE READ)
+
+    def submit(_: int) -> requests.Response:
+        return requests.post(
+            live_server.url(f"/api/mock-tests/{card}/submit"), json={"answers": answers}, headers=student, timeout=60
+        )
+
+    submits = fire_concurrently(12, submit)
+    assert Counter(r.status_code for r in submits) == {200: 1, 409: 11}, live_server.log_tail()
+    winner = next(r.json() for r in submits if r.status_code == 200)
+    assert (winner["status"], winner["score"]) == ("completed", "100.00")
+    stored = db.session.execute(select(MockTestAttempt).where(MockTestAttempt.id == card)).scalar_one()
+    assert stored.submitted_at.isoformat() == winner["submitted_at"].replace("+00:00", "")
+    assert stored.correct_count == 10
