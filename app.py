@@ -9,11 +9,12 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from blueprints import register_blueprints
 from shared import models  # noqa: F401 - registers every table on db.metadata
+from shared.cache import init_cache
 from shared.cli import register_cli
 from shared.config import PROJECT_ROOT, load_config
 from shared.errors import register_error_handlers
 from shared.extensions import cors, db, jwt, limiter, migrate
-from shared.openapi import ProblemApi
+from shared.openapi import ProblemApi, register_conventions
 from shared.request_id import configure_logging, init_request_id
 from shared.security import register_jwt_callbacks
 
@@ -28,7 +29,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     init_request_id(app)
     register_jwt_callbacks()
     register_error_handlers(app)
-    register_blueprints(ProblemApi(app))
+    api = ProblemApi(app)
+    register_conventions(app, api)
+    register_blueprints(api)
     register_cli(app)
     return app
 
@@ -53,6 +56,7 @@ def init_extensions(app: Flask) -> None:
         allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
     )
     limiter.init_app(app)
+    init_cache(app)
 
 
 app = create_app()

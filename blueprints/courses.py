@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.cache import cached_catalog_read
 from shared.models import Bundle, Course, Subject
 from shared.openapi import Blueprint
 from shared.schemas.catalog import (
@@ -35,6 +36,7 @@ blp = Blueprint(
 
 
 @blp.route("/courses")
+@cached_catalog_read
 @blp.arguments(CourseListQuerySchema, location="query")
 @blp.response(200, CoursePageSchema)
 @blp.problems(401, 422)
@@ -43,7 +45,8 @@ def list_courses(query: dict[str, Any]) -> Page[CourseSummary]:
     return CatalogService.list_courses(query["page"], query["per_page"], query.get("q"), viewer_is_admin())
 
 
-@blp.route("/courses/<int:course_id>")
+@blp.route("/courses/<id:course_id>")
+@cached_catalog_read
 @blp.response(200, CourseDetailSchema)
 @blp.problems(401, 404)
 def get_course(course_id: int) -> Course:
@@ -51,7 +54,8 @@ def get_course(course_id: int) -> Course:
     return CatalogService.get_course(course_id, viewer_is_admin())
 
 
-@blp.route("/courses/<int:course_id>/subjects")
+@blp.route("/courses/<id:course_id>/subjects")
+@cached_catalog_read
 @blp.response(200, SubjectSchema(many=True))
 @blp.problems(401, 404)
 def list_subjects(course_id: int) -> list[Subject]:
@@ -59,6 +63,7 @@ def list_subjects(course_id: int) -> list[Subject]:
 
 
 @blp.route("/bundles")
+@cached_catalog_read
 @blp.arguments(BundleListQuerySchema, location="query")
 @blp.response(200, BundlePageSchema)
 @blp.problems(401, 422)
@@ -67,7 +72,8 @@ def list_bundles(query: dict[str, Any]) -> Page[Bundle]:
     return CatalogService.list_bundles(query["page"], query["per_page"], query.get("course_id"), viewer_is_admin())
 
 
-@blp.route("/bundles/<int:bundle_id>")
+@blp.route("/bundles/<id:bundle_id>")
+@cached_catalog_read
 @blp.response(200, BundleSchema)
 @blp.problems(401, 404)
 def get_bundle(bundle_id: int) -> Bundle:
@@ -84,7 +90,7 @@ def create_course(data: dict[str, Any]) -> Course:
     return CatalogService.create_course(data)
 
 
-@blp.route("/courses/<int:course_id>", methods=["PATCH"])
+@blp.route("/courses/<id:course_id>", methods=["PATCH"])
 @admin_required
 @blp.arguments(CourseUpdateSchema)
 @blp.response(200, CourseDetailSchema)
@@ -93,7 +99,7 @@ def update_course(data: dict[str, Any], course_id: int) -> Course:
     return CatalogService.update_course(course_id, data)
 
 
-@blp.route("/courses/<int:course_id>", methods=["DELETE"])
+@blp.route("/courses/<id:course_id>", methods=["DELETE"])
 @admin_required
 @blp.response(204)
 @blp.problems(401, 403, 404, 409)
@@ -102,7 +108,7 @@ def delete_course(course_id: int) -> None:
     CatalogService.delete_course(course_id)
 
 
-@blp.route("/courses/<int:course_id>/subjects", methods=["POST"])
+@blp.route("/courses/<id:course_id>/subjects", methods=["POST"])
 @admin_required
 @blp.arguments(SubjectCreateSchema)
 @blp.response(201, SubjectSchema)
@@ -112,7 +118,7 @@ def create_subject(data: dict[str, Any], course_id: int) -> Subject:
     return CatalogService.create_subject(course_id, data)
 
 
-@blp.route("/subjects/<int:subject_id>", methods=["PATCH"])
+@blp.route("/subjects/<id:subject_id>", methods=["PATCH"])
 @admin_required
 @blp.arguments(SubjectUpdateSchema)
 @blp.response(200, SubjectSchema)
@@ -121,7 +127,7 @@ def update_subject(data: dict[str, Any], subject_id: int) -> Subject:
     return CatalogService.update_subject(subject_id, data)
 
 
-@blp.route("/subjects/<int:subject_id>", methods=["DELETE"])
+@blp.route("/subjects/<id:subject_id>", methods=["DELETE"])
 @admin_required
 @blp.response(204)
 @blp.problems(401, 403, 404, 409)
@@ -140,7 +146,7 @@ def create_bundle(data: dict[str, Any]) -> Bundle:
     return CatalogService.create_bundle(data)
 
 
-@blp.route("/bundles/<int:bundle_id>", methods=["PATCH"])
+@blp.route("/bundles/<id:bundle_id>", methods=["PATCH"])
 @admin_required
 @blp.arguments(BundleUpdateSchema)
 @blp.response(200, BundleSchema)
@@ -149,7 +155,7 @@ def update_bundle(data: dict[str, Any], bundle_id: int) -> Bundle:
     return CatalogService.update_bundle(bundle_id, data)
 
 
-@blp.route("/bundles/<int:bundle_id>/subjects", methods=["PUT"])
+@blp.route("/bundles/<id:bundle_id>/subjects", methods=["PUT"])
 @admin_required
 @blp.arguments(BundleSubjectsSchema)
 @blp.response(200, BundleSchema)
@@ -159,7 +165,7 @@ def set_bundle_subjects(data: dict[str, Any], bundle_id: int) -> Bundle:
     return CatalogService.set_bundle_subjects(bundle_id, data["subject_ids"])
 
 
-@blp.route("/bundles/<int:bundle_id>", methods=["DELETE"])
+@blp.route("/bundles/<id:bundle_id>", methods=["DELETE"])
 @admin_required
 @blp.response(204)
 @blp.problems(401, 403, 404, 409)

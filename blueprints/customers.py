@@ -49,7 +49,7 @@ def list_customers(query: dict[str, Any]) -> Page[Customer]:
     return CustomerService.list_customers(query["page"], query["per_page"], query.get("q"))
 
 
-@blp.route("/<int:customer_id>")
+@blp.route("/<id:customer_id>")
 @admin_required
 @blp.response(200, CustomerDetailSchema)
 @blp.problems(401, 403, 404)

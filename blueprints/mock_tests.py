@@ -46,7 +46,7 @@ def progress() -> dict[str, Any]:
     return {"subjects": MockTestService.progress(current_user)}
 
 
-@blp.route("/<int:card_id>")
+@blp.route("/<id:card_id>")
 @login_required
 @blp.response(200, CardSchema)
 @blp.problems(401, 403, 404)
@@ -55,7 +55,7 @@ def get_card(card_id: int) -> MockTestAttempt:
     return MockTestService.get_card(current_user, card_id)
 
 
-@blp.route("/<int:card_id>/start", methods=["POST"])
+@blp.route("/<id:card_id>/start", methods=["POST"])
 @login_required
 @blp.response(200, PaperSchema)
 @blp.problems(401, 403, 404, 409)
@@ -67,7 +67,7 @@ def start(card_id: int) -> Paper:
     return MockTestService.start(current_user, card_id)
 
 
-@blp.route("/<int:card_id>/answers", methods=["PUT"])
+@blp.route("/<id:card_id>/answers", methods=["PUT"])
 @login_required
 @blp.arguments(AnswersSchema)
 @blp.response(200, PaperSchema)
@@ -77,7 +77,7 @@ def save_answers(data: dict[str, Any], card_id: int) -> Paper:
     return MockTestService.save_answers(current_user, card_id, data["answers"])
 
 
-@blp.route("/<int:card_id>/submit", methods=["POST"])
+@blp.route("/<id:card_id>/submit", methods=["POST"])
 @login_required
 @blp.arguments(SubmitSchema)
 @blp.response(200, CardSchema)
@@ -91,7 +91,7 @@ def submit(data: dict[str, Any], card_id: int) -> MockTestAttempt:
     return MockTestService.submit(current_user, card_id, data["answers"])
 
 
-@blp.route("/<int:card_id>/review")
+@blp.route("/<id:card_id>/review")
 @login_required
 @blp.response(200, ReviewSchema)
 @blp.problems(401, 403, 404, 409)

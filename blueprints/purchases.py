@@ -63,7 +63,7 @@ def list_purchases(query: dict[str, Any]) -> Page[PurchaseView]:
     return PurchaseService.list_purchases(current_user, query["page"], query["per_page"], query.get("customer_id"))
 
 
-@blp.route("/<int:purchase_id>")
+@blp.route("/<id:purchase_id>")
 @login_required
 @blp.response(200, PurchaseSchema)
 @blp.problems(401, 403, 404)

@@ -22,7 +22,7 @@ from shared.services.questions import QuestionService
 blp = Blueprint("questions", __name__, url_prefix="/api/subjects", description="The question bank (admins)")
 
 
-@blp.route("/<int:subject_id>/questions")
+@blp.route("/<id:subject_id>/questions")
 @admin_required
 @blp.arguments(QuestionListQuerySchema, location="query")
 @blp.response(200, QuestionPageSchema)
@@ -31,7 +31,7 @@ def list_questions(query: dict[str, Any], subject_id: int) -> Page[Question]:
     return QuestionService.list_questions(subject_id, query["page"], query["per_page"], query["include_inactive"])
 
 
-@blp.route("/<int:subject_id>/questions", methods=["POST"])
+@blp.route("/<id:subject_id>/questions", methods=["POST"])
 @admin_required
 @blp.arguments(QuestionInputSchema)
 @blp.response(201, QuestionAdminSchema)
@@ -41,7 +41,7 @@ def create_question(data: dict[str, Any], subject_id: int) -> Question:
     return QuestionService.create_question(subject_id, data)
 
 
-@blp.route("/<int:subject_id>/questions/import", methods=["POST"])
+@blp.route("/<id:subject_id>/questions/import", methods=["POST"])
 @admin_required
 @blp.arguments(QuestionImportSchema)
 @blp.response(201, ImportResultSchema)
@@ -56,7 +56,7 @@ def import_questions(data: dict[str, Any], subject_id: int) -> dict[str, Any]:
     return {"imported": len(questions), "questions": questions}
 
 
-@blp.route("/<int:subject_id>/questions/<int:question_id>", methods=["PATCH"])
+@blp.route("/<id:subject_id>/questions/<id:question_id>", methods=["PATCH"])
 @admin_required
 @blp.arguments(QuestionUpdateSchema(partial=True))
 @blp.response(200, QuestionAdminSchema)
@@ -66,7 +66,7 @@ def update_question(data: dict[str, Any], subject_id: int, question_id: int) -> 
     return QuestionService.update_question(subject_id, question_id, data)
 
 
-@blp.route("/<int:subject_id>/questions/<int:question_id>", methods=["DELETE"])
+@blp.route("/<id:subject_id>/questions/<id:question_id>", methods=["DELETE"])
 @admin_required
 @blp.response(204)
 @blp.problems(401, 403, 404)

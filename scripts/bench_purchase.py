@@ -36,9 +36,9 @@ from sqlalchemy.engine import URL, make_url
 
 DEFAULT_URL = "mysql+pymysql://root@127.0.0.1:3306/exam_shop_bench"
 SIZES = (1, 5, 20)
-CARD_COLUMNS = "(purchase_id, subject_id, test_number, status, created_at, updated_at)"
+CARD_COLUMNS = "(purchase_id, customer_id, subject_id, test_number, status, created_at, updated_at)"
 CARD_INSERT = f"INSERT INTO mock_test_attempts {CARD_COLUMNS} VALUES "  # noqa: S608 - constant
-ROW = "(%s,%s,%s,%s,%s,%s)"
+ROW = "(%s,%s,%s,%s,%s,%s,%s)"
 
 
 def connect(url: URL, database: str | None = None) -> pymysql.Connection:
@@ -106,7 +106,8 @@ class Fixtures:
         self.db.session.commit()
         return bundle.id, [subject.id for subject in subjects]
 
-    def purchase_without_cards(self, subject_ids: list[int]) -> int:
+    def purchase_without_cards(self, subject_ids: list[int]) -> tuple[int, int]:
+        """A purchase with its items but no cards yet: (purchase id, customer id)."""
         from shared.models import Purchase, PurchaseItem, PurchaseType
         from shared.models.base import utcnow
 
@@ -134,12 +135,13 @@ class Fixtures:
             ],
         )
         self.db.session.commit()
-        return purchase.id
+        return purchase.id, customer_id
 
 
-def card_rows(purchase_id: int, subject_ids: list[int]) -> list[tuple[Any, ...]]:
+def card_rows(purchase: tuple[int, int], subject_ids: list[int]) -> list[tuple[Any, ...]]:
+    purchase_id, customer_id = purchase
     now = time.strftime("%Y-%m-%d %H:%M:%S")
-    return [(purchase_id, s, n, "available", now, now) for s in subject_ids for n in range(1, 51)]
+    return [(purchase_id, customer_id, s, n, "available", now, now) for s in subject_ids for n in range(1, 51)]
 
 
 def raw_multi_row(connection: pymysql.Connection, rows: list[tuple[Any, ...]]) -> None:
@@ -184,7 +186,7 @@ def bench_card_creation(fixtures: Fixtures, raw: pymysql.Connection, size: int, 
 
     ours = iter(
         [
-            fixtures.db.session.get(Purchase, fixtures.purchase_without_cards(fixtures.bundle(size)[1]))
+            fixtures.db.session.get(Purchase, fixtures.purchase_without_cards(fixtures.bundle(size)[1])[0])
             for _ in range(repeat + 1)
         ]
     )

@@ -10,10 +10,11 @@ from flask import Flask, current_app
 
 from shared.config import normalise_database_url
 from shared.errors import ProblemError
+from shared.schemas.base import Schema
 from shared.schemas.fields import Email, Name, Password, PhoneNumber
 
 
-class AdminSchema(ma.Schema):
+class AdminSchema(Schema):
     email = Email(required=True)
     password = Password(required=True)
     full_name = Name(required=True)

@@ -75,6 +75,10 @@ def engine_options(database_url: str, *, connect_timeout: int, read_timeout: int
             "pool_recycle": 280,
             "pool_size": 10,
             "max_overflow": 10,
+            # Every session and connection ends its own transaction (Session.close and
+            # Connection.close roll back), so the pool's second ROLLBACK on check-in is a
+            # wasted round trip per request.
+            "pool_reset_on_return": None,
             "pool_timeout": connect_timeout,
             "connect_args": {
                 "charset": "utf8mb4",
@@ -125,6 +129,8 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "RATELIMIT_LOGIN_PER_CLIENT": _env("RATELIMIT_LOGIN_PER_CLIENT", "20 per minute"),
         "RATELIMIT_LOGIN_PER_ACCOUNT": _env("RATELIMIT_LOGIN_PER_ACCOUNT", "5 per minute"),
         "TRUSTED_PROXY_COUNT": _env_int("TRUSTED_PROXY_COUNT", 0),
+        "CACHE_REDIS_URL": _env("CACHE_REDIS_URL", ""),
+        "CACHE_KEY_PREFIX": _env("CACHE_KEY_PREFIX", "exam-shop:"),
         "MAX_CONTENT_LENGTH": _env_int("MAX_CONTENT_LENGTH", 1024 * 1024, minimum=1024),
         "MOCK_TESTS_PER_SUBJECT": _env_int("MOCK_TESTS_PER_SUBJECT", 50, minimum=1),
         "MOCK_TEST_QUESTION_COUNT": _env_int("MOCK_TEST_QUESTION_COUNT", 10, minimum=1),

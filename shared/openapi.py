@@ -7,9 +7,13 @@ from collections.abc import Callable
 from typing import Any
 
 import flask_smorest
+from flask import Flask
 from flask_smorest.utils import prepare_response
+from werkzeug.routing import IntegerConverter
 
+from shared.schemas.base import MAX_ID
 from shared.schemas.common import ProblemSchema
+from shared.schemas.fields import Money, Percent
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
@@ -40,6 +44,21 @@ class ProblemApi(flask_smorest.Api):
         response = {"description": "Unexpected error", "schema": self.ERROR_SCHEMA}
         prepare_response(response, self.spec, PROBLEM_CONTENT_TYPE)
         self.spec.components.response(self.DEFAULT_ERROR_RESPONSE_NAME, response, lazy=True)
+
+
+class IdConverter(IntegerConverter):
+    """`<id:name>` in a route: a positive INT id (anything larger is a 404, not an overflow)."""
+
+    def __init__(self, url_map: Any) -> None:
+        super().__init__(url_map, min=1, max=MAX_ID)
+
+
+def register_conventions(app: Flask, api: ProblemApi) -> None:
+    """Our path converter and field types, in Flask's routing and in the OpenAPI document."""
+    app.url_map.converters["id"] = IdConverter
+    api.register_converter(IdConverter, lambda _: {"type": "integer", "minimum": 1, "maximum": MAX_ID})
+    api.register_field(Money, "string", "decimal")
+    api.register_field(Percent, "string", "decimal")
 
 
 class Blueprint(flask_smorest.Blueprint):

@@ -7,19 +7,25 @@ import logging
 import re
 import uuid
 
-from flask import Flask, Response, g, has_request_context, request
+from flask import Flask, Response, has_request_context, request
 
 HEADER = "X-Request-ID"
 _ACCEPTABLE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
+_ENVIRON_KEY = "exam_shop.request_id"
+
+
 def current_request_id() -> str:
+    """The id of the request being handled (kept in its WSGI environ, so it lives and dies
+    with the request), or "-" outside one."""
     if not has_request_context():
         return "-"
-    if "request_id" not in g:
+    request_id = request.environ.get(_ENVIRON_KEY)
+    if request_id is None:
         sent = request.headers.get(HEADER, "")
-        g.request_id = sent if _ACCEPTABLE.match(sent) else uuid.uuid4().hex
-    return g.request_id
+        request_id = request.environ[_ENVIRON_KEY] = sent if _ACCEPTABLE.match(sent) else uuid.uuid4().hex
+    return request_id
 
 
 def _install_record_factory() -> None:

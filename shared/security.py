@@ -6,7 +6,7 @@ import functools
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
-from flask import Response
+from flask import Response, g
 from flask_jwt_extended import current_user, get_current_user, verify_jwt_in_request
 from flask_smorest.utils import deepupdate
 
@@ -31,13 +31,17 @@ def register_jwt_callbacks() -> None:
     def identity(user: User | str) -> str:
         return str(user.id) if isinstance(user, User) else str(user)
 
-    @jwt.user_lookup_loader
-    def load_user(header: dict[str, Any], payload: dict[str, Any]) -> User | None:
-        return AuthService.active_user(payload["sub"])
-
+    # flask-jwt-extended asks "revoked?" and then "which user?"; one query answers both.
     @jwt.token_in_blocklist_loader
     def is_revoked(header: dict[str, Any], payload: dict[str, Any]) -> bool:
-        return AuthService.is_revoked(payload["jti"])
+        user, revoked = AuthService.principal(payload["sub"], payload["jti"])
+        g.principal = (payload["jti"], user)
+        return revoked
+
+    @jwt.user_lookup_loader
+    def load_user(header: dict[str, Any], payload: dict[str, Any]) -> User | None:
+        jti, user = g.pop("principal", (None, None))
+        return user if jti == payload["jti"] else AuthService.active_user(payload["sub"])
 
     @jwt.unauthorized_loader
     def missing_token(reason: str) -> Response:

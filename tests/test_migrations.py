@@ -184,6 +184,9 @@ def test_the_fix_upgrades_a_database_with_data(scratch_app: Flask) -> None:
 
     upgrade()
     assert _card_count() == 50
+    with db.engine.connect() as connection:
+        owners = connection.execute(text("SELECT DISTINCT customer_id FROM mock_test_attempts")).scalars().all()
+    assert owners == [seeded["customer_id"]]  # backfilled from the purchases
     after = check_database(url)
     assert after.exit_code == 0, after.to_text()
 
@@ -203,12 +206,13 @@ def test_the_fix_upgrades_a_database_with_data(scratch_app: Flask) -> None:
 
 
 def test_the_downgrade_refuses_while_multi_subject_cards_exist(scratch_app: Flask) -> None:
-    upgrade()
+    upgrade(revision=BEFORE_COMPOSITE)
     seeded = _seed_old_schema_data()
+    upgrade()
     user = db.session.get(User, seeded["user_id"])
     body = {"purchase_type": "multiple_subjects", "subject_ids": [seeded["subject_a"], seeded["subject_b"]]}
     assert scratch_app.test_client().post("/api/purchases", json=body, headers=bearer(user)).status_code == 201
-    downgrade(revision=COMPOSITE)  # leaves the revision that adds the composite constraint on top
+    downgrade(revision=COMPOSITE)  # the revision that adds the composite constraint is now the top one
     with pytest.raises(SystemExit):
         downgrade(revision=BEFORE_COMPOSITE)
     # nothing changed: still at that revision, composite constraint in place, every card kept

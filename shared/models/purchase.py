@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Integer, Numeric, String
+from sqlalchemy import JSON, ForeignKey, Index, Integer, Numeric, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shared.extensions import db
@@ -83,14 +83,19 @@ class MockTestAttempt(Timestamps, db.Model):
             field=None,
             message=CARD_EXISTS,
         ),
+        # A customer's cards in list order, read straight from the index (no sort).
+        Index("ix_mock_test_attempts_customer_id_subject_id_test_number", "customer_id", "subject_id", "test_number"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     purchase_id: Mapped[int] = mapped_column(ForeignKey("purchases.id"))
+    # The purchase's customer, copied here so that the card lists need no join.
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
     subject_id: Mapped[int] = mapped_column(ForeignKey("subjects.id"), index=True)
     test_number: Mapped[int] = mapped_column(Integer)
     status: Mapped[CardStatus] = mapped_column(string_enum(CardStatus), default=CardStatus.AVAILABLE)
     question_ids: Mapped[list[int] | None] = mapped_column(JSON)
+    question_count: Mapped[int | None] = mapped_column(Integer)
     answers: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     correct_count: Mapped[int | None] = mapped_column(Integer)
     score: Mapped[Decimal | None] = mapped_column(Numeric(5, 2))

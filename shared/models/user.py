@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Boolean, Integer, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shared.extensions import db
+
+if TYPE_CHECKING:
+    from shared.models.customer import Customer
 from shared.models.base import (
     EmailString,
     PreciseDateTime,
@@ -35,6 +39,11 @@ class User(Timestamps, db.Model):
     phone_number: Mapped[str | None] = mapped_column(String(20))
     role: Mapped[Role] = mapped_column(string_enum(Role))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    # Loaded together with the user when a request is authenticated (see AuthService.principal).
+    customer: Mapped[Customer | None] = relationship(
+        "Customer", lazy="raise", uselist=False, viewonly=True, foreign_keys="Customer.user_id"
+    )
 
     @property
     def is_admin(self) -> bool:

@@ -5,23 +5,24 @@ from __future__ import annotations
 import marshmallow as ma
 
 from shared.models import Plan, Role, SubscriptionStatus
+from shared.schemas.base import Schema
 from shared.schemas.fields import Email, Name, Password, PhoneNumber, UtcDateTime
 from shared.schemas.pagination import PageQuerySchema, page_schema
 
 
-class RegisterSchema(ma.Schema):
+class RegisterSchema(Schema):
     email = Email(required=True)
     password = Password(required=True)
     full_name = Name(required=True)
     phone_number = PhoneNumber(required=True)
 
 
-class LoginSchema(ma.Schema):
+class LoginSchema(Schema):
     email = Email(required=True)
     password = Password(required=True, check_strength=False)
 
 
-class UserSchema(ma.Schema):
+class UserSchema(Schema):
     id = ma.fields.Integer(dump_only=True)
     email = ma.fields.String(dump_only=True)
     full_name = ma.fields.String(dump_only=True)
@@ -31,7 +32,7 @@ class UserSchema(ma.Schema):
     created_at = UtcDateTime(dump_only=True)
 
 
-class SubscriptionSchema(ma.Schema):
+class SubscriptionSchema(Schema):
     id = ma.fields.Integer(dump_only=True)
     plan = ma.fields.Enum(Plan, by_value=True, dump_only=True)
     status = ma.fields.Enum(SubscriptionStatus, by_value=True, dump_only=True)
@@ -39,7 +40,7 @@ class SubscriptionSchema(ma.Schema):
     expires_at = UtcDateTime(dump_only=True, allow_none=True)
 
 
-class CustomerSchema(ma.Schema):
+class CustomerSchema(Schema):
     id = ma.fields.Integer(dump_only=True)
     user_id = ma.fields.Integer(dump_only=True)
     email = ma.fields.String(dump_only=True)
@@ -52,7 +53,7 @@ class CustomerDetailSchema(CustomerSchema):
     subscriptions = ma.fields.List(ma.fields.Nested(SubscriptionSchema), dump_only=True)
 
 
-class SessionSchema(ma.Schema):
+class SessionSchema(Schema):
     """The answer to register and login."""
 
     user = ma.fields.Nested(UserSchema, required=True)
@@ -61,30 +62,30 @@ class SessionSchema(ma.Schema):
     token_type = ma.fields.String(required=True, metadata={"example": "Bearer"})
 
 
-class AccessTokenSchema(ma.Schema):
+class AccessTokenSchema(Schema):
     access_token = ma.fields.String(required=True)
     token_type = ma.fields.String(required=True, metadata={"example": "Bearer"})
 
 
-class MeSchema(ma.Schema):
+class MeSchema(Schema):
     user = ma.fields.Nested(UserSchema, required=True)
     customer = ma.fields.Nested(CustomerSchema, allow_none=True)
     subscription = ma.fields.Nested(SubscriptionSchema, allow_none=True)
 
 
-class UpgradeSchema(ma.Schema):
+class UpgradeSchema(Schema):
     phone_number = PhoneNumber(
         metadata={"description": "Required when the admin account has no phone number; E.164 on output."}
     )
     plan = ma.fields.Enum(Plan, by_value=True, load_default=Plan.BASIC)
 
 
-class UpgradeResultSchema(ma.Schema):
+class UpgradeResultSchema(Schema):
     customer = ma.fields.Nested(CustomerSchema, required=True)
     subscription = ma.fields.Nested(SubscriptionSchema, required=True)
 
 
-class CustomerUpdateSchema(ma.Schema):
+class CustomerUpdateSchema(Schema):
     phone_number = PhoneNumber()
     full_name = Name()
 

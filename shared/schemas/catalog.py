@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import marshmallow as ma
 
+from shared.schemas.base import ID_RANGE, Schema
 from shared.schemas.fields import SLUG, Currency, Money, Name, validate_price
 from shared.schemas.pagination import PageQuerySchema, page_schema
 
@@ -14,7 +15,7 @@ def description_field(**kwargs: object) -> ma.fields.String:
     return ma.fields.String(validate=ma.validate.Length(max=5000), **kwargs)
 
 
-class SubjectSchema(ma.Schema):
+class SubjectSchema(Schema):
     id = ma.fields.Integer(dump_only=True)
     course_id = ma.fields.Integer(dump_only=True)
     name = ma.fields.String(dump_only=True)
@@ -24,13 +25,13 @@ class SubjectSchema(ma.Schema):
     is_active = ma.fields.Boolean(dump_only=True)
 
 
-class BundleSubjectSchema(ma.Schema):
+class BundleSubjectSchema(Schema):
     id = ma.fields.Integer(dump_only=True)
     name = ma.fields.String(dump_only=True)
     price = Money(dump_only=True)
 
 
-class BundleSchema(ma.Schema):
+class BundleSchema(Schema):
     id = ma.fields.Integer(dump_only=True)
     slug = ma.fields.String(dump_only=True)
     title = ma.fields.String(dump_only=True)
@@ -44,7 +45,7 @@ class BundleSchema(ma.Schema):
     subjects = ma.fields.List(ma.fields.Nested(BundleSubjectSchema), dump_only=True)
 
 
-class CourseSummarySchema(ma.Schema):
+class CourseSummarySchema(Schema):
     id = ma.fields.Integer(dump_only=True)
     slug = ma.fields.String(dump_only=True)
     title = ma.fields.String(dump_only=True)
@@ -56,7 +57,7 @@ class CourseSummarySchema(ma.Schema):
     currency = Currency()
 
 
-class CourseDetailSchema(ma.Schema):
+class CourseDetailSchema(Schema):
     id = ma.fields.Integer(dump_only=True)
     slug = ma.fields.String(dump_only=True)
     title = ma.fields.String(dump_only=True)
@@ -72,31 +73,31 @@ class CourseListQuerySchema(PageQuerySchema):
 
 
 class BundleListQuerySchema(PageQuerySchema):
-    course_id = ma.fields.Integer(validate=ma.validate.Range(min=1))
+    course_id = ma.fields.Integer(validate=ID_RANGE)
 
 
-class CourseCreateSchema(ma.Schema):
+class CourseCreateSchema(Schema):
     slug = ma.fields.String(required=True, validate=[ma.validate.Length(max=80), SLUG])
     title = Name(max_length=200, required=True)
     description = description_field(load_default="")
     is_active = ma.fields.Boolean(load_default=True)
 
 
-class CourseUpdateSchema(ma.Schema):
+class CourseUpdateSchema(Schema):
     slug = ma.fields.String(validate=[ma.validate.Length(max=80), SLUG])
     title = Name(max_length=200)
     description = description_field()
     is_active = ma.fields.Boolean()
 
 
-class SubjectCreateSchema(ma.Schema):
+class SubjectCreateSchema(Schema):
     name = Name(required=True)
     description = description_field(load_default="")
     price = Money(required=True, validate=validate_price)
     is_active = ma.fields.Boolean(load_default=True)
 
 
-class SubjectUpdateSchema(ma.Schema):
+class SubjectUpdateSchema(Schema):
     name = Name()
     description = description_field()
     price = Money(validate=validate_price)
@@ -110,24 +111,24 @@ def _unique_ids(ids: list[int]) -> None:
 
 def subject_ids_field(**kwargs: object) -> ma.fields.List:
     return ma.fields.List(
-        ma.fields.Integer(validate=ma.validate.Range(min=1)),
+        ma.fields.Integer(validate=ID_RANGE),
         validate=[ma.validate.Length(min=2, max=MAX_BUNDLE_SUBJECTS), _unique_ids],
         metadata={"description": f"2 to {MAX_BUNDLE_SUBJECTS} distinct subjects of the bundle's course"},
         **kwargs,
     )
 
 
-class BundleCreateSchema(ma.Schema):
+class BundleCreateSchema(Schema):
     slug = ma.fields.String(required=True, validate=[ma.validate.Length(max=80), SLUG])
     title = Name(max_length=200, required=True)
     description = description_field(load_default="")
-    course_id = ma.fields.Integer(required=True, validate=ma.validate.Range(min=1))
+    course_id = ma.fields.Integer(required=True, validate=ID_RANGE)
     price = Money(required=True, validate=validate_price)
     subject_ids = subject_ids_field(required=True)
     is_active = ma.fields.Boolean(load_default=True)
 
 
-class BundleUpdateSchema(ma.Schema):
+class BundleUpdateSchema(Schema):
     slug = ma.fields.String(validate=[ma.validate.Length(max=80), SLUG])
     title = Name(max_length=200)
     description = description_field()
@@ -135,7 +136,7 @@ class BundleUpdateSchema(ma.Schema):
     is_active = ma.fields.Boolean()
 
 
-class BundleSubjectsSchema(ma.Schema):
+class BundleSubjectsSchema(Schema):
     subject_ids = subject_ids_field(required=True)
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import marshmallow as ma
 
+from shared.schemas.base import Schema
 
-class ProblemSchema(ma.Schema):
+
+class ProblemSchema(Schema):
     """RFC 9457 problem details, the body of every error response."""
 
     type = ma.fields.String(
@@ -30,7 +32,7 @@ class ProblemSchema(ma.Schema):
         unknown = ma.INCLUDE
 
 
-class HealthSchema(ma.Schema):
+class HealthSchema(Schema):
     status = ma.fields.String(required=True, metadata={"example": "ok"})
 
 

@@ -70,14 +70,19 @@ class Password(ma.fields.String):
 
 
 class Name(ma.fields.String):
-    """A human-readable name: stripped, non-empty, bounded."""
+    """A human-readable name: at most `max_length` characters as sent, then stripped and
+    with inner white space collapsed; empty is refused."""
 
     def __init__(self, max_length: int = 120, **kwargs: Any) -> None:
         kwargs.setdefault("validate", ma.validate.Length(min=1, max=max_length))
         super().__init__(**kwargs)
+        self.max_length = max_length
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        return " ".join(super()._deserialize(value, attr, data, **kwargs).split())
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if len(text) > self.max_length:
+            raise ma.ValidationError(f"Longer than maximum length {self.max_length}.")
+        return " ".join(text.split())
 
 
 class UtcDateTime(ma.fields.DateTime):
@@ -113,6 +118,14 @@ class Money(ma.fields.Decimal):
         if value is None:
             return None
         return str(Decimal(value).quantize(Decimal("0.01")))
+
+
+class Percent(Money):
+    """A score in percent, dumped like money: a string with two decimals ("70.00")."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("metadata", {"example": "70.00"})
+        super().__init__(**kwargs)
 
 
 class Currency(ma.fields.Function):

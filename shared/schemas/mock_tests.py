@@ -11,7 +11,8 @@ from typing import Any
 import marshmallow as ma
 
 from shared.models import CardStatus, Difficulty
-from shared.schemas.fields import UtcDateTime
+from shared.schemas.base import ID_RANGE, Schema
+from shared.schemas.fields import Percent, UtcDateTime
 from shared.schemas.pagination import PageQuerySchema, page_schema
 
 MAX_OPTIONS, MIN_OPTIONS = 6, 2
@@ -29,7 +30,7 @@ def answers_field(**kwargs: Any) -> ma.fields.Dict:
     )
 
 
-class QuestionInputSchema(ma.Schema):
+class QuestionInputSchema(Schema):
     text = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=5000))
     options = ma.fields.List(
         ma.fields.String(validate=ma.validate.Length(min=1, max=1000)),
@@ -56,7 +57,7 @@ class QuestionUpdateSchema(QuestionInputSchema):
     """The same fields, all optional: load it with `partial=True` (no defaults filled in)."""
 
 
-class QuestionImportSchema(ma.Schema):
+class QuestionImportSchema(Schema):
     questions = ma.fields.List(
         ma.fields.Nested(QuestionInputSchema),
         required=True,
@@ -65,7 +66,7 @@ class QuestionImportSchema(ma.Schema):
     )
 
 
-class QuestionAdminSchema(ma.Schema):
+class QuestionAdminSchema(Schema):
     id = ma.fields.Integer()
     subject_id = ma.fields.Integer()
     text = ma.fields.String()
@@ -80,35 +81,32 @@ class QuestionListQuerySchema(PageQuerySchema):
     include_inactive = ma.fields.Boolean(load_default=False)
 
 
-class ImportResultSchema(ma.Schema):
+class ImportResultSchema(Schema):
     imported = ma.fields.Integer(required=True)
     questions = ma.fields.List(ma.fields.Nested(QuestionAdminSchema))
 
 
-class CardSchema(ma.Schema):
+class CardSchema(Schema):
     id = ma.fields.Integer()
     purchase_id = ma.fields.Integer()
     subject_id = ma.fields.Integer()
     subject_name = ma.fields.String(attribute="subject.name")
     test_number = ma.fields.Integer()
     status = ma.fields.Enum(CardStatus, by_value=True)
-    question_count = ma.fields.Method("_question_count", allow_none=True)
+    question_count = ma.fields.Integer(allow_none=True)
     correct_count = ma.fields.Integer(allow_none=True)
-    score = ma.fields.Decimal(as_string=True, allow_none=True, metadata={"description": "Percent, two decimals"})
+    score = Percent(allow_none=True)
     started_at = UtcDateTime(allow_none=True)
     deadline_at = UtcDateTime(allow_none=True)
     submitted_at = UtcDateTime(allow_none=True)
 
-    def _question_count(self, card: Any) -> int | None:
-        return len(card.question_ids) if card.question_ids is not None else None
-
 
 class CardListQuerySchema(PageQuerySchema):
-    subject_id = ma.fields.Integer(validate=ma.validate.Range(min=1))
+    subject_id = ma.fields.Integer(validate=ID_RANGE)
     status = ma.fields.Enum(CardStatus, by_value=True)
 
 
-class PaperQuestionSchema(ma.Schema):
+class PaperQuestionSchema(Schema):
     """A question as the student sees it while taking the test."""
 
     id = ma.fields.Integer()
@@ -116,22 +114,22 @@ class PaperQuestionSchema(ma.Schema):
     options = ma.fields.List(ma.fields.String())
 
 
-class PaperSchema(ma.Schema):
+class PaperSchema(Schema):
     card = ma.fields.Nested(CardSchema)
     questions = ma.fields.List(ma.fields.Nested(PaperQuestionSchema))
     answers = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer())
     seconds_left = ma.fields.Integer()
 
 
-class AnswersSchema(ma.Schema):
+class AnswersSchema(Schema):
     answers = answers_field(required=True)
 
 
-class SubmitSchema(ma.Schema):
+class SubmitSchema(Schema):
     answers = answers_field(load_default=dict)
 
 
-class ReviewQuestionSchema(ma.Schema):
+class ReviewQuestionSchema(Schema):
     id = ma.fields.Integer()
     text = ma.fields.String()
     options = ma.fields.List(ma.fields.String())
@@ -141,23 +139,23 @@ class ReviewQuestionSchema(ma.Schema):
     explanation = ma.fields.String()
 
 
-class ReviewSchema(ma.Schema):
+class ReviewSchema(Schema):
     card = ma.fields.Nested(CardSchema)
     questions = ma.fields.List(ma.fields.Nested(ReviewQuestionSchema))
 
 
-class SubjectProgressSchema(ma.Schema):
+class SubjectProgressSchema(Schema):
     subject_id = ma.fields.Integer()
     subject_name = ma.fields.String()
     course_id = ma.fields.Integer()
     cards = ma.fields.Integer()
     completed = ma.fields.Integer(metadata={"description": "Submitted cards (completed or expired)"})
-    average_score = ma.fields.Decimal(as_string=True, allow_none=True)
-    best_score = ma.fields.Decimal(as_string=True, allow_none=True)
+    average_score = Percent(allow_none=True)
+    best_score = Percent(allow_none=True)
     last_activity = UtcDateTime(allow_none=True)
 
 
-class ProgressSchema(ma.Schema):
+class ProgressSchema(Schema):
     subjects = ma.fields.List(ma.fields.Nested(SubjectProgressSchema))
 
 

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import marshmallow as ma
 
+from shared.schemas.base import Schema
+
 MAX_PER_PAGE = 100
 
 
-class PageQuerySchema(ma.Schema):
+class PageQuerySchema(Schema):
     page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1, max=100_000))
     per_page = ma.fields.Integer(load_default=20, validate=ma.validate.Range(min=1, max=MAX_PER_PAGE))
 
 
 def page_schema(item_schema: type[ma.Schema], name: str) -> type[ma.Schema]:
     """`{items: [...], page, per_page, total, pages}` around `item_schema`."""
-    return ma.Schema.from_dict(
+    return Schema.from_dict(
         {
             "items": ma.fields.List(ma.fields.Nested(item_schema), required=True),
             "page": ma.fields.Integer(required=True),

@@ -7,11 +7,12 @@ from typing import Any
 import marshmallow as ma
 
 from shared.models import PurchaseType
+from shared.schemas.base import ID_RANGE, Schema
 from shared.schemas.catalog import MAX_BUNDLE_SUBJECTS
 from shared.schemas.fields import Currency, Money, UtcDateTime
 from shared.schemas.pagination import PageQuerySchema, page_schema
 
-ID = ma.validate.Range(min=1)
+ID = ID_RANGE
 # Which id fields each purchase type takes; the others must be absent.
 FIELDS_BY_TYPE = {
     PurchaseType.SINGLE_SUBJECT: "subject_id",
@@ -25,7 +26,7 @@ def _distinct(ids: list[int]) -> None:
         raise ma.ValidationError("Each subject may appear only once.")
 
 
-class PurchaseRequestSchema(ma.Schema):
+class PurchaseRequestSchema(Schema):
     purchase_type = ma.fields.Enum(PurchaseType, by_value=True, required=True)
     course_id = ma.fields.Integer(
         validate=ID,
@@ -59,14 +60,14 @@ class PurchaseRequestSchema(ma.Schema):
             raise ma.ValidationError(errors)
 
 
-class PurchasedSubjectSchema(ma.Schema):
+class PurchasedSubjectSchema(Schema):
     subject_id = ma.fields.Integer()
     name = ma.fields.String()
     price = Money()
     cards = ma.fields.Integer(metadata={"description": "Test cards of this subject in this purchase"})
 
 
-class PurchaseSchema(ma.Schema):
+class PurchaseSchema(Schema):
     id = ma.fields.Integer()
     customer_id = ma.fields.Integer()
     purchase_type = ma.fields.Enum(PurchaseType, by_value=True)
@@ -79,7 +80,7 @@ class PurchaseSchema(ma.Schema):
     cards_total = ma.fields.Integer()
 
 
-class PurchaseResultSchema(ma.Schema):
+class PurchaseResultSchema(Schema):
     status = ma.fields.String(
         required=True,
         validate=ma.validate.OneOf(["created", "already_owned"]),

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, ParamSpec, TypeVar
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from shared.errors import is_conflict, translate_integrity_error
@@ -93,7 +93,12 @@ class Page(Generic[T]):
 
 
 def paginate(statement: Select[tuple[T]], page: int, per_page: int) -> Page[T]:
-    """Two statements whatever the page size: the count, then the page."""
-    total = db.session.execute(select(func.count()).select_from(statement.order_by(None).subquery())).scalar_one()
+    """Two statements whatever the page size: the count, then the page.
+
+    (A window COUNT(*) OVER () would make it one, but forces the database to read every
+    matching row before the LIMIT: slower than an index-only count on MariaDB.)
+    """
+    counting = statement.with_only_columns(func.count(), maintain_column_froms=True).order_by(None)
+    total = db.session.execute(counting).scalar_one()
     items = list(db.session.execute(statement.limit(per_page).offset((page - 1) * per_page)).unique().scalars())
     return Page(items=items, page=page, per_page=per_page, total=total)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import inspect, or_, select
 from sqlalchemy.orm import joinedload, selectinload
 
 from shared.errors import Conflict, ConstraintConflict, FieldErrors, Forbidden, NotFound, ValidationFailed
@@ -129,12 +129,21 @@ class CustomerService:
         return customer
 
     @staticmethod
-    def customer_of(user: User) -> Customer:
-        """The caller's own customer profile; 403 for accounts that have none."""
-        customer_id = db.session.execute(select(Customer.id).where(Customer.user_id == user.id)).scalar()
+    def customer_id_of(user: User) -> int:
+        """The id of the caller's customer profile (403 without one), from the profile
+        loaded with the user when the request was authenticated, or one query."""
+        if "customer" not in inspect(user).unloaded:
+            customer_id = user.customer.id if user.customer is not None else None
+        else:
+            customer_id = db.session.execute(select(Customer.id).where(Customer.user_id == user.id)).scalar()
         if customer_id is None:
             raise Forbidden(NOT_A_CUSTOMER)
-        return CustomerService.get_customer(customer_id)
+        return customer_id
+
+    @staticmethod
+    def customer_of(user: User) -> Customer:
+        """The caller's own customer profile; 403 for accounts that have none."""
+        return CustomerService.get_customer(CustomerService.customer_id_of(user))
 
     @staticmethod
     @transactional

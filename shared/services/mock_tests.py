@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from flask import current_app
 from sqlalchemy import Select, and_, case, func, insert, select, type_coerce
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import defer, joinedload, selectinload
 
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.extensions import db
@@ -125,6 +125,7 @@ class MockTestService:
         rows = [
             {
                 "purchase_id": purchase.id,
+                "customer_id": purchase.customer_id,
                 "subject_id": subject_id,
                 "test_number": number,
                 "status": CardStatus.AVAILABLE,
@@ -147,9 +148,15 @@ class MockTestService:
     def list_cards(
         user: User, page: int, per_page: int, subject_id: int | None, status: CardStatus | None
     ) -> Page[MockTestAttempt]:
+        # Read in index order (customer_id, subject_id, test_number): no sort, no JSON columns;
+        # the subject names come in a second small statement.
         statement = (
-            MockTestService._cards_of(CustomerService.customer_of(user).id)
-            .options(joinedload(MockTestAttempt.subject))
+            MockTestService._cards_of(CustomerService.customer_id_of(user))
+            .options(
+                defer(MockTestAttempt.question_ids),
+                defer(MockTestAttempt.answers),
+                selectinload(MockTestAttempt.subject).load_only(Subject.name),
+            )
             .order_by(MockTestAttempt.subject_id, MockTestAttempt.test_number, MockTestAttempt.id)
         )
         if subject_id is not None:
@@ -182,6 +189,7 @@ class MockTestService:
             count = current_app.config["MOCK_TEST_QUESTION_COUNT"]
             now = utcnow()
             card.question_ids = paper_question_ids(card.subject_id, card.test_number, bank, count)
+            card.question_count = len(card.question_ids)
             card.answers = {}
             card.status = CardStatus.IN_PROGRESS
             card.started_at = now
@@ -237,7 +245,7 @@ class MockTestService:
     @staticmethod
     def progress(user: User) -> list[SubjectProgress]:
         """One statement: every owned subject with its card figures."""
-        customer_id = CustomerService.customer_of(user).id
+        customer_id = CustomerService.customer_id_of(user)
         submitted = case((MockTestAttempt.status.in_(SUBMITTED), 1), else_=0)
         activity = type_coerce(func.coalesce(MockTestAttempt.submitted_at, MockTestAttempt.started_at), PreciseDateTime)
         rows = db.session.execute(
@@ -281,11 +289,7 @@ class MockTestService:
 
     @staticmethod
     def _cards_of(customer_id: int) -> Select[tuple[MockTestAttempt]]:
-        return (
-            select(MockTestAttempt)
-            .join(Purchase, Purchase.id == MockTestAttempt.purchase_id)
-            .where(Purchase.customer_id == customer_id)
-        )
+        return select(MockTestAttempt).where(MockTestAttempt.customer_id == customer_id)
 
     @staticmethod
     def _card(user: User, card_id: int, *, admin_may_read: bool = False, lock: bool = False) -> MockTestAttempt:
@@ -293,7 +297,7 @@ class MockTestService:
         if admin_may_read and user.is_admin:
             statement = select(MockTestAttempt)
         else:
-            statement = MockTestService._cards_of(CustomerService.customer_of(user).id)
+            statement = MockTestService._cards_of(CustomerService.customer_id_of(user))
         statement = statement.where(MockTestAttempt.id == card_id)
         if lock:
             statement = statement.with_for_update(of=MockTestAttempt)

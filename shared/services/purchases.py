@@ -99,7 +99,7 @@ class _Order:
 class PurchaseService:
     @staticmethod
     def purchase(user: User, data: dict[str, Any], idempotency_key: str | None = None) -> PurchaseResult:
-        customer_id = CustomerService.customer_of(user).id
+        customer_id = CustomerService.customer_id_of(user)
         if idempotency_key is None:
             return PurchaseService._purchase_settling_races(customer_id, data, None)
 
@@ -296,7 +296,7 @@ class PurchaseService:
             if customer_id is not None:
                 statement = statement.where(Purchase.customer_id == customer_id)
         else:
-            statement = statement.where(Purchase.customer_id == CustomerService.customer_of(user).id)
+            statement = statement.where(Purchase.customer_id == CustomerService.customer_id_of(user))
         purchases = paginate(statement, page, per_page)
         views = PurchaseService._views_of(purchases.items)
         return Page(items=views, page=purchases.page, per_page=purchases.per_page, total=purchases.total)
@@ -305,7 +305,7 @@ class PurchaseService:
     def get_purchase(user: User, purchase_id: int) -> PurchaseView:
         statement = select(Purchase).where(Purchase.id == purchase_id)
         if not user.is_admin:
-            statement = statement.where(Purchase.customer_id == CustomerService.customer_of(user).id)
+            statement = statement.where(Purchase.customer_id == CustomerService.customer_id_of(user))
         views = PurchaseService._views(statement)
         if not views:
             raise NotFound("There is no purchase of yours with this id.")

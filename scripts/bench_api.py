@@ -1,0 +1,241 @@
+#!/usr/bin/env python3
+"""Benchmark: the API under load beside a bare Flask endpoint, served the same way, same run.
+
+    python scripts/bench_api.py [--database-url URL] [--duration 10] [--connections 16] [--workers 4]
+
+Serves the app (on MariaDB, database exam_shop_bench_api, recreated, migrated and seeded
+with the demo data; the catalog cache on Redis, as production would run) and
+scripts/bare_app.py with identical gunicorn settings, then loads each with wrk
+(Debian package `wrk`):
+
+- GET /api/courses                      against GET /bare
+- GET /api/mock-tests (student, 1000 cards, 20 per page)  against GET /bare
+- POST /api/purchases (fresh customer and subject per request)  against POST /bare
+
+It prints requests per second and p50/p99 latency of each, and each API figure as a
+ratio to its bare endpoint measured in the same run. The machines are shared and noisy:
+read the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import pymysql  # noqa: E402
+import requests  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+DEFAULT_URL = "mysql+pymysql://root@127.0.0.1:3306/exam_shop_bench_api"
+BUYERS = 120  # each buys single subjects; 120 x 31 demo subjects is plenty for one run
+
+
+@dataclass
+class Result:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    non_2xx: int
+
+
+def _ms(value: str) -> float:
+    match = re.match(r"([\d.]+)(us|ms|s|m)$", value)
+    if match is None:
+        return float("nan")
+    number, unit = match.groups()
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
+
+
+def _latency(output: str, percentile: str) -> float:
+    match = re.search(rf"^\s+{percentile}\s+(\S+)$", output, re.MULTILINE)
+    return _ms(match.group(1)) if match else float("nan")
+
+
+def wrk(url: str, seconds: int, connections: int, script: Path | None = None) -> Result:
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    if script is not None:
+        command += ["-s", str(script)]
+    output = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    return Result(
+        rps=float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),  # type: ignore[union-attr]
+        p50_ms=_latency(output, "50%"),
+        p99_ms=_latency(output, "99%"),
+        non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
+    )
+
+
+def gunicorn(module: str, port: int, workers: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    command = [
+        str(Path(sys.executable).parent / "gunicorn"),
+        "--workers", str(workers),
+        "--bind", f"127.0.0.1:{port}",
+        "--log-level", "warning",
+        module,
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        command, cwd=ROOT, env={**os.environ, **env}, stdout=log.open("wb"), stderr=subprocess.STDOUT
+    )
+    for _ in range(100):
+        try:
+            requests.get(f"http://127.0.0.1:{port}/health", timeout=1)
+            return process
+        except requests.RequestException:
+            time.sleep(0.2)
+    raise RuntimeError(f"{module} did not start; see {log}")
+
+
+def prepare(database_url: str) -> tuple[str, list[tuple[str, int]]]:
+    """Schema, demo data, a student owning the 20-subject bundle, and buyers with their subjects."""
+    url = make_url(database_url)
+    with pymysql.connect(host=url.host, port=url.port or 3306, user=url.username, password=url.password or "") as raw:
+        raw.cursor().execute(f"DROP DATABASE IF EXISTS `{url.database}`")
+        raw.cursor().execute(f"CREATE DATABASE `{url.database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+    os.environ.setdefault("APP_ENV", "testing")
+    from flask_jwt_extended import create_access_token
+    from flask_migrate import upgrade
+    from sqlalchemy import select
+
+    from app import create_app
+    from shared.extensions import db
+    from shared.models import Bundle, Customer, PurchaseType, Role, Subject, User
+    from shared.services.demo import DemoDataService
+    from shared.services.purchases import PurchaseService
+
+    app = create_app({"DATABASE_URL": database_url, "JWT_SECRET_KEY": BENCH_SECRET, "LOG_LEVEL": "WARNING"})
+    with app.app_context():
+        upgrade()
+        DemoDataService.seed()
+        student = db.session.execute(select(User).where(User.email == "student@demo.test")).scalar_one()
+        bundle = db.session.execute(select(Bundle.id).where(Bundle.slug == "load-test-20")).scalar_one()
+        PurchaseService.purchase(student, {"purchase_type": PurchaseType.BUNDLE, "bundle_id": bundle})
+        student_token = create_access_token(identity=str(student.id))
+        subjects = list(db.session.execute(select(Subject.id).order_by(Subject.id)).scalars())
+        buyers = []
+        for n in range(BUYERS):
+            user = User(email=f"buyer{n}@bench.test", full_name="Buyer", role=Role.STUDENT, is_active=True)
+            user.password_hash = "!"  # noqa: S105 - matches no password; tokens are minted here
+            db.session.add(user)
+            db.session.flush()
+            db.session.add(Customer(user_id=user.id, email=user.email, phone_number=f"+9199{n:08d}"))
+            buyers.append(create_access_token(identity=str(user.id)))
+        db.session.commit()
+    return student_token, [(token, subject) for token in buyers for subject in subjects]
+
+
+BENCH_SECRET = "bench-only-secret-long-enough-for-hs256-signing-0123456789"  # noqa: S105
+
+PURCHASE_SCRIPT = """
+local orders = {%s}
+local next_order = 0
+local stride = 1
+function setup(thread)
+  thread:set("first", next_order)
+  next_order = next_order + 1
+end
+function init(args)
+  next_order = first
+  stride = 2
+end
+request = function()
+  local order = orders[(next_order %% #orders) + 1]
+  next_order = next_order + stride
+  local body = '{"purchase_type": "single_subject", "subject_id": ' .. order[2] .. '}'
+  return wrk.format("POST", "/api/purchases", {["Content-Type"] = "application/json",
+    ["Authorization"] = "Bearer " .. order[1]}, body)
+end
+"""
+
+BARE_POST_SCRIPT = """
+wrk.method = "POST"
+wrk.body = '{"purchase_type": "single_subject", "subject_id": 1}'
+wrk.headers["Content-Type"] = "application/json"
+"""
+
+AUTH_SCRIPT = """
+wrk.headers["Authorization"] = "Bearer %s"
+"""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL))
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument(
+        "--cache-redis-url", default="redis://127.0.0.1:6379/2", help="the catalog cache; '' runs without it"
+    )
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("wrk is needed: apt-get install wrk", file=sys.stderr)
+        return 2
+
+    student_token, orders = prepare(args.database_url)
+    work = Path(tempfile.mkdtemp(prefix="bench-api-"))
+    (work / "auth.lua").write_text(AUTH_SCRIPT % student_token)
+    (work / "bare_post.lua").write_text(BARE_POST_SCRIPT)
+    lua_orders = ",".join(f'{{"{token}", {subject}}}' for token, subject in orders)
+    (work / "purchase.lua").write_text(PURCHASE_SCRIPT % lua_orders)
+
+    env = {
+        "APP_ENV": "testing",
+        "DATABASE_URL": args.database_url,
+        "JWT_SECRET_KEY": BENCH_SECRET,
+        "RATELIMIT_ENABLED": "false",
+        "LOG_LEVEL": "WARNING",
+        "CACHE_REDIS_URL": args.cache_redis_url,
+        "CACHE_KEY_PREFIX": f"bench-{os.getpid()}:",
+    }
+    app_server = gunicorn("app:app", 5601, args.workers, env, work / "app.log")
+    bare_server = gunicorn("scripts.bare_app:app", 5602, args.workers, {}, work / "bare.log")
+    try:
+        api, bare = "http://127.0.0.1:5601", "http://127.0.0.1:5602"
+        assert (
+            requests.get(
+                f"{api}/api/mock-tests", headers={"Authorization": f"Bearer {student_token}"}, timeout=10
+            ).json()["total"]
+            == 1000
+        )
+        runs = [
+            ("GET /api/courses", f"{api}/api/courses", None, f"{bare}/bare", None),
+            ("GET /api/mock-tests", f"{api}/api/mock-tests", work / "auth.lua", f"{bare}/bare", None),
+            (
+                "POST /api/purchases",
+                f"{api}/api/purchases",
+                work / "purchase.lua",
+                f"{bare}/bare",
+                work / "bare_post.lua",
+            ),
+        ]
+        print(f"gunicorn --workers {args.workers}, wrk -t2 -c{args.connections} -d{args.duration}s, MariaDB\n")
+        print(f"{'endpoint':<22} {'req/s':>9} {'p50':>9} {'p99':>9} | {'bare req/s':>10} {'p50':>8} {'p99':>8} | ratio")
+        for name, url, script, bare_url, bare_script in runs:
+            baseline = wrk(bare_url, args.duration, args.connections, bare_script)
+            ours = wrk(url, args.duration, args.connections, script)
+            ratio = ours.rps / baseline.rps
+            print(
+                f"{name:<22} {ours.rps:>9.0f} {ours.p50_ms:>7.2f}ms {ours.p99_ms:>7.2f}ms | "
+                f"{baseline.rps:>10.0f} {baseline.p50_ms:>6.2f}ms {baseline.p99_ms:>6.2f}ms | {ratio:.2f}"
+                + (f"  ({ours.non_2xx} non-2xx)" if ours.non_2xx else "")
+            )
+    finally:
+        for server in (app_server, bare_server):
+            server.terminate()
+            server.wait(timeout=20)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

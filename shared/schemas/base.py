@@ -1,0 +1,35 @@
+"""The base of every schema: bounded ids, and text a database can store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+
+# Ids are INT columns: anything above this cannot exist, and SQLite cannot even bind it.
+MAX_ID = 2**31 - 1
+ID_RANGE = ma.validate.Range(min=1, max=MAX_ID, error="Must be an id from 1 to {max}.")
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(item) for item in value)
+    return False
+
+
+class Schema(ma.Schema):
+    """JSON may carry lone UTF-16 surrogates ("\\ud800"), which no utf8mb4 column stores."""
+
+    @ma.pre_load
+    def reject_unencodable_text(self, data: Any, **kwargs: Any) -> Any:
+        if _has_lone_surrogate(data):
+            raise ma.ValidationError("Text must be valid Unicode (no lone surrogates).", "_request")
+        return data

@@ -1,0 +1,154 @@
+"""Every route, called anonymously, as the owning student, as another student and as an
+admin, answers the status the contract gives. No customer sees another's objects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from shared.extensions import db
+from shared.models import Customer, MockTestAttempt, Question
+from tests.support.accounts import bearer, create_admin, register
+from tests.support.catalog import make_course
+from tests.test_mock_tests import add_questions
+
+ROLES = ("anonymous", "owner", "other", "admin")
+
+
+@dataclass(frozen=True)
+class Row:
+    method: str
+    path: str
+    expected: tuple[int, int, int, int]  # anonymous, owner, other student, admin
+    body: dict[str, Any] | None = None
+
+
+def matrix(ids: dict[str, int]) -> list[Row]:
+    """In call order: calls that change state come after the reads they would disturb."""
+    course, subject, bundle = ids["course"], ids["subject"], ids["bundle"]
+    card, purchase, question = ids["card"], ids["purchase"], ids["question"]
+    return [
+        Row("GET", "/health", (200, 200, 200, 200)),
+        Row("GET", "/health/ready", (200, 200, 200, 200)),
+        Row("POST", "/api/auth/register", (422, 422, 422, 422), {}),
+        Row("POST", "/api/auth/login", (422, 422, 422, 422), {}),
+        Row("POST", "/api/auth/refresh", (401, 401, 401, 401)),  # an access token is not a refresh token
+        Row("GET", "/api/auth/me", (401, 200, 200, 200)),
+        Row("GET", "/api/customers", (401, 403, 403, 200)),
+        Row("GET", f"/api/customers/{ids['customer']}", (401, 403, 403, 200)),
+        Row("GET", "/api/customers/me", (401, 200, 200, 403)),
+        Row("PATCH", "/api/customers/me", (401, 200, 200, 403), {}),
+        Row("GET", "/api/courses", (200, 200, 200, 200)),
+        Row("GET", f"/api/courses/{course}", (200, 200, 200, 200)),
+        Row("GET", f"/api/courses/{course}/subjects", (200, 200, 200, 200)),
+        Row("GET", "/api/bundles", (200, 200, 200, 200)),
+        Row("GET", f"/api/bundles/{bundle}", (200, 200, 200, 200)),
+        Row("POST", "/api/courses", (401, 403, 403, 422), {}),
+        Row("PATCH", f"/api/courses/{course}", (401, 403, 403, 200), {}),
+        Row("DELETE", f"/api/courses/{course}", (401, 403, 403, 409)),  # bought: deactivate instead
+        Row("POST", f"/api/courses/{course}/subjects", (401, 403, 403, 422), {}),
+        Row("PATCH", f"/api/subjects/{subject}", (401, 403, 403, 200), {}),
+        Row("DELETE", f"/api/subjects/{subject}", (401, 403, 403, 409)),
+        Row("POST", "/api/bundles", (401, 403, 403, 422), {}),
+        Row("PATCH", f"/api/bundles/{bundle}", (401, 403, 403, 200), {}),
+        Row("PUT", f"/api/bundles/{bundle}/subjects", (401, 403, 403, 422), {}),
+        Row("DELETE", f"/api/bundles/{bundle}", (401, 403, 403, 409)),
+        Row("GET", f"/api/subjects/{subject}/questions", (401, 403, 403, 200)),
+        Row("POST", f"/api/subjects/{subject}/questions", (401, 403, 403, 422), {}),
+        Row("POST", f"/api/subjects/{subject}/questions/import", (401, 403, 403, 422), {}),
+        Row("PATCH", f"/api/subjects/{subject}/questions/{question}", (401, 403, 403, 200), {}),
+        Row("POST", "/api/purchases", (401, 422, 422, 422), {}),
+        Row("GET", "/api/purchases", (401, 200, 200, 200)),
+        Row("GET", f"/api/purchases/{purchase}", (401, 200, 404, 200)),
+        Row("GET", "/api/mock-tests", (401, 200, 200, 403)),
+        Row("GET", "/api/mock-tests/progress", (401, 200, 200, 403)),
+        Row("GET", f"/api/mock-tests/{card}", (401, 200, 404, 200)),
+        Row("POST", f"/api/mock-tests/{card}/start", (401, 200, 404, 403)),
+        Row("PUT", f"/api/mock-tests/{card}/answers", (401, 200, 404, 403), {"answers": {}}),
+        Row("GET", f"/api/mock-tests/{card}/review", (401, 409, 404, 409)),  # not submitted yet
+        Row("POST", f"/api/mock-tests/{card}/submit", (401, 200, 404, 403), {}),
+        Row("GET", f"/api/mock-tests/{card}/review", (401, 200, 404, 200)),
+        Row("DELETE", f"/api/subjects/{subject}/questions/{question}", (401, 403, 403, 204)),
+        Row("POST", "/api/customers/upgrade", (401, 403, 403, 201), {}),
+        Row("POST", "/api/auth/logout", (401, 204, 204, 204)),  # last: it revokes the tokens
+    ]
+
+
+def _world(client: FlaskClient) -> tuple[dict[str, int], dict[str, dict[str, str]]]:
+    course = make_course(subjects=2)
+    add_questions(course.subject_ids[0], 12)
+    owner = register(client)
+    other = register(client)
+    owner_headers = bearer(owner["access_token"])
+    bought = client.post(
+        "/api/purchases", json={"purchase_type": "bundle", "bundle_id": course.bundle_id}, headers=owner_headers
+    ).get_json()["purchase"]
+    card = (
+        db.session.execute(
+            select(MockTestAttempt.id).where(
+                MockTestAttempt.purchase_id == bought["id"], MockTestAttempt.subject_id == course.subject_ids[0]
+            )
+        )
+        .scalars()
+        .first()
+    )
+    ids = {
+        "course": course.id,
+        "subject": course.subject_ids[0],
+        "bundle": course.bundle_id,
+        "purchase": bought["id"],
+        "card": card,
+        "customer": db.session.execute(select(Customer.id).where(Customer.user_id == owner["user"]["id"])).scalar_one(),
+        "question": db.session.execute(select(Question.id).limit(1)).scalar_one(),
+    }
+    headers = {
+        "anonymous": {},
+        "owner": owner_headers,
+        "other": bearer(other["access_token"]),
+        "admin": bearer(create_admin(phone_number="+919811100001")),
+    }
+    return ids, headers
+
+
+def test_every_route_answers_each_caller_as_the_contract_says(app: Flask, client: FlaskClient) -> None:
+    ids, headers = _world(client)
+    rows = matrix(ids)
+    mismatches = []
+    for row in rows:
+        for role, expected in zip(ROLES, row.expected, strict=True):
+            response = client.open(row.path, method=row.method, json=row.body, headers=headers[role])
+            if response.status_code != expected:
+                mismatches.append(f"{row.method} {row.path} as {role}: {response.status_code}, expected {expected}")
+            if response.status_code >= 400:
+                assert response.mimetype == "application/problem+json"
+    assert not mismatches, "\n".join(mismatches)
+
+    documented = {
+        (method, rule.rule.replace("<id:", "<"))
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint.split(".")[0] not in {"static", "api-docs"}
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
+    templates = {(row.method, _template(row.path, ids)) for row in rows}
+    assert documented - templates == set(), "routes missing from the authorization matrix"
+
+
+def _template(path: str, ids: dict[str, int]) -> str:
+    names = {
+        "courses": "course_id",
+        "subjects": "subject_id",
+        "bundles": "bundle_id",
+        "purchases": "purchase_id",
+        "mock-tests": "card_id",
+        "customers": "customer_id",
+        "questions": "question_id",
+    }
+    parts = path.split("/")
+    for index, part in enumerate(parts):
+        if part.isdigit() and index > 0 and parts[index - 1] in names:
+            parts[index] = f"<{names[parts[index - 1]]}>"
+    return "/".join(parts)

@@ -1,0 +1,92 @@
+"""Every size the API accepts is bounded, documented in README ("Input limits"), and enforced."""
+
+from __future__ import annotations
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from tests.support.accounts import bearer, create_admin, register, registration
+from tests.support.catalog import make_course
+
+
+@pytest.fixture
+def admin(app: Flask) -> dict[str, str]:
+    return bearer(create_admin())
+
+
+def errors_of(response: object) -> dict[str, list[str]]:
+    assert response.status_code == 422, response.get_json()  # type: ignore[attr-defined]
+    return response.get_json()["errors"]  # type: ignore[attr-defined]
+
+
+def test_request_bodies_over_the_configured_size_are_413(app: Flask, client: FlaskClient) -> None:
+    limit = app.config["MAX_CONTENT_LENGTH"]
+    huge = {"email": "a@b.io", "password": "x" * limit}
+    response = client.post("/api/auth/login", json=huge)
+    assert response.status_code == 413
+    assert response.mimetype == "application/problem+json"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("email", "a" * 251 + "@b.io"),  # 256 characters
+        ("password", "a1" * 65),
+        ("full_name", "n" * 121),
+        ("phone_number", "9" * 40),
+    ],
+)
+def test_account_strings_are_bounded(client: FlaskClient, field: str, value: str) -> None:
+    assert field in errors_of(client.post("/api/auth/register", json=registration(**{field: value})))
+
+
+def test_page_sizes_are_bounded(client: FlaskClient, admin: dict[str, str]) -> None:
+    for path in ("/api/courses", "/api/bundles", "/api/customers", "/api/purchases"):
+        assert "per_page" in errors_of(client.get(f"{path}?per_page=101", headers=admin)), path
+        assert client.get(f"{path}?per_page=100", headers=admin).status_code == 200, path
+    assert "page" in errors_of(client.get("/api/courses?page=100001"))
+    assert "q" in errors_of(client.get("/api/courses?q=" + "x" * 101))
+
+
+def test_list_lengths_are_bounded(client: FlaskClient, admin: dict[str, str]) -> None:
+    student = bearer(register(client)["access_token"])
+    too_many_subjects = {"purchase_type": "multiple_subjects", "subject_ids": list(range(1, 102))}
+    assert "subject_ids" in errors_of(client.post("/api/purchases", json=too_many_subjects, headers=student))
+    course = make_course(subjects=2)
+    bundle = {"slug": "b", "title": "B", "course_id": course.id, "price": "1", "subject_ids": list(range(1, 102))}
+    assert "subject_ids" in errors_of(client.post("/api/bundles", json=bundle, headers=admin))
+    question = {"text": "q", "options": ["a", "b"], "correct_option": 0}
+    imported = client.post(
+        f"/api/subjects/{course.subject_ids[0]}/questions/import", json={"questions": [question] * 501}, headers=admin
+    )
+    assert "questions" in errors_of(imported)
+    answers = {"answers": {str(n): 0 for n in range(1, 202)}}
+    assert "answers" in errors_of(client.put("/api/mock-tests/1/answers", json=answers, headers=student))
+
+
+def test_catalog_and_question_strings_are_bounded(client: FlaskClient, admin: dict[str, str]) -> None:
+    assert "title" in errors_of(client.post("/api/courses", json={"slug": "s", "title": "t" * 201}, headers=admin))
+    assert "slug" in errors_of(client.post("/api/courses", json={"slug": "s" * 81, "title": "t"}, headers=admin))
+    long_description = {"slug": "s", "title": "t", "description": "d" * 5001}
+    assert "description" in errors_of(client.post("/api/courses", json=long_description, headers=admin))
+    course = make_course(subjects=1)
+    subject = course.subject_ids[0]
+    too_long_text = {"text": "q" * 5001, "options": ["a", "b"], "correct_option": 0}
+    assert "text" in errors_of(client.post(f"/api/subjects/{subject}/questions", json=too_long_text, headers=admin))
+    long_option = {"text": "q", "options": ["a" * 1001, "b"], "correct_option": 0}
+    assert "options.0" in errors_of(client.post(f"/api/subjects/{subject}/questions", json=long_option, headers=admin))
+
+
+def test_ids_beyond_the_int_range_are_404_or_422_not_500(client: FlaskClient, admin: dict[str, str]) -> None:
+    assert client.get("/api/courses/99999999999999999999").status_code == 404
+    student = bearer(register(client)["access_token"])
+    huge = {"purchase_type": "single_subject", "subject_id": 2**63}
+    assert "subject_id" in errors_of(client.post("/api/purchases", json=huge, headers=student))
+    assert "course_id" in errors_of(client.get("/api/bundles?course_id=99999999999", headers=admin))
+
+
+def test_text_must_be_valid_unicode(client: FlaskClient) -> None:
+    body = '{"email": "a@b.io", "password": "x1234567890", "full_name": "\\ud800", "phone_number": "+919812345600"}'
+    response = client.post("/api/auth/register", data=body, content_type="application/json")
+    assert response.status_code == 422
