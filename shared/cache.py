@@ -1,10 +1,12 @@
 """A shared response cache for public catalog reads, kept exact by version keys.
 
 With CACHE_REDIS_URL set, token-less GETs of the catalog are answered from Redis without
-touching the database. Every cache key carries the catalog's version; any committed
-change to a course, subject or bundle (whatever code path made it) increments that
-version after the commit, so every worker on every host stops using the old entries at
-once. Without CACHE_REDIS_URL nothing is cached (Flask-Caching's NullCache).
+touching the database. Every cache key carries the catalog's version; any committed ORM
+change to a course, subject or bundle increments that version after the commit, so every
+worker on every host stops using the old entries at once. (Changes made with Core
+INSERT/UPDATE/DELETE or by hand in SQL are not seen: catalog writes go through the ORM.)
+When Redis is slow or away, requests skip the cache. Without CACHE_REDIS_URL nothing is
+cached (Flask-Caching's NullCache).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import Flask, current_app, has_app_context, request
 from flask_caching import Cache
@@ -39,27 +42,40 @@ def init_cache(app: Flask) -> None:
             "CACHE_KEY_PREFIX": app.config["CACHE_KEY_PREFIX"],
             "CACHE_DEFAULT_TIMEOUT": ENTRY_SECONDS,
             "CACHE_IGNORE_ERRORS": True,
+            # A Redis that stops answering must cost a request 0.1 s, not hang it.
+            "CACHE_OPTIONS": {"socket_timeout": 0.1, "socket_connect_timeout": 0.1},
             "CACHE_NO_NULL_WARNING": True,
         },
     )
 
 
-def _version(namespace: str) -> int:
+# The query parameters the cached reads take; others (ignored by the API) must not
+# multiply the entries.
+CATALOG_QUERY = ("page", "per_page", "q", "course_id")
+_VERSION_KEY = "exam_shop.catalog_version"
+
+
+def _version(namespace: str) -> int | None:
     try:
-        return int(cache.get(f"{namespace}:version") or 0)
-    except Exception:
-        log.warning("cache unavailable; answering without it", exc_info=True)
-        return -1
+        value = cache.get(f"{namespace}:version")
+    except Exception:  # noqa: BLE001 - a cache outage must not fail the request
+        log.warning("cache unavailable; answering without it")
+        return None
+    return int(value or 0)
+
+
+def _bypass_cache() -> bool:
+    """Never cache requests with a token (an admin sees inactive items), nor any request
+    while the catalog version cannot be read (an entry must never outlive its version)."""
+    if "Authorization" in request.headers:
+        return True
+    request.environ[_VERSION_KEY] = _version(CATALOG)
+    return request.environ[_VERSION_KEY] is None
 
 
 def _catalog_key(*_view_args: Any, **_view_kwargs: Any) -> str:
-    query = "&".join(f"{k}={v}" for k, v in sorted(request.args.items(multi=True)))
-    return f"{CATALOG}:v{_version(CATALOG)}:{request.path}?{query}"
-
-
-def _personal_request() -> bool:
-    """Requests with a token may come from an admin, who sees inactive items: never cached."""
-    return "Authorization" in request.headers
+    query = urlencode(sorted((k, v) for k, v in request.args.items(multi=True) if k in CATALOG_QUERY))
+    return f"{CATALOG}:v{request.environ[_VERSION_KEY]}:{request.path}?{query}"
 
 
 def cached_catalog_read(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -67,7 +83,7 @@ def cached_catalog_read(view: Callable[..., Any]) -> Callable[..., Any]:
     return cache.cached(
         timeout=ENTRY_SECONDS,
         make_cache_key=_catalog_key,
-        unless=_personal_request,
+        unless=_bypass_cache,
         response_filter=lambda response: getattr(response, "status_code", 200) == 200,
     )(view)
 

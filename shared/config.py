@@ -75,10 +75,6 @@ def engine_options(database_url: str, *, connect_timeout: int, read_timeout: int
             "pool_recycle": 280,
             "pool_size": 10,
             "max_overflow": 10,
-            # Every session and connection ends its own transaction (Session.close and
-            # Connection.close roll back), so the pool's second ROLLBACK on check-in is a
-            # wasted round trip per request.
-            "pool_reset_on_return": None,
             "pool_timeout": connect_timeout,
             "connect_args": {
                 "charset": "utf8mb4",

@@ -5,6 +5,9 @@ busiest query of the product. With the customer on the card and an index on
 (customer_id, subject_id, test_number) it is an index range read in list order; through
 purchases it was a join, a temporary table and a sort of every card on every request.
 
+Deploy it together with the code that writes customer_id: the column is NOT NULL, so a
+worker still running older code would fail to create cards (its purchases roll back).
+
 Revision ID: f81c4a2e6d07
 Revises: e5b2d8f4a913
 Create Date: 2026-11-22 01:10:00

@@ -101,6 +101,7 @@ class CustomerService:
         )
         db.session.add(subscription)
         db.session.flush()
+        db.session.expire(admin, ["customer"])  # the profile loaded with the token is now stale
         return customer, subscription
 
     @staticmethod
