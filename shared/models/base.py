@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import UTC, datetime
 
-from sqlalchemy import Enum, Index, String, UniqueConstraint
+from sqlalchemy import Enum, String, UniqueConstraint
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import DateTime
@@ -35,11 +35,6 @@ def unique_constraint(*columns: str, field: str | None, message: str, name: str 
     that deployed databases already carry.
     """
     return UniqueConstraint(*columns, name=name, info={PROBLEM_FIELD: field, PROBLEM_MESSAGE: message})
-
-
-def unique_index(name: str, *columns: str, field: str | None, message: str) -> Index:
-    """Like `unique_constraint`, for a uniqueness rule expressed as an index."""
-    return Index(name, *columns, unique=True, info={PROBLEM_FIELD: field, PROBLEM_MESSAGE: message})
 
 
 def string_enum(enum_class: type[enum.Enum], length: int = 16) -> Enum:

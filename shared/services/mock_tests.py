@@ -25,10 +25,6 @@ class CardsReport:
     existing: int
     per_subject: dict[int, int]
 
-    @property
-    def total(self) -> int:
-        return self.created + self.existing
-
 
 @dataclass(frozen=True)
 class Paper:
