@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 
 import pytest
 import requests
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from shared.extensions import db
 from shared.models import MockTestAttempt
@@ -54,3 +55,36 @@ def test_concurrent_starts_and_submits_score_a_card_once(mariadb: Flask, live_se
     stored = db.session.execute(select(MockTestAttempt).where(MockTestAttempt.id == card)).scalar_one()
     assert stored.submitted_at.isoformat() == winner["submitted_at"].replace("+00:00", "")
     assert stored.correct_count == 10
+
+
+def test_taking_a_test_does_not_lock_its_subject(mariadb: Flask) -> None:
+    """While another transaction holds the subject's row (an admin editing it), students
+    still start, answer and submit their tests of that subject."""
+    client = mariadb.test_client()
+    course = make_course(subjects=1)
+    subject = course.subject_ids[0]
+    add_questions(subject, 10)
+    student = bearer(register(client)["access_token"])
+    client.post("/api/purchases", json={"purchase_type": "single_subject", "subject_id": subject}, headers=student)
+    card = card_id(client, student, subject, 1)
+    db.session.remove()
+
+    editor = db.engine.connect()
+    transaction = editor.begin()
+    editor.execute(text("SELECT id FROM subjects WHERE id = :id FOR UPDATE"), {"id": subject})
+    answers: list[int] = []
+
+    def take_test() -> None:
+        with mariadb.test_client() as own_client:
+            answers.append(own_client.post(f"/api/mock-tests/{card}/start", headers=student).status_code)
+            answers.append(own_client.post(f"/api/mock-tests/{card}/submit", json={}, headers=student).status_code)
+
+    worker = threading.Thread(target=take_test)
+    worker.start()
+    worker.join(timeout=20)  # the lock wait timeout is 50 s: a blocked start would still be waiting
+    still_waiting = worker.is_alive()
+    transaction.rollback()
+    editor.close()
+    worker.join()
+    assert not still_waiting, "starting a test waited for the subject's row lock"
+    assert answers == [200, 200]

@@ -296,8 +296,12 @@ class MockTestService:
             statement = MockTestService._cards_of(CustomerService.customer_id_of(user))
         statement = statement.where(MockTestAttempt.id == card_id)
         if lock:
-            statement = statement.with_for_update(of=MockTestAttempt)
-        card = db.session.execute(statement.options(joinedload(MockTestAttempt.subject))).scalar_one_or_none()
+            # MariaDB has no FOR UPDATE OF: a joined subject would be locked too, queueing
+            # every test of that subject (and its admin edits). Lock the card alone.
+            statement = statement.with_for_update().options(selectinload(MockTestAttempt.subject))
+        else:
+            statement = statement.options(joinedload(MockTestAttempt.subject))
+        card = db.session.execute(statement).scalar_one_or_none()
         if card is None:
             raise NotFound(CARD_NOT_FOUND)
         return card
