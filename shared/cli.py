@@ -9,9 +9,13 @@ import marshmallow as ma
 from flask import Flask, current_app
 
 from shared.config import normalise_database_url
+from shared.constraint_check import run
 from shared.errors import ProblemError
 from shared.schemas.base import Schema
 from shared.schemas.fields import Email, Name, Password, PhoneNumber
+from shared.services.auth import AuthService
+from shared.services.demo import DEMO_ADMIN, DEMO_STUDENT, DemoDataService
+from shared.services.idempotency import IdempotencyService
 
 
 class AdminSchema(Schema):
@@ -32,8 +36,6 @@ def _fail(message: str) -> None:
 @click.option("--name", default="Administrator", show_default=True, help="Full name.")
 def create_admin_command(email: str, password: str, phone: str | None, name: str) -> None:
     """Create an admin account."""
-    from shared.services.auth import AuthService
-
     raw = {"email": email, "password": password, "full_name": name}
     if phone:
         raw["phone_number"] = phone
@@ -52,8 +54,6 @@ def create_admin_command(email: str, password: str, phone: str | None, name: str
 @click.command("purge-revoked-tokens")
 def purge_revoked_tokens_command() -> None:
     """Delete revoked tokens that have expired anyway."""
-    from shared.services.auth import AuthService
-
     click.echo(f"Purged {AuthService.purge_expired_revocations()} expired revoked tokens.")
 
 
@@ -61,8 +61,6 @@ def purge_revoked_tokens_command() -> None:
 @click.option("--if-empty", is_flag=True, help="Only when the catalog is empty (what `make run` uses).")
 def seed_demo_command(if_empty: bool) -> None:
     """Load the demo catalog and the demo accounts (idempotent)."""
-    from shared.services.demo import DEMO_ADMIN, DEMO_STUDENT, DemoDataService
-
     if if_empty and not DemoDataService.is_empty():
         click.echo("The catalog is not empty; demo data not loaded.")
         return
@@ -76,8 +74,6 @@ def seed_demo_command(if_empty: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
 def check_constraints_command(database_url: str | None, as_json: bool) -> None:
     """Prove the test-card constraint fix on a live database (exit 0 ok, 1 problems, 2 unreachable)."""
-    from shared.constraint_check import run
-
     url = normalise_database_url(database_url) if database_url else current_app.config["SQLALCHEMY_DATABASE_URI"]
     code = run(url, current_app.config["MOCK_TESTS_PER_SUBJECT"], as_json, echo=click.echo)
     sys.exit(code)
@@ -86,8 +82,6 @@ def check_constraints_command(database_url: str | None, as_json: bool) -> None:
 @click.command("purge-idempotency-keys")
 def purge_idempotency_keys_command() -> None:
     """Delete Idempotency-Key records older than 24 hours."""
-    from shared.services.idempotency import IdempotencyService
-
     click.echo(f"Purged {IdempotencyService.purge_expired()} expired idempotency keys.")
 
 

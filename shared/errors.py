@@ -21,6 +21,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, Opera
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
 
+from shared.extensions import db
 from shared.models.base import PROBLEM_FIELD, PROBLEM_MESSAGE
 from shared.openapi import PROBLEM_CONTENT_TYPE
 from shared.request_id import current_request_id
@@ -223,8 +224,6 @@ def is_conflict(exc: IntegrityError) -> bool:
 def translate_integrity_error(exc: IntegrityError, metadata: MetaData | None = None) -> ConstraintConflict:
     """The 409 a service raises when the database rejected its write."""
     if metadata is None:
-        from shared.extensions import db
-
         metadata = db.metadata
     violation = violated_constraint(exc, metadata)
     log.info("integrity error on constraint %s: %s", violation.constraint, driver_message(exc))
@@ -358,8 +357,6 @@ def handle_http_exception(exc: HTTPException) -> Response:
 
 
 def _rollback_session() -> None:
-    from shared.extensions import db
-
     try:
         db.session.rollback()
     except Exception:

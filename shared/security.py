@@ -13,6 +13,7 @@ from flask_smorest.utils import deepupdate
 from shared.errors import Forbidden, Unauthorized
 from shared.extensions import jwt
 from shared.models import User
+from shared.services.auth import AuthService
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -24,9 +25,6 @@ def _unauthorized(detail: str) -> Response:
 
 
 def register_jwt_callbacks() -> None:
-    # Imported here: the auth service needs the models, which need the extensions.
-    from shared.services.auth import AuthService
-
     @jwt.user_identity_loader
     def identity(user: User | str) -> str:
         return str(user.id) if isinstance(user, User) else str(user)

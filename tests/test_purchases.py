@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -10,7 +11,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select, text
 
 from shared.extensions import db
-from shared.models import MockTestAttempt, Purchase, PurchaseItem
+from shared.models import IdempotencyKey, MockTestAttempt, Purchase, PurchaseItem
+from shared.models.base import utcnow
 from shared.services.mock_tests import MockTestService
 from tests.support.accounts import bearer, create_admin, register
 from tests.support.catalog import CourseFixture, make_course
@@ -354,11 +356,6 @@ def test_a_255_character_key_is_fine(client: FlaskClient, student: dict[str, str
 
 
 def test_purge_forgets_keys_older_than_a_day(app: Flask, client: FlaskClient, student: dict[str, str]) -> None:
-    from datetime import timedelta
-
-    from shared.models import IdempotencyKey
-    from shared.models.base import utcnow
-
     course = make_course(subjects=1)
     buy(
         client,
