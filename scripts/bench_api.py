@@ -4,7 +4,7 @@
     python scripts/bench_api.py [--database-url URL] [--duration 10] [--connections 16] [--workers 4]
 
 Serves the app (on MariaDB, database exam_shop_bench_api, recreated, migrated and seeded
-with the demo data; the catalog cache on Redis, as production would run) and
+with the demo data; the response caches on Redis, as production would run) and
 scripts/bare_app.py with identical gunicorn settings, then loads each with wrk
 (Debian package `wrk`):
 
@@ -175,7 +175,7 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument(
-        "--cache-redis-url", default="redis://127.0.0.1:6379/2", help="the catalog cache; '' runs without it"
+        "--cache-redis-url", default="redis://127.0.0.1:6379/2", help="the response caches; '' runs without them"
     )
     args = parser.parse_args()
     if shutil.which("wrk") is None:

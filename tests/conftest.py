@@ -7,12 +7,15 @@ other's data, and the gunicorn helper shares the MariaDB database with the test.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
@@ -21,6 +24,7 @@ from sqlalchemy import text
 os.environ.setdefault("APP_ENV", "testing")
 
 from app import create_app
+from shared.cache import EVERYTHING
 from shared.extensions import db, limiter
 from tests.support.databases import (
     DatabaseUnderTest,
@@ -33,6 +37,9 @@ from tests.support.queries import count_queries
 
 TEST_JWT_SECRET = "test-only-secret-that-is-long-enough-for-hs256-signing"
 BACKENDS = ["sqlite", "mariadb"]
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+LIVE_CACHE_URL = REDIS_URL
+LIVE_CACHE_PREFIX = f"test-live-{uuid.uuid4().hex[:12]}:"  # runs sharing a Redis stay apart
 _mariadb_version: dict[str, str] = {}
 
 
@@ -96,6 +103,9 @@ def delete_all_rows(flask_app: Flask) -> None:
         with db.engine.begin() as connection:
             for table in reversed(db.metadata.sorted_tables):
                 connection.execute(table.delete())
+    # Core DELETEs are not announced: the live server's workers must forget what they cached.
+    with contextlib.suppress(redis.RedisError):
+        redis.Redis.from_url(LIVE_CACHE_URL, socket_timeout=1).publish(f"{LIVE_CACHE_PREFIX}changes", EVERYTHING)
 
 
 DUPLICATE_CARDS = text(
@@ -189,11 +199,13 @@ def query_counter(app: Flask) -> Callable[[], Any]:
 
 @pytest.fixture(scope="session")
 def live_server(mariadb_app: Flask, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """gunicorn with 4 workers on the MariaDB test database."""
+    """gunicorn with 4 workers on the MariaDB test database, its response cache on Redis."""
     env = {
         "APP_ENV": "testing",
         "DATABASE_URL": mariadb_app.config["SQLALCHEMY_DATABASE_URI"],
         "JWT_SECRET_KEY": TEST_JWT_SECRET,
+        "CACHE_REDIS_URL": LIVE_CACHE_URL,
+        "CACHE_KEY_PREFIX": LIVE_CACHE_PREFIX,
     }
     server = start_gunicorn(env, Path(tmp_path_factory.mktemp("gunicorn")) / "gunicorn.log")
     yield server
