@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -12,7 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app import create_app
-from shared.cache import Entries, Entry, response_cache
+from shared.cache import HEARTBEAT_SECONDS, Entries, Entry, response_cache
 from shared.extensions import db
 from shared.services.demo import DemoDataService
 from tests.conftest import REDIS_URL, CheckedClient, app_config, delete_all_rows, migrate_to_head
@@ -179,10 +180,16 @@ def test_a_lost_subscription_drops_every_entry(client: FlaskClient, student: dic
     assert cache is not None
     assert len(cache.entries) == 2
     redis.Redis.from_url(REDIS_URL).client_kill_filter(_type="pubsub")  # what a Redis restart does
-    with count_queries(db.engine) as queries:
+    with count_queries(db.engine) as while_away:
         assert client.get("/api/mock-tests", headers=student).status_code == 200
-    assert queries.count > 0
-    assert len(cache.entries) <= 1  # only what was read since
+    assert while_away.count > 0
+    assert len(cache.entries) == 0
+    time.sleep(HEARTBEAT_SECONDS + 0.1)  # the worker subscribes again, and caches again
+    with count_queries(db.engine) as resubscribed:
+        client.get("/api/mock-tests", headers=student)
+        client.get("/api/mock-tests", headers=student)
+    assert len(resubscribed.statements) > 0
+    assert len(cache.entries) == 1
 
 
 def test_the_entries_are_bounded_and_indexed_by_topic() -> None:
@@ -210,3 +217,15 @@ def test_a_logout_that_cannot_be_announced_is_refused(tmp_path_factory: pytest.T
         assert refused.headers["Content-Type"] == "application/problem+json"
         assert "Retry-After" in refused.headers
         assert client.get("/api/auth/me", headers=student).status_code == 200  # nothing was half-done
+
+
+def test_clear_cache_makes_every_worker_forget(client: FlaskClient, cached_app: Flask) -> None:
+    client.get("/api/courses")
+    with count_queries(db.engine) as cached:
+        client.get("/api/courses")
+    assert cached.count == 0
+    result = cached_app.test_cli_runner().invoke(args=["clear-cache"])
+    assert result.exit_code == 0, result.output
+    with count_queries(db.engine) as after:
+        assert client.get("/api/courses").status_code == 200
+    assert after.count > 0
