@@ -27,7 +27,7 @@ blp = Blueprint("mock_tests", __name__, url_prefix="/api/mock-tests", descriptio
 
 
 @blp.route("")
-@cached_caller_read
+@cached_caller_read("page", "per_page", "subject_id", "status")
 @login_required
 @blp.arguments(CardListQuerySchema, location="query")
 @blp.response(200, CardPageSchema)
@@ -40,7 +40,7 @@ def list_cards(query: dict[str, Any]) -> Page[MockTestAttempt]:
 
 
 @blp.route("/progress")
-@cached_caller_read
+@cached_caller_read()
 @login_required
 @blp.response(200, ProgressSchema)
 @blp.problems(401, 403)

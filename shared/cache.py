@@ -7,20 +7,23 @@ Two kinds of reads are cached when CACHE_REDIS_URL is set (without it nothing is
   full check against the database (signature, expiry, revocation, active account).
 
 Every entry names the topics it was built from: "catalog", "user:<id>", "customer:<id>". Every
-ORM flush announces the topics of the rows it touched (`topics_of`) on a Redis pub/sub channel,
-before the commit and again after it, and each worker applies the announcements waiting on its
-own subscription before it looks anything up. After the second announcement the writer makes one
-more round trip to Redis: Redis has then written the announcement to every subscriber's socket, so
-once a write has answered its client, no worker serves what the write replaced. A logout writes a
-revoked-token row, which announces its user: the revoked token is refused at once everywhere.
+ORM flush announces the topics of the rows it touched (`topics_of`) on a Redis pub/sub channel:
+BEGIN before the commit, END after it, and each worker applies the announcements waiting on its
+own subscription before it looks anything up. Between the two, no worker stores an answer on
+those topics. After END the writer makes one more round trip to Redis: Redis has then written
+the announcement to every subscriber's socket, so once a write has answered its client, no
+worker on that host serves what the write replaced (a worker on another host reads it as soon
+as the network delivers it). A logout writes a revoked-token row, which announces its user:
+the revoked token is refused at once by every worker.
 
 A worker trusts its entries only while its subscription works: a broken connection drops them
-all, and a subscription that has not answered a ping for HEARTBEAT_SECONDS is not used until it
-does. A change to an account or a token that cannot be announced is refused (503), because a
-worker that missed it could go on accepting a revoked token; other changes are committed and
-logged, and their stale entries expire (CALLER_ENTRY_SECONDS, CATALOG_ENTRY_SECONDS).
-Changes made outside the ORM (Core UPDATE/DELETE, SQL by hand) are not announced: after such a
-change, `flask clear-cache` makes every worker drop everything.
+all, and entries are used only while the subscription has answered a ping within
+HEARTBEAT_SECONDS (once a second, a lookup waits for that answer). A change to an account or a
+token whose BEGIN cannot be announced is refused (503): a worker that missed it could go on
+accepting a revoked token. Other changes are committed and logged, and their stale entries
+expire (CALLER_ENTRY_SECONDS, CATALOG_ENTRY_SECONDS). Changes made outside the ORM (Core
+UPDATE/DELETE, SQL by hand) are not announced: after such a change, `flask clear-cache` makes
+every worker drop everything.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -60,10 +64,13 @@ CATALOG_MODELS = (Course, Subject, Bundle)
 CATALOG_QUERY = ("page", "per_page", "q", "course_id")
 CATALOG_ENTRY_SECONDS = 300
 CALLER_ENTRY_SECONDS = 60
-MAX_ENTRIES = 4096
+PENDING_SECONDS = 60  # the longest a write may stay between its two announcements
+MAX_BYTES = 64 * 1024 * 1024  # of answers, per worker
+MAX_TRACKED = 10_000  # topics remembered as recently announced
+BEGIN, END = "begin", "end"
 HEARTBEAT_SECONDS = 1.0
 REDIS_TIMEOUT_SECONDS = 0.1  # a Redis that stops answering costs a request 0.1 s, not a hang
-_TOPICS = "announced_topics"
+_WRITE = "announced_write"  # session.info: (write id, topics announced so far)
 
 
 def user_topic(user_id: int) -> str:
@@ -101,10 +108,11 @@ class Entry:
 
 
 class Entries:
-    """A bounded least-recently-used map of answers, indexed by topic."""
+    """A least-recently-used map of answers, bounded in bytes and indexed by topic."""
 
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.size = 0
         self._entries: OrderedDict[Any, Entry] = OrderedDict()
         self._keys_by_topic: dict[str, set[Any]] = {}
 
@@ -124,9 +132,10 @@ class Entries:
     def put(self, key: Any, entry: Entry) -> None:
         self._remove(key)
         self._entries[key] = entry
+        self.size += len(entry.body)
         for topic in entry.topics:
             self._keys_by_topic.setdefault(topic, set()).add(key)
-        while len(self._entries) > self.capacity:
+        while self.size > self.max_bytes:
             self._remove(next(iter(self._entries)))
 
     def drop(self, topics: Iterable[str]) -> None:
@@ -141,11 +150,13 @@ class Entries:
     def clear(self) -> None:
         self._entries.clear()
         self._keys_by_topic.clear()
+        self.size = 0
 
     def _remove(self, key: Any) -> None:
         entry = self._entries.pop(key, None)
         if entry is None:
             return
+        self.size -= len(entry.body)
         for topic in entry.topics:
             keys = self._keys_by_topic.get(topic)
             if keys is not None:
@@ -156,24 +167,30 @@ class Entries:
 
 class ResponseCache:
     """One per app and process: the entries, the subscription that keeps them exact, and the
-    announcements this process makes."""
+    announcements this process makes.
+
+    A write announces BEGIN before its commit and END after it (or after its rollback), under
+    one write id. Between the two, no worker stores an answer on the write's topics: such an
+    answer may have read the data before the commit, and if the END were lost, nothing would
+    drop it. A BEGIN whose END never comes holds for PENDING_SECONDS.
+    """
 
     def __init__(self, url: str, channel: str) -> None:
         self.url = url
         self.channel = channel
-        self.entries = Entries(MAX_ENTRIES)
+        self.entries = Entries(MAX_BYTES)
         self._lock = threading.Lock()
         self._pid = 0
         self._client: redis.Redis | None = None
         self._pubsub: Any = None
         self._last_heard = 0.0
-        self._last_ping = 0.0
         self._next_attempt = 0.0
         # Announcements are numbered as they arrive, so that an answer built while one of its
         # topics was announced is not stored (it may have read the data before the change).
         self._received = 0
         self._received_by_topic: dict[str, int] = {}
         self._forgotten_before = 0
+        self._pending: dict[str, tuple[float, frozenset[str]]] = {}  # write id -> (until, topics)
 
     # -- reading --------------------------------------------------------------------------
     def lookup(self, key: Any) -> tuple[Response | None, int | None]:
@@ -188,34 +205,49 @@ class ResponseCache:
         if mark is None or seconds <= 0 or response.status_code != 200 or response.direct_passthrough:
             return
         with self._lock:
-            if not self._subscription_ready() or mark < self._forgotten_before:
-                return
-            if any(self._received_by_topic.get(topic, 0) > mark for topic in (*topics, EVERYTHING)):
+            if not self._subscription_ready() or mark < self._forgotten_before or self._touched(topics, mark):
                 return
             headers = [(name, value) for name, value in response.headers.items() if name.lower() != "content-length"]
             entry = Entry(response.status_code, headers, response.get_data(), topics, time.monotonic() + seconds)
             self.entries.put(key, entry)
 
+    def _touched(self, topics: frozenset[str], mark: int) -> bool:
+        """Was one of these topics announced after `mark`, or is a write on one under way?"""
+        if any(self._received_by_topic.get(topic, 0) > mark for topic in (*topics, EVERYTHING)):
+            return True
+        now = time.monotonic()
+        for write_id, (until, pending) in list(self._pending.items()):
+            if until <= now:
+                del self._pending[write_id]
+            elif not pending.isdisjoint(topics):
+                return True
+        return False
+
     # -- writing --------------------------------------------------------------------------
-    def announce(self, topics: Iterable[str], *, confirm: bool) -> None:
+    def announce(self, phase: str, write_id: str, topics: Iterable[str], *, confirm: bool = False) -> None:
         """Tell every worker, this one included, to drop the entries of these topics.
         With `confirm`, return only once Redis has passed the announcement to every subscriber."""
         names = sorted(set(topics))
         with self._lock:
             self.entries.drop(names)
             client = self._redis()
-        client.publish(self.channel, " ".join(names))
+        client.publish(self.channel, " ".join([phase, write_id, *names]))
         if confirm:
             client.ping()  # answered on a later turn of Redis' event loop, after it wrote to subscribers
 
     # -- the subscription -----------------------------------------------------------------
     def _redis(self) -> redis.Redis:
-        if self._pid != os.getpid():  # a forked worker must not share its parent's sockets
+        if self._pid != os.getpid():  # a forked worker must not use its parent's sockets
             self._pid, self._client, self._pubsub = os.getpid(), None, None
-            self.entries.clear()
+            self._forget_everything()
+            self._next_attempt = 0.0
         if self._client is None:
             self._client = redis.Redis.from_url(
                 self.url,
+                # RESP2: RESP3 connections may reconnect on their own (maintenance
+                # notifications), and a silent reconnect would lose announcements.
+                protocol=2,
+                client_name=self.channel,
                 socket_timeout=REDIS_TIMEOUT_SECONDS,
                 socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
                 retry=Retry(NoBackoff(), 0),
@@ -239,25 +271,38 @@ class ResponseCache:
                     self._receive(confirmation, now)
             while (message := self._pubsub.get_message(timeout=0.0)) is not None:
                 self._receive(message, now)
-            if now - self._last_heard > HEARTBEAT_SECONDS and now - self._last_ping > HEARTBEAT_SECONDS:
+            if now - self._last_heard > HEARTBEAT_SECONDS:
+                # Only the answer to our own ping proves that we have read everything Redis
+                # sent before it: once a second, a lookup waits for one.
                 self._pubsub.ping()
-                self._last_ping = now
+                deadline = now + REDIS_TIMEOUT_SECONDS
+                while self._last_heard != now and (left := deadline - time.monotonic()) > 0:
+                    if (message := self._pubsub.get_message(timeout=left)) is not None:
+                        self._receive(message, now)
         except (redis.RedisError, OSError) as exc:
             log.warning("response cache off until Redis answers again: %s", exc)
             self._forget_everything()
             self._next_attempt = now + HEARTBEAT_SECONDS
             return False
-        return now - self._last_heard <= 2 * HEARTBEAT_SECONDS
+        return now - self._last_heard <= HEARTBEAT_SECONDS
 
     def _receive(self, message: dict[str, Any], now: float) -> None:
-        self._last_heard = now
-        if message["type"] == "subscribe":  # (re)subscribed: what was announced before is unknown
+        kind = message["type"]
+        if kind in ("subscribe", "pong"):
+            self._last_heard = now
+        if kind == "subscribe":  # (re)subscribed: what was announced before is unknown
             self._forget_everything(keep_subscription=True)
-        elif message["type"] == "message":
+        elif kind == "message":
+            phase, _, rest = message["data"].decode().partition(" ")
+            write_id, _, names = rest.partition(" ")
+            topics = names.split() or [EVERYTHING]  # not one of ours: forget everything
             self._received += 1
-            topics = message["data"].decode().split()
             self.entries.drop(topics)
-            if len(self._received_by_topic) > MAX_ENTRIES:
+            if phase == BEGIN:
+                self._pending[write_id] = (now + PENDING_SECONDS, frozenset(topics))
+            else:
+                self._pending.pop(write_id, None)
+            if len(self._received_by_topic) > MAX_TRACKED:
                 self._received_by_topic.clear()
                 self._forgotten_before = self._received
             for topic in topics:
@@ -285,10 +330,6 @@ def response_cache() -> ResponseCache | None:
     return current_app.extensions.get("response_cache") if has_app_context() else None
 
 
-def _query() -> str:
-    return urlencode(sorted(request.args.items(multi=True)))
-
-
 def _cached(
     view: Callable[P, R],
     key_of: Callable[[], Any],
@@ -303,6 +344,7 @@ def _cached(
             return view(*args, **kwargs)
         hit, mark = cache.lookup(key)
         if hit is not None:
+            hit.headers["X-Cache"] = "hit"
             return hit  # type: ignore[return-value]
         response = current_app.make_response(view(*args, **kwargs))
         if response.status_code == 200:
@@ -312,26 +354,22 @@ def _cached(
     return cached
 
 
+def _query(names: Iterable[str]) -> str:
+    """The query parameters the read takes, in a fixed order; others (ignored by the API)
+    must not multiply the entries."""
+    return urlencode(sorted((k, v) for k, v in request.args.items(multi=True) if k in names))
+
+
 def _catalog_key() -> Any:
     # With a token the answer may show inactive items (admins): never shared.
     if "Authorization" in request.headers:
         return None
-    query = sorted((k, v) for k, v in request.args.items(multi=True) if k in CATALOG_QUERY)
-    return ("catalog", request.path, urlencode(query))
+    return ("catalog", request.path, _query(CATALOG_QUERY))
 
 
 def cached_catalog_read(view: Callable[P, R]) -> Callable[P, R]:
     """Answer a public catalog read (no token) from memory while the catalog is unchanged."""
     return _cached(view, _catalog_key, lambda: frozenset({CATALOG}), lambda: CATALOG_ENTRY_SECONDS)
-
-
-def _caller_key() -> Any:
-    """The bearer token itself: an entry is only ever served to the exact token that passed the
-    full check when it was stored. None (no cache) without a bearer token."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme != "Bearer" or not token:
-        return None
-    return ("caller", token, request.path, _query())
 
 
 def _caller_topics() -> frozenset[str]:
@@ -347,11 +385,22 @@ def _caller_lifetime() -> float:
     return min(CALLER_ENTRY_SECONDS, get_jwt()["exp"] - time.time())
 
 
-def cached_caller_read(view: Callable[P, R]) -> Callable[P, R]:
-    """Answer a caller's repeated read of its own data from memory. Goes outside the
-    authentication guard: the first read of a token takes the full check, and only its 200
-    answer is kept, for that token alone, until the caller's account, tokens or data change."""
-    return _cached(view, _caller_key, _caller_topics, _caller_lifetime)
+def cached_caller_read(*query: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Answer a caller's repeated read of its own data from memory; `query` names the query
+    parameters the read takes. Goes outside the authentication guard: the first read with a
+    token takes the full check, and only its 200 answer is kept, for that exact token alone,
+    until the caller's account, tokens or data change."""
+
+    def key() -> Any:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme != "Bearer" or not token:
+            return None
+        return ("caller", token, request.path, _query(query))
+
+    def decorator(view: Callable[P, R]) -> Callable[P, R]:
+        return _cached(view, key, _caller_topics, _caller_lifetime)
+
+    return decorator
 
 
 # -- announcing ORM changes -------------------------------------------------------------------
@@ -369,33 +418,41 @@ def _announce_before_commit(session: Session, _flush_context: UOWTransaction) ->
             critical = critical or (is_critical and bool(names))
     if not topics:
         return
-    session.info.setdefault(_TOPICS, set()).update(topics)
+    write_id, announced = session.info.setdefault(_WRITE, (uuid.uuid4().hex, set()))
+    announced.update(topics)
     try:
-        cache.announce(topics, confirm=False)
+        cache.announce(BEGIN, write_id, topics)
     except (redis.RedisError, OSError) as exc:
         if critical:
             raise ServiceUnavailable(
                 "This change cannot be made while the cache cannot be told about it. Please retry shortly.",
                 headers={"Retry-After": str(current_app.config["RETRY_AFTER_SECONDS"])},
             ) from exc
-        log.error("could not announce %s before commit: %s", sorted(topics), exc)
+        log.error("could not announce a change of %s: %s", sorted(topics), exc)
 
 
 @event.listens_for(Session, "after_commit")
 def _announce_after_commit(session: Session) -> None:
-    topics = session.info.pop(_TOPICS, None)
-    cache = response_cache()
-    if not topics or cache is None:
-        return
-    try:
-        cache.announce(topics, confirm=True)
-    except (redis.RedisError, OSError) as exc:
-        log.error(
-            "could not announce %s after commit; their entries expire within %ss", sorted(topics), CALLER_ENTRY_SECONDS
-        )
-        log.debug("announcement failure", exc_info=exc)
+    _announce_end(session, confirm=True)
 
 
 @event.listens_for(Session, "after_soft_rollback")
-def _forget_topics(session: Session, _previous_transaction: Any) -> None:
-    session.info.pop(_TOPICS, None)
+def _announce_after_rollback(session: Session, _previous_transaction: Any) -> None:
+    _announce_end(session, confirm=False)
+
+
+def _announce_end(session: Session, *, confirm: bool) -> None:
+    write = session.info.pop(_WRITE, None)
+    cache = response_cache()
+    if write is None or cache is None:
+        return
+    write_id, topics = write
+    try:
+        cache.announce(END, write_id, topics, confirm=confirm)
+    except (redis.RedisError, OSError) as exc:
+        log.error(
+            "could not announce the end of a change of %s: workers cache none of it for %ss (%s)",
+            sorted(topics),
+            PENDING_SECONDS,
+            exc,
+        )

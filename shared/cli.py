@@ -9,7 +9,7 @@ import marshmallow as ma
 import redis
 from flask import Flask, current_app
 
-from shared.cache import EVERYTHING, response_cache
+from shared.cache import END, EVERYTHING, response_cache
 from shared.config import normalise_database_url
 from shared.constraint_check import run
 from shared.errors import ProblemError
@@ -89,7 +89,7 @@ def clear_cache_command() -> None:
         click.echo("CACHE_REDIS_URL is not set: nothing is cached.")
         return
     try:
-        cache.announce([EVERYTHING], confirm=True)
+        cache.announce(END, "clear-cache", [EVERYTHING], confirm=True)
     except (redis.RedisError, OSError) as exc:
         _fail(f"Redis did not take the announcement: {exc}")
     click.echo("Every worker drops its cached answers before its next request.")

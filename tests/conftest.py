@@ -24,7 +24,7 @@ from sqlalchemy import text
 os.environ.setdefault("APP_ENV", "testing")
 
 from app import create_app
-from shared.cache import EVERYTHING
+from shared.cache import END, EVERYTHING
 from shared.extensions import db, limiter
 from tests.support.databases import (
     DatabaseUnderTest,
@@ -38,7 +38,6 @@ from tests.support.queries import count_queries
 TEST_JWT_SECRET = "test-only-secret-that-is-long-enough-for-hs256-signing"
 BACKENDS = ["sqlite", "mariadb"]
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-LIVE_CACHE_URL = REDIS_URL
 LIVE_CACHE_PREFIX = f"test-live-{uuid.uuid4().hex[:12]}:"  # runs sharing a Redis stay apart
 _mariadb_version: dict[str, str] = {}
 
@@ -103,9 +102,16 @@ def delete_all_rows(flask_app: Flask) -> None:
         with db.engine.begin() as connection:
             for table in reversed(db.metadata.sorted_tables):
                 connection.execute(table.delete())
-    # Core DELETEs are not announced: the live server's workers must forget what they cached.
+    # Core DELETEs are not announced: the workers of the live server and of a cached app
+    # must forget what they cached, as `flask clear-cache` would tell them.
+    forget_cached_answers(LIVE_CACHE_PREFIX)
+    if flask_app.config["CACHE_REDIS_URL"]:
+        forget_cached_answers(flask_app.config["CACHE_KEY_PREFIX"])
+
+
+def forget_cached_answers(prefix: str) -> None:
     with contextlib.suppress(redis.RedisError):
-        redis.Redis.from_url(LIVE_CACHE_URL, socket_timeout=1).publish(f"{LIVE_CACHE_PREFIX}changes", EVERYTHING)
+        redis.Redis.from_url(REDIS_URL, socket_timeout=1).publish(f"{prefix}changes", f"{END} tests {EVERYTHING}")
 
 
 DUPLICATE_CARDS = text(
@@ -204,7 +210,7 @@ def live_server(mariadb_app: Flask, tmp_path_factory: pytest.TempPathFactory) ->
         "APP_ENV": "testing",
         "DATABASE_URL": mariadb_app.config["SQLALCHEMY_DATABASE_URI"],
         "JWT_SECRET_KEY": TEST_JWT_SECRET,
-        "CACHE_REDIS_URL": LIVE_CACHE_URL,
+        "CACHE_REDIS_URL": REDIS_URL,
         "CACHE_KEY_PREFIX": LIVE_CACHE_PREFIX,
     }
     server = start_gunicorn(env, Path(tmp_path_factory.mktemp("gunicorn")) / "gunicorn.log")

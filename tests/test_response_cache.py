@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 import redis
-from flask import Flask
+from flask import Flask, Response
 from flask.testing import FlaskClient
 
 from app import create_app
-from shared.cache import HEARTBEAT_SECONDS, Entries, Entry, response_cache
+from shared.cache import BEGIN, END, HEARTBEAT_SECONDS, Entries, Entry, response_cache
 from shared.extensions import db
 from shared.services.demo import DemoDataService
 from tests.conftest import REDIS_URL, CheckedClient, app_config, delete_all_rows, migrate_to_head
@@ -104,6 +104,13 @@ def test_without_redis_the_catalog_is_served_uncached(tmp_path_factory: pytest.T
         assert client.get(f"/api/courses/{jee}").get_json()["title"] == "Renamed"
 
 
+def kill_subscriptions(name: str) -> None:
+    server = redis.Redis.from_url(REDIS_URL)
+    for connection in server.client_list(_type="pubsub"):
+        if connection["name"] == name:
+            server.client_kill_filter(_id=connection["id"])
+
+
 def buy(client: FlaskClient, headers: dict[str, str], subject_id: int) -> None:
     body = {"purchase_type": "single_subject", "subject_id": subject_id}
     assert client.post("/api/purchases", json=body, headers=headers).status_code == 201
@@ -179,7 +186,7 @@ def test_a_lost_subscription_drops_every_entry(client: FlaskClient, student: dic
     cache = response_cache()
     assert cache is not None
     assert len(cache.entries) == 2
-    redis.Redis.from_url(REDIS_URL).client_kill_filter(_type="pubsub")  # what a Redis restart does
+    kill_subscriptions(cache.channel)  # what a Redis restart does
     with count_queries(db.engine) as while_away:
         assert client.get("/api/mock-tests", headers=student).status_code == 200
     assert while_away.count > 0
@@ -192,16 +199,18 @@ def test_a_lost_subscription_drops_every_entry(client: FlaskClient, student: dic
     assert len(cache.entries) == 1
 
 
-def test_the_entries_are_bounded_and_indexed_by_topic() -> None:
-    entries = Entries(capacity=3)
+def test_the_entries_are_bounded_in_bytes_and_indexed_by_topic() -> None:
+    entries = Entries(max_bytes=30)
     for n in range(5):
-        entries.put(n, Entry(200, [], b"{}", frozenset({f"user:{n % 2}"}), expires_at=100.0))
+        entries.put(n, Entry(200, [], b"x" * 10, frozenset({f"user:{n % 2}"}), expires_at=100.0))
     assert len(entries) == 3
-    assert entries.get(0, now=1.0) is None
+    assert entries.size == 30
+    assert entries.get(1, now=1.0) is None  # the least recently used went first
     assert entries.get(4, now=1.0) is not None
     entries.drop(["user:0"])
     assert [n for n in range(5) if entries.get(n, now=1.0)] == [3]
     assert entries.get(3, now=100.0) is None  # expired
+    assert entries.size == 0
 
 
 def test_a_logout_that_cannot_be_announced_is_refused(tmp_path_factory: pytest.TempPathFactory) -> None:
@@ -229,3 +238,50 @@ def test_clear_cache_makes_every_worker_forget(client: FlaskClient, cached_app: 
     with count_queries(db.engine) as after:
         assert client.get("/api/courses").status_code == 200
     assert after.count > 0
+
+
+def test_a_logout_on_another_worker_reaches_this_one(cached_app: Flask, client: FlaskClient) -> None:
+    other_worker = create_app(dict(cached_app.config))  # same database, same channel, own memory
+    other_worker.test_client_class = CheckedClient
+    student = bearer(register(client)["access_token"])
+    buy(client, student, make_course(subjects=1).subject_ids[0])
+    client.get("/api/mock-tests", headers=student)
+    assert client.get("/api/mock-tests", headers=student).headers.get("X-Cache") == "hit"
+    with other_worker.app_context():
+        assert other_worker.test_client().post("/api/auth/logout", headers=student).status_code == 204
+    assert client.get("/api/mock-tests", headers=student).status_code == 401
+
+
+def answer(body: bytes = b"{}") -> Response:
+    return Response(body, mimetype="application/json")
+
+
+def test_an_answer_built_while_its_data_changed_is_not_kept(client: FlaskClient) -> None:
+    cache = response_cache()
+    assert cache is not None
+    writer = redis.Redis.from_url(REDIS_URL)
+    topics = frozenset({"customer:7"})
+    _, mark = cache.lookup("k")
+    writer.publish(cache.channel, f"{END} w0 customer:7")  # committed by another worker meanwhile
+    writer.ping()
+    cache.store("k", mark, answer(), topics, 60)
+    assert cache.lookup("k")[0] is None
+    _, mark = cache.lookup("k")
+    cache.store("k", mark, answer(), topics, 60)
+    assert cache.lookup("k")[0] is not None
+
+
+def test_nothing_is_kept_while_a_write_is_under_way(client: FlaskClient) -> None:
+    cache = response_cache()
+    assert cache is not None
+    writer = redis.Redis.from_url(REDIS_URL)
+    writer.publish(cache.channel, f"{BEGIN} w1 customer:8 user:8")
+    writer.ping()
+    _, mark = cache.lookup("k")  # after BEGIN: the database may not show the change yet
+    cache.store("k", mark, answer(), frozenset({"customer:8"}), 60)
+    assert cache.lookup("k")[0] is None
+    writer.publish(cache.channel, f"{END} w1 customer:8 user:8")
+    writer.ping()
+    _, mark = cache.lookup("k")
+    cache.store("k", mark, answer(), frozenset({"customer:8"}), 60)
+    assert cache.lookup("k")[0] is not None
