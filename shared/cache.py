@@ -46,7 +46,7 @@ from flask import Flask, Response, current_app, has_app_context, request
 from flask_jwt_extended import current_user, get_jwt
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-from sqlalchemy import event
+from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session, UOWTransaction
 
 from shared.errors import ServiceUnavailable
@@ -60,6 +60,7 @@ R = TypeVar("R")
 CATALOG = "catalog"
 EVERYTHING = "*"  # announced by `flask clear-cache`, after changes made outside the ORM
 CATALOG_MODELS = (Course, Subject, Bundle)
+ACCESS_ATTRIBUTES = ("is_active", "role")  # of a User: who may read what
 # The query parameters the cached reads take; others (ignored by the API) must not multiply entries.
 CATALOG_QUERY = ("page", "per_page", "q", "course_id")
 CATALOG_ENTRY_SECONDS = 300
@@ -81,14 +82,21 @@ def customer_topic(customer_id: int) -> str:
     return f"customer:{customer_id}"
 
 
-def topics_of(instance: object, is_new: bool) -> tuple[set[str], bool]:
-    """The topics a flushed row changes, and whether they concern authentication (critical)."""
+def topics_of(instance: object, change: str) -> tuple[set[str], bool]:
+    """The topics a flushed row ("new", "dirty" or "deleted") changes, and whether the change
+    decides who may read (critical: it must reach every worker before it is committed)."""
     if isinstance(instance, CATALOG_MODELS):
         return {CATALOG}, False
     if isinstance(instance, RevokedToken):
         return {user_topic(instance.user_id)}, True
     if isinstance(instance, User):  # nothing is cached for an account before it exists
-        return (set(), False) if is_new else ({user_topic(instance.id)}, True)
+        if change == "new":
+            return set(), False
+        state = inspect(instance)
+        access_changed = change == "deleted" or any(
+            state.attrs[name].history.has_changes() for name in ACCESS_ATTRIBUTES
+        )
+        return {user_topic(instance.id)}, access_changed
     if isinstance(instance, Customer):
         return {user_topic(instance.user_id), customer_topic(instance.id)}, False
     customer_id = getattr(instance, "customer_id", None)  # purchases, their items, test cards
@@ -411,9 +419,9 @@ def _announce_before_commit(session: Session, _flush_context: UOWTransaction) ->
         return
     topics: set[str] = set()
     critical = False
-    for instances, is_new in ((session.new, True), (session.dirty, False), (session.deleted, False)):
+    for instances, change in ((session.new, "new"), (session.dirty, "dirty"), (session.deleted, "deleted")):
         for instance in instances:
-            names, is_critical = topics_of(instance, is_new)
+            names, is_critical = topics_of(instance, change)
             topics |= names
             critical = critical or (is_critical and bool(names))
     if not topics:

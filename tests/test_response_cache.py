@@ -11,10 +11,13 @@ import pytest
 import redis
 from flask import Flask, Response
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
 from app import create_app
 from shared.cache import BEGIN, END, HEARTBEAT_SECONDS, Entries, Entry, response_cache
+from shared.errors import ServiceUnavailable
 from shared.extensions import db
+from shared.models import User
 from shared.services.demo import DemoDataService
 from tests.conftest import REDIS_URL, CheckedClient, app_config, delete_all_rows, migrate_to_head
 from tests.support.accounts import bearer, create_admin, register
@@ -226,6 +229,15 @@ def test_a_logout_that_cannot_be_announced_is_refused(tmp_path_factory: pytest.T
         assert refused.headers["Content-Type"] == "application/problem+json"
         assert "Retry-After" in refused.headers
         assert client.get("/api/auth/me", headers=student).status_code == 200  # nothing was half-done
+        user = db.session.execute(select(User)).scalar_one()
+        user.full_name = "Renamed"  # not about access: committed, and logged
+        db.session.commit()
+        user.is_active = False
+        with pytest.raises(ServiceUnavailable):
+            db.session.commit()
+        db.session.rollback()
+        assert db.session.get(User, user.id).is_active
+        db.session.remove()
 
 
 def test_clear_cache_makes_every_worker_forget(client: FlaskClient, cached_app: Flask) -> None:
