@@ -27,7 +27,7 @@ blp = Blueprint("mock_tests", __name__, url_prefix="/api/mock-tests", descriptio
 
 
 @blp.route("")
-@cached_caller_read("page", "per_page", "subject_id", "status")
+@cached_caller_read(CardListQuerySchema)
 @login_required
 @blp.arguments(CardListQuerySchema, location="query")
 @blp.response(200, CardPageSchema)

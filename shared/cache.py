@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 from urllib.parse import urlencode
 
+import marshmallow as ma
 import redis
 from flask import Flask, Response, current_app, has_app_context, request
 from flask_jwt_extended import current_user, get_jwt
@@ -61,8 +62,6 @@ CATALOG = "catalog"
 EVERYTHING = "*"  # announced by `flask clear-cache`, after changes made outside the ORM
 CATALOG_MODELS = (Course, Subject, Bundle)
 ACCESS_ATTRIBUTES = ("is_active", "role")  # of a User: who may read what
-# The query parameters the cached reads take; others (ignored by the API) must not multiply entries.
-CATALOG_QUERY = ("page", "per_page", "q", "course_id")
 CATALOG_ENTRY_SECONDS = 300
 CALLER_ENTRY_SECONDS = 60
 PENDING_SECONDS = 60  # the longest a write may stay between its two announcements
@@ -362,22 +361,33 @@ def _cached(
     return cached
 
 
-def _query(names: Iterable[str]) -> str:
-    """The query parameters the read takes, in a fixed order; others (ignored by the API)
-    must not multiply the entries."""
+def _query_names(schema: type[ma.Schema] | None) -> frozenset[str]:
+    """The query parameters a read takes, from its arguments schema: others (ignored by the
+    API) must not multiply the entries."""
+    if schema is None:
+        return frozenset()
+    return frozenset(field.data_key or name for name, field in schema().fields.items())
+
+
+def _query(names: frozenset[str]) -> str:
     return urlencode(sorted((k, v) for k, v in request.args.items(multi=True) if k in names))
 
 
-def _catalog_key() -> Any:
-    # With a token the answer may show inactive items (admins): never shared.
-    if "Authorization" in request.headers:
-        return None
-    return ("catalog", request.path, _query(CATALOG_QUERY))
+def cached_catalog_read(query: type[ma.Schema] | None = None) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Answer a public catalog read (no token) from memory while the catalog is unchanged;
+    `query` is the read's query-arguments schema."""
+    names = _query_names(query)
 
+    def key() -> Any:
+        # With a token the answer may show inactive items (admins): never shared.
+        if "Authorization" in request.headers:
+            return None
+        return ("catalog", request.path, _query(names))
 
-def cached_catalog_read(view: Callable[P, R]) -> Callable[P, R]:
-    """Answer a public catalog read (no token) from memory while the catalog is unchanged."""
-    return _cached(view, _catalog_key, lambda: frozenset({CATALOG}), lambda: CATALOG_ENTRY_SECONDS)
+    def decorator(view: Callable[P, R]) -> Callable[P, R]:
+        return _cached(view, key, lambda: frozenset({CATALOG}), lambda: CATALOG_ENTRY_SECONDS)
+
+    return decorator
 
 
 def _caller_topics() -> frozenset[str]:
@@ -393,17 +403,18 @@ def _caller_lifetime() -> float:
     return min(CALLER_ENTRY_SECONDS, get_jwt()["exp"] - time.time())
 
 
-def cached_caller_read(*query: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """Answer a caller's repeated read of its own data from memory; `query` names the query
-    parameters the read takes. Goes outside the authentication guard: the first read with a
+def cached_caller_read(query: type[ma.Schema] | None = None) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Answer a caller's repeated read of its own data from memory; `query` is the read's
+    query-arguments schema. Goes outside the authentication guard: the first read with a
     token takes the full check, and only its 200 answer is kept, for that exact token alone,
     until the caller's account, tokens or data change."""
+    names = _query_names(query)
 
     def key() -> Any:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         if scheme != "Bearer" or not token:
             return None
-        return ("caller", token, request.path, _query(query))
+        return ("caller", token, request.path, _query(names))
 
     def decorator(view: Callable[P, R]) -> Callable[P, R]:
         return _cached(view, key, _caller_topics, _caller_lifetime)
@@ -433,8 +444,7 @@ def _announce_before_commit(session: Session, _flush_context: UOWTransaction) ->
     except (redis.RedisError, OSError) as exc:
         if critical:
             raise ServiceUnavailable(
-                "This change cannot be made while the cache cannot be told about it. Please retry shortly.",
-                headers={"Retry-After": str(current_app.config["RETRY_AFTER_SECONDS"])},
+                "This change cannot be made while the cache cannot be told about it. Please retry shortly."
             ) from exc
         log.error("could not announce a change of %s: %s", sorted(topics), exc)
 

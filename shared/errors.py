@@ -17,7 +17,7 @@ from typing import Any
 
 from flask import Flask, Response, current_app, json, request
 from sqlalchemy import Index, MetaData, UniqueConstraint
-from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
 
@@ -107,7 +107,13 @@ class ValidationFailed(ProblemError):
 
 
 class ServiceUnavailable(ProblemError):
+    """Always with `Retry-After` (setting RETRY_AFTER_SECONDS)."""
+
     status, slug, title = 503, "service-unavailable", "Service temporarily unavailable"
+
+    def __init__(self, detail: str | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("headers", {"Retry-After": str(current_app.config["RETRY_AFTER_SECONDS"])})
+        super().__init__(detail, **kwargs)
 
 
 def problem_type(slug: str | None) -> str:
@@ -202,14 +208,14 @@ def driver_message(exc: DBAPIError) -> str:
 def violated_constraint(exc: IntegrityError, metadata: MetaData) -> ConstraintViolation:
     """Name the violated constraint and the field/message its model declared for it."""
     message = driver_message(exc)
-    constraint = _find_named_constraint(message, metadata) or _find_sqlite_unique(message, metadata)
+    name = _constraint_name(message)
+    constraint = _constraints(metadata).get(name) if name else _find_sqlite_unique(message, metadata)
     if constraint is not None and PROBLEM_MESSAGE in constraint.info:
         return ConstraintViolation(
             constraint=str(constraint.name),
             field=constraint.info.get(PROBLEM_FIELD),
             message=constraint.info[PROBLEM_MESSAGE],
         )
-    name = next((m.group(1) for p in _NAMED_CONSTRAINT_PATTERNS if (m := p.search(message))), None)
     if any(marker in message for marker in _FOREIGN_KEY_MARKERS):
         return ConstraintViolation(name, None, FOREIGN_KEY_CONFLICT)
     return ConstraintViolation(name, None, GENERIC_CONFLICT)
@@ -230,22 +236,19 @@ def translate_integrity_error(exc: IntegrityError, metadata: MetaData | None = N
     return violation.to_conflict()
 
 
-def _constraints(metadata: MetaData) -> list[tuple[str, UniqueConstraint | Index | Any]]:
-    found = []
-    for table in metadata.tables.values():
-        for item in [*table.constraints, *table.indexes]:
-            if item.name:
-                found.append((table.name, item))
-    return found
+def _constraints(metadata: MetaData) -> dict[str, UniqueConstraint | Index | Any]:
+    """Every named constraint and index of the models, by name (names are unique in a schema)."""
+    return {
+        str(item.name): item
+        for table in metadata.tables.values()
+        for item in [*table.constraints, *table.indexes]
+        if item.name
+    }
 
 
-def _find_named_constraint(message: str, metadata: MetaData) -> Any | None:
-    for pattern in _NAMED_CONSTRAINT_PATTERNS:
-        match = pattern.search(message)
-        if match:
-            name = match.group(1)
-            return next((item for _, item in _constraints(metadata) if item.name == name), None)
-    return None
+def _constraint_name(message: str) -> str | None:
+    """The constraint a MySQL, MariaDB or PostgreSQL error message names."""
+    return next((match.group(1) for p in _NAMED_CONSTRAINT_PATTERNS if (match := p.search(message))), None)
 
 
 def _find_sqlite_unique(message: str, metadata: MetaData) -> Any | None:
@@ -259,9 +262,9 @@ def _find_sqlite_unique(message: str, metadata: MetaData) -> Any | None:
     if len(tables) != 1:
         return None
     (table_name,) = tables
-    for owner, item in _constraints(metadata):
+    for item in _constraints(metadata).values():
         is_unique = isinstance(item, UniqueConstraint) or (isinstance(item, Index) and item.unique)
-        if owner == table_name and is_unique and [c.name for c in item.columns] == columns:
+        if item.table.name == table_name and is_unique and [c.name for c in item.columns] == columns:
             return item
     return None
 
@@ -272,8 +275,8 @@ def _find_sqlite_unique(message: str, metadata: MetaData) -> Any | None:
 
 # PyMySQL client errors (2xxx) and server states that mean "the database is not
 # answering right now", as opposed to a bug in our SQL.
-_MYSQL_BUSY_CODES = {1205, 1213}  # lock wait timeout, deadlock (after the service's retries)
-_MYSQL_UNAVAILABLE_CODES = {1040, 1053, 2002, 2003, 2005, 2006, 2013, 2014, 2055} | _MYSQL_BUSY_CODES
+MYSQL_LOCK_ERRORS = {1205, 1213}  # lock wait timeout, deadlock (services retry these first)
+_MYSQL_UNAVAILABLE_CODES = {1040, 1053, 2002, 2003, 2005, 2006, 2013, 2014, 2055} | MYSQL_LOCK_ERRORS
 _SQLITE_UNAVAILABLE = ("database is locked", "unable to open database", "disk I/O error")
 
 
@@ -290,16 +293,16 @@ def is_database_unavailable(exc: BaseException) -> bool:
     return any(marker in str(exc.orig) for marker in _SQLITE_UNAVAILABLE)
 
 
-def database_unavailable(exc: BaseException | None = None) -> ServiceUnavailable:
-    retry_after = str(current_app.config["RETRY_AFTER_SECONDS"])
+def is_lock_error(exc: BaseException | None) -> bool:
+    """A MySQL/MariaDB deadlock or lock wait timeout."""
     args = getattr(getattr(exc, "orig", None), "args", ())
-    busy = bool(args) and args[0] in _MYSQL_BUSY_CODES
-    detail = (
-        "The database is busy with conflicting work. Please retry shortly."
-        if busy
-        else "The database is not answering. Please retry shortly."
-    )
-    return ServiceUnavailable(detail, headers={"Retry-After": retry_after})
+    return bool(args) and args[0] in MYSQL_LOCK_ERRORS
+
+
+def database_unavailable(exc: BaseException | None = None) -> ServiceUnavailable:
+    if is_lock_error(exc):
+        return ServiceUnavailable("The database is busy with conflicting work. Please retry shortly.")
+    return ServiceUnavailable("The database is not answering. Please retry shortly.")
 
 
 # --------------------------------------------------------------------------------------
@@ -369,32 +372,31 @@ def handle_integrity_error(exc: IntegrityError) -> Response:
     _rollback_session()
     if not is_conflict(exc):
         log.error("integrity error that is not a conflict: %s", driver_message(exc))
-        return problem_response(500, detail="An unexpected error occurred. It has been logged.")
+        return problem_response(500, detail=UNEXPECTED)
     log.warning("unhandled IntegrityError: %s", driver_message(exc))
     return translate_integrity_error(exc).to_response()
 
 
-def handle_database_error(exc: DBAPIError) -> Response:
+UNEXPECTED = "An unexpected error occurred. It has been logged."
+
+
+def handle_database_error(exc: SQLAlchemyError) -> Response:
     _rollback_session()
     if is_database_unavailable(exc):
-        log.error("database unavailable: %s", exc.orig)
+        log.error("database unavailable: %s", getattr(exc, "orig", exc))
         return database_unavailable(exc).to_response()
     log.exception("database error")
-    return problem_response(500, detail="An unexpected error occurred. It has been logged.")
+    return problem_response(500, detail=UNEXPECTED)
 
 
 def handle_unexpected_error(exc: Exception) -> Response:
-    if is_database_unavailable(exc):
-        _rollback_session()
-        log.error("database unavailable: %s", exc)
-        return database_unavailable(exc).to_response()
     log.exception("unhandled exception")
-    return problem_response(500, detail="An unexpected error occurred. It has been logged.")
+    return problem_response(500, detail=UNEXPECTED)
 
 
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(ProblemError, lambda exc: exc.to_response())
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(IntegrityError, handle_integrity_error)
-    app.register_error_handler(DBAPIError, handle_database_error)
+    app.register_error_handler(SQLAlchemyError, handle_database_error)
     app.register_error_handler(Exception, handle_unexpected_error)

@@ -13,7 +13,7 @@ from typing import Generic, ParamSpec, TypeVar
 from sqlalchemy import Select, func
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from shared.errors import is_conflict, translate_integrity_error
+from shared.errors import is_conflict, is_lock_error, translate_integrity_error
 from shared.extensions import db
 
 log = logging.getLogger(__name__)
@@ -22,15 +22,8 @@ P = ParamSpec("P")
 R = TypeVar("R")
 T = TypeVar("T")
 
-# InnoDB deadlock (1213) and lock wait timeout (1205): the whole transaction may be retried.
-_RETRYABLE_MYSQL_ERRORS = {1205, 1213}
 MAX_ATTEMPTS = 3
 _DEPTH_KEY = "unit_of_work_depth"
-
-
-def _is_retryable(exc: OperationalError) -> bool:
-    args = getattr(exc.orig, "args", ())
-    return bool(args) and args[0] in _RETRYABLE_MYSQL_ERRORS
 
 
 def transactional(method: Callable[P, R]) -> Callable[P, R]:
@@ -65,7 +58,7 @@ def transactional(method: Callable[P, R]) -> Callable[P, R]:
                 raise translate_integrity_error(exc) from exc
             except OperationalError as exc:
                 session.rollback()
-                if attempt < MAX_ATTEMPTS and _is_retryable(exc):
+                if attempt < MAX_ATTEMPTS and is_lock_error(exc):  # the whole transaction may run again
                     log.warning("retrying %s after %s (attempt %d)", method.__qualname__, exc.orig, attempt)
                     time.sleep(random.uniform(0.01, 0.05) * attempt)  # noqa: S311 - jitter, not crypto
                     continue
