@@ -17,11 +17,16 @@ from sqlalchemy.exc import DBAPIError
 
 from shared.config import PROJECT_ROOT, engine_options
 from shared.extensions import db
+from shared.models import MockTestAttempt
 from shared.models.purchase import COMPOSITE_CARD_CONSTRAINT, OLD_CARD_CONSTRAINT
 
-CARDS_TABLE = "mock_test_attempts"
-COMPOSITE_COLUMNS = ["purchase_id", "subject_id", "test_number"]
-OLD_COLUMNS = ["purchase_id", "test_number"]
+CARDS_TABLE = MockTestAttempt.__tablename__
+COMPOSITE_COLUMNS = next(
+    [column.name for column in constraint.columns]
+    for constraint in MockTestAttempt.__table__.constraints
+    if constraint.name == COMPOSITE_CARD_CONSTRAINT
+)
+OLD_COLUMNS = ["purchase_id", "test_number"]  # what deployed databases carry before the fix
 SHOWN_ROWS = 50
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_UNREACHABLE = 0, 1, 2

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import functools
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 _hasher = PasswordHasher()
-# Verified when the email is unknown, so that a wrong email takes as long as a wrong password.
-_UNKNOWN_USER_HASH = _hasher.hash("no-such-user-placeholder")
+
+
+@functools.cache
+def _unknown_user_hash() -> str:
+    """Verified when the email is unknown, so that a wrong email takes as long as a wrong password."""
+    return _hasher.hash("no-such-user-placeholder")
 
 
 def hash_password(password: str) -> str:
@@ -16,7 +22,7 @@ def hash_password(password: str) -> str:
 
 def verify_password(password_hash: str | None, password: str) -> bool:
     try:
-        return _hasher.verify(password_hash or _UNKNOWN_USER_HASH, password) and password_hash is not None
+        return _hasher.verify(password_hash or _unknown_user_hash(), password) and password_hash is not None
     except (VerificationError, InvalidHashError):
         return False
 

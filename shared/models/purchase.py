@@ -46,18 +46,15 @@ class Purchase(db.Model):
     currency: Mapped[str] = mapped_column(String(3))
     created_at: Mapped[datetime] = mapped_column(PreciseDateTime, default=utcnow)
 
-    items: Mapped[list[PurchaseItem]] = relationship(
-        back_populates="purchase", lazy="raise", order_by="PurchaseItem.subject_id"
-    )
-
 
 class PurchaseItem(db.Model):
     """One subject bought: the customer's entitlement, unique per customer and subject."""
 
     __tablename__ = "purchase_items"
-    __table_args__ = (
-        unique_constraint("customer_id", "subject_id", field="subject_ids", message=SUBJECT_ALREADY_OWNED),
+    one_owner_per_subject = unique_constraint(
+        "customer_id", "subject_id", field="subject_ids", message=SUBJECT_ALREADY_OWNED
     )
+    __table_args__ = (one_owner_per_subject,)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     purchase_id: Mapped[int] = mapped_column(ForeignKey("purchases.id"), index=True)
@@ -65,9 +62,6 @@ class PurchaseItem(db.Model):
     subject_id: Mapped[int] = mapped_column(ForeignKey("subjects.id"), index=True)
     price: Mapped[Decimal] = mapped_column(Money)
     created_at: Mapped[datetime] = mapped_column(PreciseDateTime, default=utcnow)
-
-    purchase: Mapped[Purchase] = relationship(back_populates="items", lazy="raise")
-    subject: Mapped[Subject] = relationship(lazy="raise")
 
 
 class MockTestAttempt(Timestamps, db.Model):
@@ -103,7 +97,6 @@ class MockTestAttempt(Timestamps, db.Model):
     deadline_at: Mapped[datetime | None] = mapped_column(PreciseDateTime)
     submitted_at: Mapped[datetime | None] = mapped_column(PreciseDateTime)
 
-    purchase: Mapped[Purchase] = relationship(lazy="raise")
     subject: Mapped[Subject] = relationship(lazy="raise")
 
 
@@ -111,11 +104,10 @@ class IdempotencyKey(db.Model):
     """The stored outcome of a POST sent with an Idempotency-Key header."""
 
     __tablename__ = "idempotency_keys"
-    __table_args__ = (
-        unique_constraint(
-            "customer_id", "key", field="Idempotency-Key", message="This Idempotency-Key is already in use."
-        ),
+    one_use_per_key = unique_constraint(
+        "customer_id", "key", field="Idempotency-Key", message="This Idempotency-Key is already in use."
     )
+    __table_args__ = (one_use_per_key,)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))

@@ -22,6 +22,8 @@ from shared.models.base import (
     utcnow,
 )
 
+EMAIL_IN_USE = "An account with this email already exists."
+
 
 class Role(enum.StrEnum):
     STUDENT = "student"
@@ -30,7 +32,7 @@ class Role(enum.StrEnum):
 
 class User(Timestamps, db.Model):
     __tablename__ = "users"
-    __table_args__ = (unique_constraint("email", field="email", message="An account with this email already exists."),)
+    __table_args__ = (unique_constraint("email", field="email", message=EMAIL_IN_USE),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     email: Mapped[str] = mapped_column(EmailString)
@@ -57,7 +59,8 @@ class RevokedToken(db.Model):
     """A JWT that was logged out; refused by every worker until it would have expired."""
 
     __tablename__ = "token_blocklist"
-    __table_args__ = (unique_constraint("jti", field="token", message="This token is already revoked."),)
+    one_revocation_per_token = unique_constraint("jti", field="token", message="This token is already revoked.")
+    __table_args__ = (one_revocation_per_token,)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     jti: Mapped[str] = mapped_column(String(64))

@@ -13,13 +13,12 @@ from shared.errors import Conflict, ConstraintConflict, Unauthorized
 from shared.extensions import db
 from shared.models import Customer, RevokedToken, Role, Subscription, User
 from shared.models.base import utcnow
+from shared.models.user import EMAIL_IN_USE
 from shared.passwords import hash_password, needs_rehash, verify_password
 from shared.services.base import transactional
 from shared.services.customers import CustomerService
 
 INVALID_CREDENTIALS = "The email or password is not correct."
-EMAIL_IN_USE = "An account with this email already exists."
-REVOKED_JTI_CONSTRAINT = "uq_token_blocklist_jti"
 
 
 class AuthService:
@@ -94,14 +93,12 @@ class AuthService:
         try:
             AuthService._record_revocation(token)
         except ConstraintConflict as exc:
-            if exc.constraint != REVOKED_JTI_CONSTRAINT:
+            if exc.constraint != RevokedToken.one_revocation_per_token.name:
                 raise
 
     @staticmethod
     @transactional
     def _record_revocation(token: dict[str, Any]) -> None:
-        if AuthService.is_revoked(token["jti"]):
-            return
         db.session.add(
             RevokedToken(
                 jti=token["jti"],
@@ -142,8 +139,8 @@ class AuthService:
 
     @staticmethod
     def profile(user: User) -> dict[str, Any]:
-        """The user, its customer profile and its latest subscription (two statements)."""
-        customer = db.session.execute(select(Customer).where(Customer.user_id == user.id)).scalar_one_or_none()
+        """The user, its customer profile (loaded with the token) and its latest subscription."""
+        customer = CustomerService.profile_of(user)
         subscription = None
         if customer is not None:
             subscription = db.session.execute(

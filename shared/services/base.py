@@ -8,12 +8,12 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, ParamSpec, TypeVar
+from typing import Any, Generic, ParamSpec, TypeVar
 
 from sqlalchemy import Select, func
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from shared.errors import is_conflict, is_lock_error, translate_integrity_error
+from shared.errors import NotFound, is_conflict, is_lock_error, translate_integrity_error
 from shared.extensions import db
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,27 @@ def transactional(method: Callable[P, R]) -> Callable[P, R]:
         raise AssertionError("unreachable")  # pragma: no cover
 
     return run
+
+
+def require(model: type[T], object_id: int, message: str) -> T:
+    """The row with this primary key, or a 404 with `message`."""
+    found = db.session.get(model, object_id)
+    if found is None:
+        raise NotFound(message)
+    return found
+
+
+def apply_changes(item: T, changes: dict[str, Any]) -> T:
+    """Set the validated fields of a PATCH and flush, so that a clash surfaces here."""
+    for name, value in changes.items():
+        setattr(item, name, value)
+    db.session.flush()
+    return item
+
+
+def escape_like(text: str) -> str:
+    """`text` as a literal inside a LIKE pattern (with ESCAPE '\\')."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from sqlalchemy.orm import selectinload
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.extensions import db
 from shared.models import Bundle, Course, Purchase, PurchaseItem, Subject
-from shared.services.base import Page, paginate, transactional
+from shared.services.base import Page, apply_changes, escape_like, paginate, require, transactional
 
 COURSE_NOT_FOUND = "There is no course with this id."
 SUBJECT_NOT_FOUND = "There is no subject with this id."
@@ -33,10 +33,6 @@ class CourseSummary:
     max_price: Decimal | None
 
 
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def _bundle_loading(include_inactive: bool) -> Any:
     subjects = Bundle.subjects if include_inactive else Bundle.subjects.and_(Subject.is_active.is_(True))
     return selectinload(subjects)
@@ -52,7 +48,7 @@ class CatalogService:
         if not include_inactive:
             statement = statement.where(Course.is_active.is_(True))
         if search:
-            statement = statement.where(Course.title.like(f"%{_escape_like(search)}%", escape="\\"))
+            statement = statement.where(Course.title.like(f"%{escape_like(search)}%", escape="\\"))
         courses = paginate(statement, page, per_page)
 
         figures_query = (
@@ -70,11 +66,12 @@ class CatalogService:
                 title=course.title,
                 description=course.description,
                 is_active=course.is_active,
-                subject_count=figures.get(course.id, (0, None, None))[0],
-                min_price=figures.get(course.id, (0, None, None))[1],
-                max_price=figures.get(course.id, (0, None, None))[2],
+                subject_count=subject_count,
+                min_price=min_price,
+                max_price=max_price,
             )
             for course in courses.items
+            for subject_count, min_price, max_price in [figures.get(course.id, (0, None, None))]
         ]
         return Page(items=summaries, page=courses.page, per_page=courses.per_page, total=courses.total)
 
@@ -95,8 +92,15 @@ class CatalogService:
 
     @staticmethod
     def list_subjects(course_id: int, include_inactive: bool) -> list[Subject]:
-        course = CatalogService.get_course(course_id, include_inactive)
-        return list(course.subjects)
+        """Two statements: is the course visible, and its subjects."""
+        course = select(Course.id).where(Course.id == course_id)
+        subjects = select(Subject).where(Subject.course_id == course_id).order_by(Subject.id)
+        if not include_inactive:
+            course = course.where(Course.is_active.is_(True))
+            subjects = subjects.where(Subject.is_active.is_(True))
+        if db.session.execute(course).first() is None:
+            raise NotFound(COURSE_NOT_FOUND)
+        return list(db.session.execute(subjects).scalars())
 
     @staticmethod
     def list_bundles(page: int, per_page: int, course_id: int | None, include_inactive: bool) -> Page[Bundle]:
@@ -135,13 +139,13 @@ class CatalogService:
     @staticmethod
     @transactional
     def update_course(course_id: int, data: dict[str, Any]) -> Course:
-        CatalogService._apply(CatalogService._require(Course, course_id, COURSE_NOT_FOUND), data)
+        apply_changes(require(Course, course_id, COURSE_NOT_FOUND), data)
         return CatalogService.get_course(course_id, include_inactive=True)
 
     @staticmethod
     @transactional
     def delete_course(course_id: int) -> None:
-        course = CatalogService._require(Course, course_id, COURSE_NOT_FOUND)
+        course = require(Course, course_id, COURSE_NOT_FOUND)
         subject_ids = list(db.session.execute(select(Subject.id).where(Subject.course_id == course_id)).scalars())
         bundle_ids = list(db.session.execute(select(Bundle.id).where(Bundle.course_id == course_id)).scalars())
         CatalogService._refuse_if_bought(subject_ids=subject_ids, bundle_ids=bundle_ids, what="course")
@@ -150,7 +154,7 @@ class CatalogService:
     @staticmethod
     @transactional
     def create_subject(course_id: int, data: dict[str, Any]) -> Subject:
-        CatalogService._require(Course, course_id, COURSE_NOT_FOUND)
+        require(Course, course_id, COURSE_NOT_FOUND)
         subject = Subject(course_id=course_id, **data)
         db.session.add(subject)
         db.session.flush()
@@ -159,12 +163,12 @@ class CatalogService:
     @staticmethod
     @transactional
     def update_subject(subject_id: int, data: dict[str, Any]) -> Subject:
-        return CatalogService._apply(CatalogService._require(Subject, subject_id, SUBJECT_NOT_FOUND), data)
+        return apply_changes(require(Subject, subject_id, SUBJECT_NOT_FOUND), data)
 
     @staticmethod
     @transactional
     def delete_subject(subject_id: int) -> None:
-        subject = CatalogService._require(Subject, subject_id, SUBJECT_NOT_FOUND)
+        subject = require(Subject, subject_id, SUBJECT_NOT_FOUND)
         CatalogService._refuse_if_bought(subject_ids=[subject_id], bundle_ids=[], what="subject")
         in_bundles = list(
             db.session.execute(
@@ -194,7 +198,7 @@ class CatalogService:
     @staticmethod
     @transactional
     def update_bundle(bundle_id: int, data: dict[str, Any]) -> Bundle:
-        CatalogService._apply(CatalogService._require(Bundle, bundle_id, BUNDLE_NOT_FOUND), data)
+        apply_changes(require(Bundle, bundle_id, BUNDLE_NOT_FOUND), data)
         return CatalogService.get_bundle(bundle_id, include_inactive=True)
 
     @staticmethod
@@ -208,25 +212,11 @@ class CatalogService:
     @staticmethod
     @transactional
     def delete_bundle(bundle_id: int) -> None:
-        bundle = CatalogService._require(Bundle, bundle_id, BUNDLE_NOT_FOUND)
+        bundle = require(Bundle, bundle_id, BUNDLE_NOT_FOUND)
         CatalogService._refuse_if_bought(subject_ids=[], bundle_ids=[bundle_id], what="bundle")
         db.session.delete(bundle)
 
     # ---------------------------------------------------------------- helpers
-
-    @staticmethod
-    def _require(model: type[Any], object_id: int, message: str) -> Any:
-        found = db.session.get(model, object_id)
-        if found is None:
-            raise NotFound(message)
-        return found
-
-    @staticmethod
-    def _apply(item: Any, changes: dict[str, Any]) -> Any:
-        for name, value in changes.items():
-            setattr(item, name, value)
-        db.session.flush()
-        return item
 
     @staticmethod
     def _subjects_of_course(course_id: int, subject_ids: list[int]) -> list[Subject]:

@@ -13,7 +13,7 @@ from shared.extensions import db
 from shared.models import Customer, Plan, Subscription, SubscriptionStatus, User
 from shared.models.base import utcnow
 from shared.models.customer import ALREADY_CUSTOMER, EMAIL_TAKEN, PHONE_TAKEN
-from shared.services.base import Page, paginate, transactional
+from shared.services.base import Page, escape_like, paginate, transactional
 
 PHONE_REQUIRED = "A phone number is required to become a customer; this account has none."
 PHONE_MISMATCH = "This account already has another phone number; the customer takes the account's number."
@@ -62,6 +62,7 @@ class CustomerService:
 
     @staticmethod
     def _is_customer(user: User) -> bool:
+        """Asks the database: the profile loaded with the token may predate a concurrent upgrade."""
         return db.session.execute(select(Customer.id).where(Customer.user_id == user.id)).first() is not None
 
     @staticmethod
@@ -108,8 +109,7 @@ class CustomerService:
     def list_customers(page: int, per_page: int, search: str | None = None) -> Page[Customer]:
         statement = select(Customer).order_by(Customer.id)
         if search:
-            escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            pattern = f"%{escaped}%"
+            pattern = f"%{escape_like(search)}%"
             statement = statement.where(
                 or_(
                     Customer.email.like(pattern, escape="\\"),
@@ -130,16 +130,20 @@ class CustomerService:
         return customer
 
     @staticmethod
-    def customer_id_of(user: User) -> int:
-        """The id of the caller's customer profile (403 without one), from the profile
-        loaded with the user when the request was authenticated, or one query."""
+    def profile_of(user: User) -> Customer | None:
+        """The user's customer profile: the one loaded with the user when the request was
+        authenticated, or one query."""
         if "customer" not in inspect(user).unloaded:
-            customer_id = user.customer.id if user.customer is not None else None
-        else:
-            customer_id = db.session.execute(select(Customer.id).where(Customer.user_id == user.id)).scalar()
-        if customer_id is None:
+            return user.customer
+        return db.session.execute(select(Customer).where(Customer.user_id == user.id)).scalar_one_or_none()
+
+    @staticmethod
+    def customer_id_of(user: User) -> int:
+        """The id of the caller's customer profile; 403 for accounts that have none."""
+        customer = CustomerService.profile_of(user)
+        if customer is None:
             raise Forbidden(NOT_A_CUSTOMER)
-        return customer_id
+        return customer.id
 
     @staticmethod
     def customer_of(user: User) -> Customer:

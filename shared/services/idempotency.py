@@ -31,8 +31,15 @@ KEY_LIFETIME = timedelta(hours=24)
 # request ends far sooner: database read timeout, gunicorn timeout); a retry may take over.
 ABANDONED_AFTER = timedelta(seconds=120)
 MAX_KEY_LENGTH = 255
-KEY_CONSTRAINT = "uq_idempotency_keys_customer_id_key"
 HEADER = "Idempotency-Key"
+
+
+def _in_flight() -> Conflict:
+    return Conflict(
+        f"A request with this {HEADER} is still being processed; retry in a moment.",
+        slug="idempotency-key-in-flight",
+        headers={"Retry-After": "1"},
+    )
 
 
 def parse_key(raw: str | None) -> str | None:
@@ -67,7 +74,7 @@ class IdempotencyService:
         try:
             return IdempotencyService._insert_claim(customer_id, key, request_fingerprint)
         except ConstraintConflict as exc:
-            if exc.constraint != KEY_CONSTRAINT:
+            if exc.constraint != IdempotencyKey.one_use_per_key.name:
                 raise
         return IdempotencyService._existing_claim(customer_id, key, request_fingerprint)
 
@@ -96,11 +103,7 @@ class IdempotencyService:
             return Claim(key_id=row.id, replay=row.response_body)
         if row.created_at < now - ABANDONED_AFTER:
             return IdempotencyService._take_over(row, request_fingerprint, now)
-        raise Conflict(
-            f"A request with this {HEADER} is still being processed; retry in a moment.",
-            slug="idempotency-key-in-flight",
-            headers={"Retry-After": "1"},
-        )
+        raise _in_flight()
 
     @staticmethod
     def _take_over(row: IdempotencyKey, request_fingerprint: str, now: Any) -> Claim:
@@ -117,11 +120,7 @@ class IdempotencyService:
             )
         )
         if taken.rowcount != 1:
-            raise Conflict(
-                f"A request with this {HEADER} is still being processed; retry in a moment.",
-                slug="idempotency-key-in-flight",
-                headers={"Retry-After": "1"},
-            )
+            raise _in_flight()
         return Claim(key_id=row.id)
 
     @staticmethod

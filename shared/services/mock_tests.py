@@ -23,7 +23,6 @@ from shared.services.customers import CustomerService
 class CardsReport:
     created: int
     existing: int
-    per_subject: dict[int, int]
 
 
 @dataclass(frozen=True)
@@ -137,7 +136,6 @@ class MockTestService:
         return CardsReport(
             created=len(rows),
             existing=sum(counts.values()),
-            per_subject={subject_id: max(count, per_subject) for subject_id, count in counts.items()},
         )
 
     @staticmethod

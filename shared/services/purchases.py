@@ -23,13 +23,13 @@ from shared.extensions import db
 from shared.models import Bundle, Course, MockTestAttempt, Purchase, PurchaseItem, PurchaseType, Subject, User
 from shared.models.base import utcnow
 from shared.services.base import Page, paginate, transactional
+from shared.services.catalog import COURSE_NOT_FOUND
 from shared.services.customers import CustomerService
 from shared.services.idempotency import Claim, IdempotencyService, fingerprint
 from shared.services.mock_tests import MockTestService
 
 log = logging.getLogger(__name__)
 
-ITEMS_CONSTRAINT = "uq_purchase_items_customer_id_subject_id"
 CREATED, ALREADY_OWNED = "created", "already_owned"
 
 
@@ -123,11 +123,11 @@ class PurchaseService:
         try:
             return PurchaseService._purchase_once(customer_id, data, claim)
         except ConstraintConflict as exc:
-            if exc.constraint != ITEMS_CONSTRAINT:
+            if exc.constraint != PurchaseItem.one_owner_per_subject.name:
                 raise
             # A concurrent request bought (some of) these subjects first. Decide again
             # on what is now committed: already owned (200) or partly owned (409).
-            log.info("purchase lost a race on %s; answering from the committed state", ITEMS_CONSTRAINT)
+            log.info("purchase lost a race on %s; answering from the committed state", exc.constraint)
             return PurchaseService._purchase_once(customer_id, data, claim)
 
     @staticmethod
@@ -222,7 +222,7 @@ class PurchaseService:
         purchase_type: PurchaseType = data["purchase_type"]
         course_id = data.get("course_id")
         if course_id is not None and db.session.get(Course, course_id) is None:
-            raise ValidationFailed("There is no course with this id.", errors={"course_id": ["Unknown course."]})
+            raise ValidationFailed(COURSE_NOT_FOUND, errors={"course_id": ["Unknown course."]})
         if purchase_type is PurchaseType.BUNDLE:
             return PurchaseService._bundle_order(data["bundle_id"], course_id)
         if purchase_type is PurchaseType.SINGLE_SUBJECT:

@@ -9,7 +9,8 @@ from sqlalchemy import select
 from shared.errors import NotFound, ValidationFailed
 from shared.extensions import db
 from shared.models import Question, Subject
-from shared.services.base import Page, paginate, transactional
+from shared.services.base import Page, apply_changes, paginate, transactional
+from shared.services.catalog import SUBJECT_NOT_FOUND
 
 QUESTION_NOT_FOUND = "There is no question with this id in this subject."
 
@@ -51,10 +52,7 @@ class QuestionService:
         if correct >= len(options):
             message = f"Must be an index of options (0 to {len(options) - 1})."
             raise ValidationFailed(message, errors={"correct_option": [message]})
-        for name, value in data.items():
-            setattr(question, name, value)
-        db.session.flush()
-        return question
+        return apply_changes(question, data)
 
     @staticmethod
     @transactional
@@ -65,7 +63,7 @@ class QuestionService:
     @staticmethod
     def _require_subject(subject_id: int) -> None:
         if db.session.execute(select(Subject.id).where(Subject.id == subject_id)).first() is None:
-            raise NotFound("There is no subject with this id.")
+            raise NotFound(SUBJECT_NOT_FOUND)
 
     @staticmethod
     def _require_question(subject_id: int, question_id: int) -> Question:
