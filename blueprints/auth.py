@@ -35,8 +35,7 @@ def register(data: dict[str, Any]) -> dict[str, Any]:
     Passwords need 10 to 128 characters with at least one letter and one digit.
     A taken email or phone number is a 409 naming the field.
     """
-    user = AuthService.register(data)
-    return {"user": user, **AuthService.issue_tokens(user)}
+    return AuthService.session(AuthService.register(data))
 
 
 @blp.route("/login", methods=["POST"])
@@ -55,8 +54,7 @@ def login(data: dict[str, Any]) -> dict[str, Any]:
     Unknown email and wrong password get the same 401. Attempts are limited per client
     address and failed attempts per account (429 with Retry-After).
     """
-    user = AuthService.login(data["email"], data["password"])
-    return {"user": user, **AuthService.issue_tokens(user)}
+    return AuthService.session(AuthService.login(data["email"], data["password"]))
 
 
 @blp.route("/refresh", methods=["POST"])

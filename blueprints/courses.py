@@ -92,7 +92,7 @@ def create_course(data: dict[str, Any]) -> Course:
 
 @blp.route("/courses/<id:course_id>", methods=["PATCH"])
 @admin_required
-@blp.arguments(CourseUpdateSchema)
+@blp.arguments(CourseUpdateSchema(partial=True))
 @blp.response(200, CourseDetailSchema)
 @blp.problems(401, 403, 404, 409, 422)
 def update_course(data: dict[str, Any], course_id: int) -> Course:
@@ -120,7 +120,7 @@ def create_subject(data: dict[str, Any], course_id: int) -> Subject:
 
 @blp.route("/subjects/<id:subject_id>", methods=["PATCH"])
 @admin_required
-@blp.arguments(SubjectUpdateSchema)
+@blp.arguments(SubjectUpdateSchema(partial=True))
 @blp.response(200, SubjectSchema)
 @blp.problems(401, 403, 404, 409, 422)
 def update_subject(data: dict[str, Any], subject_id: int) -> Subject:
@@ -148,7 +148,7 @@ def create_bundle(data: dict[str, Any]) -> Bundle:
 
 @blp.route("/bundles/<id:bundle_id>", methods=["PATCH"])
 @admin_required
-@blp.arguments(BundleUpdateSchema)
+@blp.arguments(BundleUpdateSchema(partial=True))
 @blp.response(200, BundleSchema)
 @blp.problems(401, 403, 404, 409, 422)
 def update_bundle(data: dict[str, Any], bundle_id: int) -> Bundle:

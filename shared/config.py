@@ -108,12 +108,10 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     config: dict[str, Any] = {
         "APP_ENV": app_env,
         "TESTING": app_env == "testing",
-        "DATABASE_URL": database_url,
         "SQLALCHEMY_DATABASE_URI": database_url,
         "SQLALCHEMY_ENGINE_OPTIONS": engine_options(
             database_url, connect_timeout=connect_timeout, read_timeout=read_timeout
         ),
-        "SQLALCHEMY_RECORD_QUERIES": False,
         "JWT_SECRET_KEY": _env("JWT_SECRET_KEY", DEVELOPMENT_JWT_SECRET),
         "JWT_ACCESS_TOKEN_EXPIRES": timedelta(minutes=_env_int("JWT_ACCESS_MINUTES", 15, 1)),
         "JWT_REFRESH_TOKEN_EXPIRES": timedelta(days=_env_int("JWT_REFRESH_DAYS", 30, 1)),

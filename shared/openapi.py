@@ -7,13 +7,14 @@ from collections.abc import Callable
 from typing import Any
 
 import flask_smorest
+import marshmallow as ma
 from flask import Flask
 from flask_smorest.utils import prepare_response
 from werkzeug.routing import IntegerConverter
 
 from shared.schemas.base import MAX_ID
 from shared.schemas.common import ProblemSchema
-from shared.schemas.fields import Money, Percent
+from shared.schemas.fields import Money
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
@@ -57,8 +58,15 @@ def register_conventions(app: Flask, api: ProblemApi) -> None:
     """Our path converter and field types, in Flask's routing and in the OpenAPI document."""
     app.url_map.converters["id"] = IdConverter
     api.register_converter(IdConverter, lambda _: {"type": "integer", "minimum": 1, "maximum": MAX_ID})
-    api.register_field(Money, "string", "decimal")
-    api.register_field(Percent, "string", "decimal")
+    api.register_field(Money, "string", "decimal")  # and its subclass Percent
+    api.ma_plugin.converter.add_attribute_function(_no_default_when_partial)
+
+
+def _no_default_when_partial(_converter: Any, field: ma.fields.Field, ret: dict[str, Any], **_: Any) -> dict[str, Any]:
+    """A PATCH body (a schema loaded with partial=True) fills in no defaults: don't show any."""
+    if getattr(field.parent, "partial", None) is True:
+        ret.pop("default", None)
+    return {}
 
 
 class Blueprint(flask_smorest.Blueprint):

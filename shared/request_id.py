@@ -55,10 +55,6 @@ def configure_logging(app: Flask) -> None:
 
 
 def init_request_id(app: Flask) -> None:
-    @app.before_request
-    def assign_request_id() -> None:
-        current_request_id()
-
     @app.after_request
     def echo_request_id(response: Response) -> Response:
         response.headers[HEADER] = current_request_id()

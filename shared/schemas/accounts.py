@@ -53,18 +53,16 @@ class CustomerDetailSchema(CustomerSchema):
     subscriptions = ma.fields.List(ma.fields.Nested(SubscriptionSchema), dump_only=True)
 
 
-class SessionSchema(Schema):
-    """The answer to register and login."""
-
-    user = ma.fields.Nested(UserSchema, required=True)
-    access_token = ma.fields.String(required=True)
-    refresh_token = ma.fields.String(required=True)
-    token_type = ma.fields.String(required=True, metadata={"example": "Bearer"})
-
-
 class AccessTokenSchema(Schema):
     access_token = ma.fields.String(required=True)
     token_type = ma.fields.String(required=True, metadata={"example": "Bearer"})
+
+
+class SessionSchema(AccessTokenSchema):
+    """The answer to register and login."""
+
+    user = ma.fields.Nested(UserSchema, required=True)
+    refresh_token = ma.fields.String(required=True)
 
 
 class MeSchema(Schema):

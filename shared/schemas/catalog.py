@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import marshmallow as ma
 
 from shared.schemas.base import ID_RANGE, Schema
@@ -83,11 +85,8 @@ class CourseCreateSchema(Schema):
     is_active = ma.fields.Boolean(load_default=True)
 
 
-class CourseUpdateSchema(Schema):
-    slug = ma.fields.String(validate=[ma.validate.Length(max=80), SLUG])
-    title = Name(max_length=200)
-    description = description_field()
-    is_active = ma.fields.Boolean()
+class CourseUpdateSchema(CourseCreateSchema):
+    """The same fields, all optional: load it with `partial=True` (no defaults filled in)."""
 
 
 class SubjectCreateSchema(Schema):
@@ -97,11 +96,8 @@ class SubjectCreateSchema(Schema):
     is_active = ma.fields.Boolean(load_default=True)
 
 
-class SubjectUpdateSchema(Schema):
-    name = Name()
-    description = description_field()
-    price = Money(validate=validate_price)
-    is_active = ma.fields.Boolean()
+class SubjectUpdateSchema(SubjectCreateSchema):
+    """The same fields, all optional: load it with `partial=True` (no defaults filled in)."""
 
 
 def _unique_ids(ids: list[int]) -> None:
@@ -109,11 +105,14 @@ def _unique_ids(ids: list[int]) -> None:
         raise ma.ValidationError("Each subject may appear only once.")
 
 
-def subject_ids_field(**kwargs: object) -> ma.fields.List:
+def subject_ids_field(**kwargs: Any) -> ma.fields.List:
+    """2 to MAX_BUNDLE_SUBJECTS distinct subject ids."""
+    kwargs.setdefault(
+        "metadata", {"description": f"2 to {MAX_BUNDLE_SUBJECTS} distinct subjects of the bundle's course"}
+    )
     return ma.fields.List(
         ma.fields.Integer(validate=ID_RANGE),
         validate=[ma.validate.Length(min=2, max=MAX_BUNDLE_SUBJECTS), _unique_ids],
-        metadata={"description": f"2 to {MAX_BUNDLE_SUBJECTS} distinct subjects of the bundle's course"},
         **kwargs,
     )
 
@@ -128,12 +127,12 @@ class BundleCreateSchema(Schema):
     is_active = ma.fields.Boolean(load_default=True)
 
 
-class BundleUpdateSchema(Schema):
-    slug = ma.fields.String(validate=[ma.validate.Length(max=80), SLUG])
-    title = Name(max_length=200)
-    description = description_field()
-    price = Money(validate=validate_price)
-    is_active = ma.fields.Boolean()
+class BundleUpdateSchema(BundleCreateSchema):
+    """The same fields but the course and the subjects (PUT .../subjects), all optional:
+    load it with `partial=True` (no defaults filled in)."""
+
+    class Meta:
+        exclude = ("course_id", "subject_ids")
 
 
 class BundleSubjectsSchema(Schema):

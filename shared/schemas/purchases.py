@@ -8,11 +8,10 @@ import marshmallow as ma
 
 from shared.models import PurchaseType
 from shared.schemas.base import ID_RANGE, Schema
-from shared.schemas.catalog import MAX_BUNDLE_SUBJECTS
+from shared.schemas.catalog import MAX_BUNDLE_SUBJECTS, subject_ids_field
 from shared.schemas.fields import Currency, Money, UtcDateTime
 from shared.schemas.pagination import PageQuerySchema, page_schema
 
-ID = ID_RANGE
 # Which id fields each purchase type takes; the others must be absent.
 FIELDS_BY_TYPE = {
     PurchaseType.SINGLE_SUBJECT: "subject_id",
@@ -21,24 +20,17 @@ FIELDS_BY_TYPE = {
 }
 
 
-def _distinct(ids: list[int]) -> None:
-    if len(set(ids)) != len(ids):
-        raise ma.ValidationError("Each subject may appear only once.")
-
-
 class PurchaseRequestSchema(Schema):
     purchase_type = ma.fields.Enum(PurchaseType, by_value=True, required=True)
     course_id = ma.fields.Integer(
-        validate=ID,
+        validate=ID_RANGE,
         metadata={"description": "Optional: when given, every subject must belong to this course"},
     )
-    subject_id = ma.fields.Integer(validate=ID, metadata={"description": "For single_subject"})
-    subject_ids = ma.fields.List(
-        ma.fields.Integer(validate=ID),
-        validate=[ma.validate.Length(min=2, max=MAX_BUNDLE_SUBJECTS), _distinct],
-        metadata={"description": f"For multiple_subjects: 2 to {MAX_BUNDLE_SUBJECTS} distinct subjects"},
+    subject_id = ma.fields.Integer(validate=ID_RANGE, metadata={"description": "For single_subject"})
+    subject_ids = subject_ids_field(
+        metadata={"description": f"For multiple_subjects: 2 to {MAX_BUNDLE_SUBJECTS} distinct subjects"}
     )
-    bundle_id = ma.fields.Integer(validate=ID, metadata={"description": "For bundle"})
+    bundle_id = ma.fields.Integer(validate=ID_RANGE, metadata={"description": "For bundle"})
     cost = Money(
         validate=ma.validate.Range(min=0),
         metadata={"description": "Optional: the price the client expects; a different price is a 409"},
@@ -96,7 +88,9 @@ class PurchaseResultSchema(Schema):
 
 
 class PurchaseListQuerySchema(PageQuerySchema):
-    customer_id = ma.fields.Integer(validate=ID, metadata={"description": "Admins only: one customer's purchases"})
+    customer_id = ma.fields.Integer(
+        validate=ID_RANGE, metadata={"description": "Admins only: one customer's purchases"}
+    )
 
 
 PurchasePageSchema = page_schema(PurchaseSchema, "PurchasePage")

@@ -74,6 +74,11 @@ class AuthService:
         return user
 
     @staticmethod
+    def session(user: User) -> dict[str, Any]:
+        """The answer to a registration or a login: the user and a fresh pair of tokens."""
+        return {"user": user, **AuthService.issue_tokens(user)}
+
+    @staticmethod
     def issue_tokens(user: User) -> dict[str, str]:
         claims = {"role": user.role.value}
         return {

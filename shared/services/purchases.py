@@ -68,6 +68,10 @@ class PurchaseResult:
     replayed: bool = False
 
     @property
+    def http_status(self) -> int:
+        return 201 if self.status == CREATED else 200
+
+    @property
     def purchase(self) -> PurchaseView | None:
         return self.purchases[0] if self.status == CREATED else None
 
@@ -154,7 +158,7 @@ class PurchaseService:
             PurchaseService._check_cost(data.get("cost"), order.price)
             result = PurchaseService._create(customer_id, order)
         if claim is not None:
-            IdempotencyService.record(claim, 201 if result.status == CREATED else 200, result.outcome())
+            IdempotencyService.record(claim, result.http_status, result.outcome())
         return result
 
     @staticmethod
