@@ -33,9 +33,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import pymysql  # noqa: E402
 import requests  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
+
+from scripts.bench_support import bench_customer, create_database  # noqa: E402
 
 DEFAULT_URL = "mysql+pymysql://root@127.0.0.1:3306/exam_shop_bench_api"
 BUYERS = 120  # each buys single subjects; 120 x 31 demo subjects is plenty for one run
@@ -99,9 +100,7 @@ def gunicorn(module: str, port: int, workers: int, env: dict[str, str], log: Pat
 def prepare(database_url: str) -> tuple[str, list[tuple[str, int]]]:
     """Schema, demo data, a student owning the 20-subject bundle, and buyers with their subjects."""
     url = make_url(database_url)
-    with pymysql.connect(host=url.host, port=url.port or 3306, user=url.username, password=url.password or "") as raw:
-        raw.cursor().execute(f"DROP DATABASE IF EXISTS `{url.database}`")
-        raw.cursor().execute(f"CREATE DATABASE `{url.database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+    create_database(url, fresh=True)
     os.environ.setdefault("APP_ENV", "testing")
     from flask_jwt_extended import create_access_token
     from flask_migrate import upgrade
@@ -109,7 +108,7 @@ def prepare(database_url: str) -> tuple[str, list[tuple[str, int]]]:
 
     from app import create_app
     from shared.extensions import db
-    from shared.models import Bundle, Customer, PurchaseType, Role, Subject, User
+    from shared.models import Bundle, PurchaseType, Subject, User
     from shared.services.demo import DemoDataService
     from shared.services.purchases import PurchaseService
 
@@ -122,14 +121,7 @@ def prepare(database_url: str) -> tuple[str, list[tuple[str, int]]]:
         PurchaseService.purchase(student, {"purchase_type": PurchaseType.BUNDLE, "bundle_id": bundle})
         student_token = create_access_token(identity=str(student.id))
         subjects = list(db.session.execute(select(Subject.id).order_by(Subject.id)).scalars())
-        buyers = []
-        for n in range(BUYERS):
-            user = User(email=f"buyer{n}@bench.test", full_name="Buyer", role=Role.STUDENT, is_active=True)
-            user.password_hash = "!"  # noqa: S105 - matches no password; tokens are minted here
-            db.session.add(user)
-            db.session.flush()
-            db.session.add(Customer(user_id=user.id, email=user.email, phone_number=f"+9199{n:08d}"))
-            buyers.append(create_access_token(identity=str(user.id)))
+        buyers = [bench_customer(f"buyer{n}@bench.test", f"+9199{n:08d}")[1] for n in range(BUYERS)]
         db.session.commit()
     return student_token, [(token, subject) for token in buyers for subject in subjects]
 

@@ -29,26 +29,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pymysql
 from flask import Flask
-from flask_jwt_extended import create_access_token
 from flask_migrate import upgrade
 from sqlalchemy import insert
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import make_url
+
+from scripts.bench_support import bench_customer, connect, create_database
 
 DEFAULT_URL = "mysql+pymysql://root@127.0.0.1:3306/exam_shop_bench"
 SIZES = (1, 5, 20)
 CARD_COLUMNS = "(purchase_id, customer_id, subject_id, test_number, status, created_at, updated_at)"
 CARD_INSERT = f"INSERT INTO mock_test_attempts {CARD_COLUMNS} VALUES "  # noqa: S608 - constant
 ROW = "(%s,%s,%s,%s,%s,%s,%s)"
-
-
-def connect(url: URL, database: str | None = None) -> pymysql.Connection:
-    return pymysql.connect(
-        host=url.host,
-        port=url.port or 3306,
-        user=url.username,
-        password=url.password or "",
-        database=database,
-    )
 
 
 def timed_ms(run: Callable[[], Any]) -> float:
@@ -76,17 +67,10 @@ class Fixtures:
         self.serial = itertools.count(1)
 
     def customer(self) -> tuple[int, str]:
-        from shared.models import Customer, Role, User
-
         stamp = f"{time.time_ns()}{next(self.serial)}"
-        user = User(email=f"bench{stamp}@example.com", full_name="Bench", role=Role.STUDENT)
-        user.password_hash = "!"  # noqa: S105 - matches no password; the benchmark mints tokens
-        self.db.session.add(user)
-        self.db.session.flush()
-        customer = Customer(user_id=user.id, email=user.email, phone_number=f"+1{stamp[-12:]}")
-        self.db.session.add(customer)
+        customer, token = bench_customer(f"bench{stamp}@example.com", f"+1{stamp[-12:]}")
         self.db.session.commit()
-        return customer.id, create_access_token(identity=str(user.id))
+        return customer.id, token
 
     def bundle(self, size: int) -> tuple[int, list[int]]:
         from shared.models import Bundle, Course, Subject
@@ -213,8 +197,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=15)
     args = parser.parse_args()
     url = make_url(args.database_url)
-    with connect(url).cursor() as cursor:
-        cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{url.database}` CHARACTER SET utf8mb4")
+    create_database(url, fresh=False)
 
     os.environ.setdefault("APP_ENV", "testing")
     from app import create_app
