@@ -37,7 +37,7 @@ class Customer(Timestamps, db.Model):
     email: Mapped[str] = mapped_column(EmailString)
     phone_number: Mapped[str] = mapped_column(String(20))
 
-    user: Mapped[User] = relationship(lazy="raise")
+    user: Mapped[User] = relationship(back_populates="customer", lazy="raise")
     subscriptions: Mapped[list[Subscription]] = relationship(
         back_populates="customer", lazy="raise", order_by="Subscription.id"
     )

@@ -43,9 +43,7 @@ class User(Timestamps, db.Model):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
 
     # Loaded together with the user when a request is authenticated (see AuthService.principal).
-    customer: Mapped[Customer | None] = relationship(
-        "Customer", lazy="raise", uselist=False, viewonly=True, foreign_keys="Customer.user_id"
-    )
+    customer: Mapped[Customer | None] = relationship(back_populates="user", lazy="raise", uselist=False)
 
     @property
     def is_admin(self) -> bool:

@@ -88,7 +88,7 @@ class CustomerService:
 
         if admin.phone_number is None:
             admin.phone_number = phone_number
-        customer = Customer(user_id=admin.id, email=admin.email, phone_number=phone_number)
+        customer = Customer(user=admin, email=admin.email, phone_number=phone_number)  # sets admin.customer too
         db.session.add(customer)
         db.session.flush()
         plan = data.get("plan", Plan.BASIC)
@@ -102,7 +102,6 @@ class CustomerService:
         )
         db.session.add(subscription)
         db.session.flush()
-        db.session.expire(admin, ["customer"])  # the profile loaded with the token is now stale
         return customer, subscription
 
     @staticmethod
