@@ -26,6 +26,7 @@ os.environ.setdefault("APP_ENV", "testing")
 from app import create_app
 from shared.cache import END, EVERYTHING
 from shared.extensions import db, limiter
+from tests.support.accounts import bearer, create_admin, register
 from tests.support.databases import (
     DatabaseUnderTest,
     mariadb_required,
@@ -58,6 +59,11 @@ def app_config(database_url: str, **extra: Any) -> dict[str, Any]:
         "JWT_SECRET_KEY": TEST_JWT_SECRET,
         **extra,
     }
+
+
+def server_env(database_url: str, **extra: Any) -> dict[str, str]:
+    """`app_config(database_url, **extra)` as the environment of a server process (strings only)."""
+    return {name: str(value) for name, value in app_config(database_url, **extra).items()}
 
 
 def migrate_to_head(url: str) -> Flask:
@@ -146,7 +152,8 @@ def mariadb(mariadb_app: Flask) -> Iterator[Flask]:
 # What must never appear in a response: SQL, driver and framework internals, hashes.
 LEAK_MARKERS = (
     "Traceback",
-    "SELECT ",
+    'File "',
+    "SELECT",
     "INSERT INTO",
     "UPDATE ",
     "pymysql",
@@ -189,6 +196,18 @@ def client(app: Flask) -> FlaskClient:
 
 
 @pytest.fixture
+def student(client: FlaskClient) -> dict[str, str]:
+    """The headers of a newly registered student (through whichever `client` the test uses)."""
+    return bearer(register(client)["access_token"])
+
+
+@pytest.fixture
+def admin(app: Flask) -> dict[str, str]:
+    """The headers of a new admin."""
+    return bearer(create_admin())
+
+
+@pytest.fixture
 def backend(app: Flask) -> str:
     return "mariadb" if app.config["SQLALCHEMY_DATABASE_URI"].startswith("mysql") else "sqlite"
 
@@ -206,13 +225,9 @@ def query_counter(app: Flask) -> Callable[[], Any]:
 @pytest.fixture(scope="session")
 def live_server(mariadb_app: Flask, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """gunicorn with 4 workers on the MariaDB test database, its response cache on Redis."""
-    env = {
-        "APP_ENV": "testing",
-        "DATABASE_URL": mariadb_app.config["SQLALCHEMY_DATABASE_URI"],
-        "JWT_SECRET_KEY": TEST_JWT_SECRET,
-        "CACHE_REDIS_URL": REDIS_URL,
-        "CACHE_KEY_PREFIX": LIVE_CACHE_PREFIX,
-    }
+    env = server_env(
+        mariadb_app.config["SQLALCHEMY_DATABASE_URI"], CACHE_REDIS_URL=REDIS_URL, CACHE_KEY_PREFIX=LIVE_CACHE_PREFIX
+    )
     server = start_gunicorn(env, Path(tmp_path_factory.mktemp("gunicorn")) / "gunicorn.log")
     yield server
     server.stop()

@@ -8,11 +8,12 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_jwt_extended import create_access_token
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from shared.extensions import db
 from shared.models import Customer, RevokedToken, User
 from tests.support.accounts import PASSWORD, bearer, create_admin, register, registration
+from tests.support.queries import count_rows
 
 
 def test_register_creates_a_student_with_a_customer_profile(client: FlaskClient) -> None:
@@ -67,7 +68,7 @@ def test_taken_phone_in_another_spelling_is_a_409_on_phone(client: FlaskClient) 
     response = client.post("/api/auth/register", json=registration(phone_number="0091-98765-43210"))
     assert response.status_code == 409
     assert response.get_json()["errors"] == {"phone_number": ["A customer with this phone number already exists."]}
-    assert db.session.execute(select(func.count()).select_from(User)).scalar_one() == 1
+    assert count_rows(User) == 1
 
 
 def test_login_returns_tokens_and_the_user(client: FlaskClient) -> None:
@@ -109,7 +110,7 @@ def test_logout_revokes_the_token_in_the_database(client: FlaskClient) -> None:
     body = register(client)
     headers = bearer(body["access_token"])
     assert client.post("/api/auth/logout", headers=headers).status_code == 204
-    assert db.session.execute(select(func.count()).select_from(RevokedToken)).scalar_one() == 1
+    assert count_rows(RevokedToken) == 1
     revoked = client.get("/api/auth/me", headers=headers)
     assert revoked.status_code == 401
     assert "revoked" in revoked.get_json()["detail"]

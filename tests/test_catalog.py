@@ -13,7 +13,7 @@ from sqlalchemy import insert, select
 from shared.extensions import db
 from shared.models import Course, Subject
 from shared.services.demo import DemoDataService
-from tests.support.accounts import bearer, create_admin, register
+from tests.support.accounts import bearer, register
 
 
 @pytest.fixture
@@ -21,15 +21,10 @@ def demo(app: Flask) -> None:
     DemoDataService.seed()
 
 
-@pytest.fixture
-def admin(app: Flask) -> dict[str, str]:
-    return bearer(create_admin())
-
-
-def course_by_slug(client: FlaskClient, slug: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
-    courses = client.get("/api/courses?per_page=100", headers=headers or {}).get_json()["items"]
+def course_by_slug(client: FlaskClient, slug: str) -> dict[str, Any]:
+    courses = client.get("/api/courses?per_page=100").get_json()["items"]
     summary = next(c for c in courses if c["slug"] == slug)
-    return client.get(f"/api/courses/{summary['id']}", headers=headers or {}).get_json()
+    return client.get(f"/api/courses/{summary['id']}").get_json()
 
 
 def test_public_reads_show_the_demo_catalog_with_prices_and_savings(client: FlaskClient, demo: None) -> None:
@@ -268,20 +263,20 @@ def _add_course(slug: str) -> int:
     return course.id
 
 
+def _create_bundle(
+    client: FlaskClient, admin: dict[str, str], slug: str, course_id: int, subject_ids: list[int]
+) -> None:
+    body = {"slug": slug, "title": slug.title(), "course_id": course_id, "price": "5", "subject_ids": subject_ids}
+    assert client.post("/api/bundles", json=body, headers=admin).status_code == 201
+
+
 def test_catalog_reads_make_a_fixed_number_of_queries(
     client: FlaskClient, admin: dict[str, str], query_counter: Any
 ) -> None:
     course_id = _add_course("small")
     _add_subjects(course_id, 3, "S")
     first_two = [s["id"] for s in client.get(f"/api/courses/{course_id}/subjects").get_json()][:2]
-    body = {
-        "slug": "small-pair",
-        "title": "Pair",
-        "course_id": course_id,
-        "price": "5",
-        "subject_ids": first_two,
-    }
-    assert client.post("/api/bundles", json=body, headers=admin).status_code == 201
+    _create_bundle(client, admin, "small-pair", course_id, first_two)
     with query_counter() as small_list:
         client.get("/api/courses")
     with query_counter() as small_detail:
@@ -293,14 +288,7 @@ def test_catalog_reads_make_a_fixed_number_of_queries(
     subject_ids = [s["id"] for s in client.get(f"/api/courses/{course_id}/subjects").get_json()]
     for n in range(3):
         chosen = subject_ids[n * 20 : n * 20 + 20]
-        body = {
-            "slug": f"big-{n}",
-            "title": "Big",
-            "course_id": course_id,
-            "price": "5",
-            "subject_ids": chosen,
-        }
-        assert client.post("/api/bundles", json=body, headers=admin).status_code == 201
+        _create_bundle(client, admin, f"big-{n}", course_id, chosen)
     with query_counter() as large_list:
         listed = client.get("/api/courses?per_page=100").get_json()
     with query_counter() as large_detail:

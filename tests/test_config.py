@@ -36,7 +36,7 @@ def test_production_refuses_the_default_secret() -> None:
         load_config(
             {
                 "APP_ENV": "production",
-                "DATABASE_URL": "mysql://x@h/d",
+                "DATABASE_URL": MYSQL,
                 "JWT_SECRET_KEY": DEVELOPMENT_JWT_SECRET,
             }
         )
@@ -44,13 +44,13 @@ def test_production_refuses_the_default_secret() -> None:
 
 def test_production_refuses_a_short_secret_and_sqlite() -> None:
     with pytest.raises(ConfigError, match="JWT_SECRET_KEY"):
-        load_config({"APP_ENV": "production", "DATABASE_URL": "mysql://x@h/d", "JWT_SECRET_KEY": "short"})
+        load_config({"APP_ENV": "production", "DATABASE_URL": MYSQL, "JWT_SECRET_KEY": "short"})
     with pytest.raises(ConfigError, match="DATABASE_URL"):
         load_config({"APP_ENV": "production", "DATABASE_URL": "sqlite:///x.db", "JWT_SECRET_KEY": STRONG_SECRET})
 
 
 def test_production_starts_with_a_real_secret_and_mysql() -> None:
-    config = load_config({"APP_ENV": "production", "DATABASE_URL": "mysql://x@h/d", "JWT_SECRET_KEY": STRONG_SECRET})
+    config = load_config({"APP_ENV": "production", "DATABASE_URL": MYSQL, "JWT_SECRET_KEY": STRONG_SECRET})
     assert config["APP_ENV"] == "production"
 
 

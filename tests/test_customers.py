@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 
 from shared.extensions import db
 from shared.models import Customer, Role, Subscription, User
@@ -14,10 +14,7 @@ from shared.models.customer import ALREADY_CUSTOMER
 from shared.passwords import hash_password
 from shared.services.customers import CustomerService
 from tests.support.accounts import bearer, create_admin, register, registration
-
-
-def count(model: type) -> int:
-    return db.session.execute(select(func.count()).select_from(model)).scalar_one()
+from tests.support.queries import count_rows
 
 
 def test_new_admin_upgrades_to_a_customer_with_a_subscription(client: FlaskClient) -> None:
@@ -30,7 +27,7 @@ def test_new_admin_upgrades_to_a_customer_with_a_subscription(client: FlaskClien
     assert body["customer"]["user_id"] == admin.id
     assert (body["subscription"]["plan"], body["subscription"]["status"]) == ("premium", "active")
     assert body["subscription"]["expires_at"] > body["subscription"]["started_at"]
-    assert count(Customer) == count(Subscription) == 1
+    assert count_rows(Customer) == count_rows(Subscription) == 1
     me = client.get("/api/auth/me", headers=bearer(admin)).get_json()
     assert me["user"]["role"] == "admin"
     assert me["subscription"]["plan"] == "premium"
@@ -49,7 +46,7 @@ def test_missing_phone_is_a_422_and_creates_nothing(client: FlaskClient) -> None
     response = client.post("/api/customers/upgrade", json={}, headers=bearer(admin))
     assert response.status_code == 422
     assert list(response.get_json()["errors"]) == ["phone_number"]
-    assert count(Customer) == 0
+    assert count_rows(Customer) == 0
 
 
 def test_existing_phone_is_a_409_on_phone_number(client: FlaskClient) -> None:
@@ -58,8 +55,8 @@ def test_existing_phone_is_a_409_on_phone_number(client: FlaskClient) -> None:
     response = client.post("/api/customers/upgrade", json={}, headers=bearer(admin))
     assert response.status_code == 409
     assert response.get_json()["errors"] == {"phone_number": ["A customer with this phone number already exists."]}
-    assert count(Customer) == 1
-    assert count(Subscription) == 0
+    assert count_rows(Customer) == 1
+    assert count_rows(Subscription) == 0
 
 
 def test_existing_email_is_a_409_on_email(client: FlaskClient) -> None:
@@ -78,7 +75,7 @@ def test_existing_email_is_a_409_on_email(client: FlaskClient) -> None:
     response = client.post("/api/customers/upgrade", json={}, headers=bearer(admin))
     assert response.status_code == 409
     assert response.get_json()["errors"] == {"email": ["A customer with this email already exists."]}
-    assert count(Subscription) == 0
+    assert count_rows(Subscription) == 0
 
 
 def test_already_a_customer_is_a_409(client: FlaskClient) -> None:
@@ -88,7 +85,7 @@ def test_already_a_customer_is_a_409(client: FlaskClient) -> None:
     assert again.status_code == 409
     assert again.get_json()["type"] == "urn:exam-shop:problem:already-customer"
     assert again.get_json()["detail"] == ALREADY_CUSTOMER
-    assert count(Customer) == count(Subscription) == 1
+    assert count_rows(Customer) == count_rows(Subscription) == 1
 
 
 def test_a_different_phone_than_the_accounts_is_a_422(client: FlaskClient) -> None:
@@ -96,7 +93,7 @@ def test_a_different_phone_than_the_accounts_is_a_422(client: FlaskClient) -> No
     response = client.post("/api/customers/upgrade", json={"phone_number": "+919812345681"}, headers=bearer(admin))
     assert response.status_code == 422
     assert list(response.get_json()["errors"]) == ["phone_number"]
-    assert count(Customer) == 0
+    assert count_rows(Customer) == 0
 
 
 def test_race_lost_at_the_constraint_is_the_same_field_409(
@@ -113,9 +110,9 @@ def test_race_lost_at_the_constraint_is_the_same_field_409(
     duplicate = client.post("/api/auth/register", json=registration(phone_number="+919812345682"))
     assert duplicate.status_code == 409
     assert duplicate.get_json()["errors"] == {"phone_number": ["A customer with this phone number already exists."]}
-    assert count(Customer) == 1
-    assert count(Subscription) == 0
-    assert count(User) == 2
+    assert count_rows(Customer) == 1
+    assert count_rows(Subscription) == 0
+    assert count_rows(User) == 2
 
 
 def test_invalid_plan_is_a_422(client: FlaskClient) -> None:
@@ -156,8 +153,8 @@ def test_database_error_is_a_500_without_internals_and_no_half_customer(
     text_body = response.get_data(as_text=True)
     assert "exploded" not in text_body
     assert "table_that_does_not_exist" not in text_body
-    assert count(Customer) == 0
-    assert count(Subscription) == 0
+    assert count_rows(Customer) == 0
+    assert count_rows(Subscription) == 0
     assert db.session.get(User, admin.id).phone_number is None
 
 

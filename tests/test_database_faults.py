@@ -10,16 +10,16 @@ from pathlib import Path
 import pytest
 import requests
 from flask import Flask
-from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from shared.constraint_check import check_database
 from shared.extensions import db
 from shared.models import MockTestAttempt, Purchase
-from tests.conftest import TEST_JWT_SECRET
+from tests.conftest import server_env
 from tests.support.accounts import bearer, register
 from tests.support.catalog import make_course
 from tests.support.live_server import LiveServer, start_gunicorn
+from tests.support.queries import count_rows
 from tests.support.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.race
@@ -40,14 +40,12 @@ def proxy(mariadb: Flask) -> Iterator[TcpProxy]:
 @pytest.fixture
 def server(mariadb: Flask, proxy: TcpProxy, tmp_path: Path) -> Iterator[LiveServer]:
     url = make_url(mariadb.config["SQLALCHEMY_DATABASE_URI"]).set(host="127.0.0.1", port=proxy.port)
-    env = {
-        "APP_ENV": "testing",
-        "DATABASE_URL": url.render_as_string(hide_password=False),
-        "JWT_SECRET_KEY": TEST_JWT_SECRET,
-        "DB_CONNECT_TIMEOUT": str(CONNECT_TIMEOUT),
-        "DB_READ_TIMEOUT": str(READ_TIMEOUT),
-        "RETRY_AFTER_SECONDS": "3",
-    }
+    env = server_env(
+        url.render_as_string(hide_password=False),
+        DB_CONNECT_TIMEOUT=CONNECT_TIMEOUT,
+        DB_READ_TIMEOUT=READ_TIMEOUT,
+        RETRY_AFTER_SECONDS=3,
+    )
     live = start_gunicorn(env, tmp_path / "gunicorn.log", workers=2)
     yield live
     live.stop()
@@ -69,13 +67,11 @@ def assert_unavailable(response: requests.Response, seconds: float) -> None:
     assert seconds < WORST_CASE_SECONDS, f"took {seconds:.1f}s"
 
 
-def wait_until_ready(server: LiveServer, deadline_seconds: float = 20) -> int:
+def wait_until_ready(server: LiveServer, deadline_seconds: float = 20) -> None:
     deadline = time.monotonic() + deadline_seconds
-    attempts = 0
     while time.monotonic() < deadline:
-        attempts += 1
         if requests.get(server.url("/health/ready"), timeout=30).status_code == 200:
-            return attempts
+            return
         time.sleep(0.3)
     raise AssertionError("the server did not recover")
 
@@ -116,8 +112,8 @@ def test_a_purchase_cut_off_mid_transaction_leaves_nothing_half_written(
     cut_off = requests.post(server.url("/api/purchases"), json=body, headers=student, timeout=60)
     assert cut_off.status_code == 503, cut_off.text
     db.session.remove()
-    assert db.session.execute(select(func.count()).select_from(Purchase)).scalar_one() == 0
-    assert db.session.execute(select(func.count()).select_from(MockTestAttempt)).scalar_one() == 0
+    assert count_rows(Purchase) == 0
+    assert count_rows(MockTestAttempt) == 0
 
     proxy.restore()
     wait_until_ready(server)

@@ -15,10 +15,8 @@ from app import create_app
 from shared.errors import Conflict, Forbidden
 from shared.extensions import limiter
 from shared.openapi import Blueprint
-from tests.conftest import app_config, migrate_to_head
+from tests.conftest import LEAK_MARKERS, app_config, migrate_to_head
 from tests.support.accounts import create_admin
-
-LEAK_MARKERS = ("Traceback", "SELECT", "pymysql", "sqlalchemy", "sqlite3", 'File "')
 
 
 class EchoSchema(ma.Schema):

@@ -12,6 +12,7 @@ from typing import Any
 
 import schemathesis
 from flask import Flask
+from flask_jwt_extended import create_refresh_token
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
@@ -22,9 +23,13 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from sqlalchemy import select
 
+from shared.extensions import db
+from shared.models import Bundle
 from shared.services.demo import DemoDataService
 from tests.support.accounts import bearer, create_admin, register
+from tests.support.purchases import make_purchase
 
 CHECKS = [
     not_a_server_error,
@@ -39,14 +44,17 @@ SKIPPED = {"POST /api/auth/logout"}
 
 
 def _roles(app: Flask) -> dict[str, dict[str, dict[str, str]]]:
+    """A student who owns a demo bundle's cards, and an admin: each one's access and refresh headers."""
     client = app.test_client()
     student = register(client)
     headers = bearer(student["access_token"])
-    client.post("/api/purchases", json={"purchase_type": "bundle", "bundle_id": 1}, headers=headers)
+    bundle_id = db.session.execute(select(Bundle.id).where(Bundle.slug == "jee-main-complete")).scalar_one()
+    make_purchase(client, headers, bundle_id=bundle_id)
     admin = create_admin(phone_number="+919800000099")
+    admin_refresh = create_refresh_token(identity=str(admin.id), additional_claims={"role": admin.role.value})
     return {
         "student": {"access": headers, "refresh": bearer(student["refresh_token"])},
-        "admin": {"access": bearer(admin), "refresh": bearer(admin)},
+        "admin": {"access": bearer(admin), "refresh": bearer(admin_refresh)},
     }
 
 

@@ -6,13 +6,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.support.accounts import bearer, create_admin, register, registration
+from tests.support.accounts import bearer, register, registration
 from tests.support.catalog import make_course
-
-
-@pytest.fixture
-def admin(app: Flask) -> dict[str, str]:
-    return bearer(create_admin())
 
 
 def errors_of(response: object) -> dict[str, list[str]]:

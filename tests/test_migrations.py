@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from decimal import Decimal
 
@@ -23,12 +24,17 @@ from shared.passwords import hash_password
 from tests.conftest import app_config
 from tests.support.accounts import bearer
 from tests.support.databases import DatabaseUnderTest, recreate_mariadb_database, sibling_url
+from tests.support.purchases import make_purchase
 
 
-def test_models_match_the_migrated_schema(app: Flask) -> None:
+def assert_schema_matches_the_models() -> None:
     with db.engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), db.metadata)
     assert differences == []
+
+
+def test_models_match_the_migrated_schema(app: Flask) -> None:
+    assert_schema_matches_the_models()
 
 
 @pytest.fixture(params=["sqlite", "mariadb"])
@@ -38,7 +44,7 @@ def scratch_app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
         url = f"sqlite:///{tmp_path_factory.mktemp('scratch')}/scratch.sqlite3"
     else:
         main: DatabaseUnderTest = request.getfixturevalue("mariadb_database")
-        url = sibling_url(main.url, "exam_shop_test_scratch")
+        url = sibling_url(main.url, "scratch")
         recreate_mariadb_database(url)
     flask_app = create_app(app_config(url))
     with flask_app.app_context():
@@ -55,6 +61,7 @@ def test_upgrade_downgrade_to_base_and_upgrade_again(scratch_app: Flask) -> None
     assert set(inspect(db.engine).get_table_names()) <= {"alembic_version"}
     upgrade()
     assert set(db.metadata.tables) <= set(inspect(db.engine).get_table_names())
+    assert_schema_matches_the_models()
 
 
 BEFORE_COMPOSITE = "5e2a7c41d0b3"
@@ -187,29 +194,29 @@ def test_the_fix_upgrades_a_database_with_data(scratch_app: Flask) -> None:
 
     # Now a two-subject purchase works through the API.
     user = db.session.get(User, seeded["user_id"])
-    response = scratch_app.test_client().post(
-        "/api/purchases",
-        json={
-            "purchase_type": "multiple_subjects",
-            "subject_ids": [seeded["subject_a"], seeded["subject_b"]],
-        },
-        headers=bearer(user),
-    )
-    assert response.status_code == 201, response.get_json()
+    make_purchase(scratch_app.test_client(), bearer(user), [seeded["subject_a"], seeded["subject_b"]])
     assert _card_count() == 150
     assert check_database(url).exit_code == 0
 
 
-def test_the_downgrade_refuses_while_multi_subject_cards_exist(scratch_app: Flask) -> None:
+def test_the_downgrade_refuses_while_multi_subject_cards_exist(
+    scratch_app: Flask, caplog: pytest.LogCaptureFixture
+) -> None:
     upgrade(revision=BEFORE_COMPOSITE)
     seeded = _seed_old_schema_data()
     upgrade()
     user = db.session.get(User, seeded["user_id"])
-    body = {"purchase_type": "multiple_subjects", "subject_ids": [seeded["subject_a"], seeded["subject_b"]]}
-    assert scratch_app.test_client().post("/api/purchases", json=body, headers=bearer(user)).status_code == 201
+    subjects = [seeded["subject_a"], seeded["subject_b"]]
+    clashing = make_purchase(scratch_app.test_client(), bearer(user), subjects)["purchase"]["id"]
     downgrade(revision=COMPOSITE)  # the revision that adds the composite constraint is now the top one
+    caplog.clear()
     with pytest.raises(SystemExit):
         downgrade(revision=BEFORE_COMPOSITE)
+    refusals = [r.getMessage() for r in caplog.records if r.name == "flask_migrate" and r.levelno == logging.ERROR]
+    assert len(refusals) == 1, caplog.text
+    assert refusals[0].startswith("Error: Refusing to downgrade: 1 purchase(s) hold cards of several subjects")
+    assert f"(purchase ids: {clashing})" in refusals[0]
+    assert "Nothing was changed." in refusals[0]
     # nothing changed: still at that revision, composite constraint in place, every card kept
     url = db.engine.url.render_as_string(hide_password=False)
     checks = {check.name: check for check in check_database(url).checks}
@@ -229,18 +236,8 @@ def test_the_downgrade_refuses_while_multi_subject_cards_exist(scratch_app: Flas
     assert "unique_test_per_purchase_subject" not in uniques
 
 
-@pytest.fixture
-def mariadb_scratch_app(mariadb_database: DatabaseUnderTest) -> Iterator[Flask]:
-    url = sibling_url(mariadb_database.url, "exam_shop_test_scratch")
-    recreate_mariadb_database(url)
-    flask_app = create_app(app_config(url))
-    with flask_app.app_context():
-        yield flask_app
-        db.session.remove()
-        db.engine.dispose()
-
-
-def test_mariadb_refuses_to_drop_the_old_index_first(mariadb_scratch_app: Flask) -> None:
+@pytest.mark.parametrize("scratch_app", ["mariadb"], indirect=True)
+def test_mariadb_refuses_to_drop_the_old_index_first(scratch_app: Flask) -> None:
     """Why the revision is ordered by hand: error 1553 when the old index goes first."""
     upgrade(revision=BEFORE_COMPOSITE)
     with pytest.raises(OperationalError) as refused, db.engine.begin() as connection:

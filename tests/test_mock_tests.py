@@ -16,26 +16,9 @@ from shared.models.base import utcnow
 from shared.services.demo import DemoDataService
 from tests.support.accounts import bearer, create_admin, register
 from tests.support.catalog import CourseFixture, make_course
-
-
-def add_questions(subject_id: int, count: int, start: int = 1) -> list[Question]:
-    questions = [
-        Question(
-            subject_id=subject_id,
-            text=f"Question {n}: which option is right?",
-            options=["A", "B", "C", "D"],
-            correct_option=n % 4,
-            explanation=f"Because option {n % 4} is the key of question {n}.",
-        )
-        for n in range(start, start + count)
-    ]
-    db.session.add_all(questions)
-    db.session.commit()
-    return questions
-
-
-def correct_options() -> dict[int, int]:
-    return dict(db.session.execute(select(Question.id, Question.correct_option)).all())
+from tests.support.mock_tests import add_questions, card_id, correct_options
+from tests.support.purchases import make_purchase, student_with
+from tests.support.queries import count_rows
 
 
 def leaks_answers(body: Any) -> bool:
@@ -55,22 +38,6 @@ def course(app: Flask) -> CourseFixture:
     for subject_id in fixture.subject_ids[:2]:
         add_questions(subject_id, 15)
     return fixture
-
-
-def student_with(client: FlaskClient, subject_ids: list[int]) -> dict[str, str]:
-    headers = bearer(register(client)["access_token"])
-    body = (
-        {"purchase_type": "single_subject", "subject_id": subject_ids[0]}
-        if len(subject_ids) == 1
-        else {"purchase_type": "multiple_subjects", "subject_ids": subject_ids}
-    )
-    assert client.post("/api/purchases", json=body, headers=headers).status_code == 201
-    return headers
-
-
-def card_id(client: FlaskClient, headers: dict[str, str], subject_id: int, number: int) -> int:
-    cards = client.get(f"/api/mock-tests?subject_id={subject_id}&per_page=100", headers=headers).get_json()["items"]
-    return next(card["id"] for card in cards if card["test_number"] == number)
 
 
 def test_a_student_takes_a_test_from_purchase_to_progress(client: FlaskClient, course: CourseFixture) -> None:
@@ -323,9 +290,7 @@ def test_list_progress_and_review_make_a_fixed_number_of_queries(
     with query_counter() as small_progress:
         client.get("/api/mock-tests/progress", headers=student)
 
-    client.post(
-        "/api/purchases", json={"purchase_type": "multiple_subjects", "subject_ids": [second, third]}, headers=student
-    )
+    make_purchase(client, student, [second, third])
     tiny_card = card_id(client, student, third, 1)
     client.post(f"/api/mock-tests/{tiny_card}/start", headers=student)
     client.post(f"/api/mock-tests/{tiny_card}/submit", json={}, headers=student)
@@ -402,12 +367,7 @@ def test_import_is_all_or_nothing_with_the_index_of_each_problem(client: FlaskCl
     refused = client.post(f"/api/subjects/{subject}/questions/import", json={"questions": batch}, headers=admin)
     assert refused.status_code == 422
     assert set(refused.get_json()["errors"]) == {"questions.1.options", "questions.3.correct_option"}
-    assert (
-        db.session.execute(
-            select(func.count()).select_from(Question).where(Question.subject_id == subject)
-        ).scalar_one()
-        == 0
-    )
+    assert count_rows(Question, Question.subject_id == subject) == 0
     accepted = client.post(f"/api/subjects/{subject}/questions/import", json={"questions": [good] * 12}, headers=admin)
     assert accepted.status_code == 201
     assert accepted.get_json()["imported"] == 12

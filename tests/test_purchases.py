@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 
 from shared.extensions import db
 from shared.models import IdempotencyKey, MockTestAttempt, Purchase, PurchaseItem
@@ -16,16 +16,13 @@ from shared.models.base import utcnow
 from shared.services.mock_tests import MockTestService
 from tests.support.accounts import bearer, create_admin, register
 from tests.support.catalog import CourseFixture, make_course
+from tests.support.purchases import make_purchase
+from tests.support.queries import count_rows
 
 
 @pytest.fixture
 def course(app: Flask) -> CourseFixture:
     return make_course(subjects=3, price="499.00")
-
-
-@pytest.fixture
-def student(client: FlaskClient) -> dict[str, str]:
-    return bearer(register(client)["access_token"])
 
 
 def buy(client: FlaskClient, headers: dict[str, str], **body: Any) -> Any:
@@ -37,10 +34,6 @@ def cards(purchase_id: int | None = None) -> list[tuple[int, int, int]]:
     if purchase_id is not None:
         statement = statement.where(MockTestAttempt.purchase_id == purchase_id)
     return [tuple(row) for row in db.session.execute(statement.order_by(MockTestAttempt.id))]
-
-
-def count(model: type) -> int:
-    return db.session.execute(select(func.count()).select_from(model)).scalar_one()
 
 
 def test_one_subject_gets_fifty_cards_numbered_1_to_50(
@@ -93,7 +86,7 @@ def test_a_bundle_of_n_subjects_gets_50_n_cards(client: FlaskClient, student: di
     assert body["purchase"]["total_cost"] == "999.00"
     assert body["purchase"]["bundle_id"] == bundle.bundle_id
     assert len(cards(body["purchase"]["id"])) == 50 * size
-    assert count(PurchaseItem) == size
+    assert count_rows(PurchaseItem) == size
 
 
 def test_statements_of_a_purchase_do_not_grow_with_its_subjects(
@@ -114,14 +107,14 @@ def test_buying_what_is_owned_creates_nothing(
     client: FlaskClient, student: dict[str, str], course: CourseFixture
 ) -> None:
     first, second = course.subject_ids[:2]
-    bought = buy(client, student, purchase_type="multiple_subjects", subject_ids=[first, second]).get_json()
+    bought = make_purchase(client, student, [first, second])
     again = buy(client, student, purchase_type="single_subject", subject_id=first)
     assert again.status_code == 200
     body = again.get_json()
     assert (body["status"], body["cards_created"], body["purchase"]) == ("already_owned", 0, None)
     assert [p["id"] for p in body["purchases"]] == [bought["purchase"]["id"]]
     assert body["purchases"][0]["cards_total"] == 100
-    assert count(Purchase) == 1
+    assert count_rows(Purchase) == 1
     assert len(cards()) == 100
 
 
@@ -129,7 +122,7 @@ def test_mixing_owned_and_new_subjects_is_a_409_listing_the_owned(
     client: FlaskClient, student: dict[str, str], course: CourseFixture
 ) -> None:
     first, second, third = course.subject_ids
-    buy(client, student, purchase_type="single_subject", subject_id=second)
+    make_purchase(client, student, [second])
     response = buy(client, student, purchase_type="multiple_subjects", subject_ids=[first, second, third])
     assert response.status_code == 409
     assert response.get_json()["owned_subject_ids"] == [second]
@@ -137,7 +130,7 @@ def test_mixing_owned_and_new_subjects_is_a_409_listing_the_owned(
     bundle = buy(client, student, purchase_type="bundle", bundle_id=course.bundle_id)
     assert bundle.status_code == 409
     assert bundle.get_json()["owned_subject_ids"] == [second]
-    assert count(Purchase) == 1
+    assert count_rows(Purchase) == 1
     assert len(cards()) == 50
 
 
@@ -151,7 +144,7 @@ def test_wrong_cost_is_a_409_with_the_current_price_and_nothing_bought(
     assert list(cheaper.get_json()["errors"]) == ["cost"]
     dearer = buy(client, student, purchase_type="single_subject", subject_id=subject, cost="500")
     assert dearer.status_code == 409
-    assert count(Purchase) == 0
+    assert count_rows(Purchase) == 0
     assert cards() == []
     right = buy(client, student, purchase_type="single_subject", subject_id=subject, cost="499")
     assert right.status_code == 201
@@ -186,7 +179,7 @@ def test_bad_requests_are_422_with_the_field(
     response = client.post("/api/purchases", json=body, headers=student)
     assert response.status_code == 422
     assert field in response.get_json()["errors"]
-    assert count(Purchase) == 0
+    assert count_rows(Purchase) == 0
 
 
 def test_subjects_outside_the_named_course_are_422(
@@ -206,7 +199,7 @@ def test_subjects_outside_the_named_course_are_422(
     assert str(other.subject_ids[0]) in several.get_json()["errors"]["subject_ids"][0]
     bundle = buy(client, student, purchase_type="bundle", course_id=course.id, bundle_id=other.bundle_id)
     assert list(bundle.get_json()["errors"]) == ["bundle_id"]
-    assert count(Purchase) == 0
+    assert count_rows(Purchase) == 0
 
 
 def test_inactive_subjects_are_not_for_sale(
@@ -219,7 +212,7 @@ def test_inactive_subjects_are_not_for_sale(
 
 
 def test_card_creation_is_idempotent(client: FlaskClient, student: dict[str, str], course: CourseFixture) -> None:
-    body = buy(client, student, purchase_type="bundle", bundle_id=course.bundle_id).get_json()
+    body = make_purchase(client, student, bundle_id=course.bundle_id)
     purchase = db.session.get(Purchase, body["purchase"]["id"])
     report = MockTestService.create_test_cards_for_purchase(purchase)
     assert (report.created, report.existing) == (0, 150)
@@ -239,8 +232,8 @@ def test_card_creation_is_idempotent(client: FlaskClient, student: dict[str, str
 def test_purchase_reads_are_own_only_and_admins_see_all(client: FlaskClient, course: CourseFixture) -> None:
     alice = bearer(register(client)["access_token"])
     bob = bearer(register(client)["access_token"])
-    mine = buy(client, alice, purchase_type="single_subject", subject_id=course.subject_ids[0]).get_json()["purchase"]
-    buy(client, bob, purchase_type="bundle", bundle_id=course.bundle_id)
+    mine = make_purchase(client, alice, [course.subject_ids[0]])["purchase"]
+    make_purchase(client, bob, bundle_id=course.bundle_id)
 
     listed = client.get("/api/purchases", headers=alice).get_json()
     assert [p["id"] for p in listed["items"]] == [mine["id"]]
@@ -262,11 +255,11 @@ def test_purchase_list_makes_a_fixed_number_of_queries(
     client: FlaskClient, student: dict[str, str], query_counter: Any
 ) -> None:
     first = make_course(subjects=2)
-    buy(client, student, purchase_type="bundle", bundle_id=first.bundle_id)
+    make_purchase(client, student, bundle_id=first.bundle_id)
     with query_counter() as few:
         client.get("/api/purchases", headers=student)
     for _ in range(4):
-        buy(client, student, purchase_type="bundle", bundle_id=make_course(subjects=3).bundle_id)
+        make_purchase(client, student, bundle_id=make_course(subjects=3).bundle_id)
     with query_counter() as many:
         assert client.get("/api/purchases", headers=student).get_json()["total"] == 5
     assert few.count == many.count, many
@@ -279,7 +272,7 @@ def test_admin_without_customer_profile_cannot_buy(client: FlaskClient, course: 
 
 def test_deleting_what_was_bought_is_a_409(client: FlaskClient, student: dict[str, str], course: CourseFixture) -> None:
     admin = bearer(create_admin())
-    buy(client, student, purchase_type="bundle", bundle_id=course.bundle_id)
+    make_purchase(client, student, bundle_id=course.bundle_id)
     for path in (
         f"/api/subjects/{course.subject_ids[0]}",
         f"/api/bundles/{course.bundle_id}",
@@ -304,18 +297,18 @@ def test_same_key_and_body_replays_the_first_response(
     assert replay.headers["Idempotent-Replayed"] == "true"
     assert "Idempotent-Replayed" not in first.headers
     assert replay.get_json() == first.get_json()
-    assert count(Purchase) == 1
+    assert count_rows(Purchase) == 1
 
 
 def test_same_key_with_another_body_is_a_422(
     client: FlaskClient, student: dict[str, str], course: CourseFixture
 ) -> None:
     key = {**student, "Idempotency-Key": "order-2"}
-    buy(client, key, purchase_type="single_subject", subject_id=course.subject_ids[0])
+    make_purchase(client, key, [course.subject_ids[0]])
     other = buy(client, key, purchase_type="single_subject", subject_id=course.subject_ids[1])
     assert other.status_code == 422
     assert "Idempotency-Key" in other.get_json()["errors"]
-    assert count(Purchase) == 1
+    assert count_rows(Purchase) == 1
 
 
 def test_a_refusal_is_replayed_too(client: FlaskClient, student: dict[str, str], course: CourseFixture) -> None:
@@ -325,7 +318,7 @@ def test_a_refusal_is_replayed_too(client: FlaskClient, student: dict[str, str],
     again = client.post("/api/purchases", json=body, headers=key)
     assert first.status_code == again.status_code == 409
     assert again.get_json()["current_price"] == first.get_json()["current_price"]
-    assert count(Purchase) == 0
+    assert count_rows(Purchase) == 0
 
 
 def test_keys_are_per_customer(client: FlaskClient, course: CourseFixture) -> None:
@@ -333,7 +326,7 @@ def test_keys_are_per_customer(client: FlaskClient, course: CourseFixture) -> No
     bob = {**bearer(register(client)["access_token"]), "Idempotency-Key": "same"}
     assert buy(client, alice, purchase_type="single_subject", subject_id=course.subject_ids[0]).status_code == 201
     assert buy(client, bob, purchase_type="single_subject", subject_id=course.subject_ids[0]).status_code == 201
-    assert count(Purchase) == 2
+    assert count_rows(Purchase) == 2
 
 
 @pytest.mark.parametrize("key", ["", "x" * 256, '""'])
@@ -345,29 +338,24 @@ def test_malformed_keys_are_422(client: FlaskClient, student: dict[str, str], co
         subject_id=course.subject_ids[0],
     )
     assert response.status_code == 422
-    assert count(Purchase) == 0
+    assert count_rows(Purchase) == 0
 
 
 def test_a_255_character_key_is_fine(client: FlaskClient, student: dict[str, str], course: CourseFixture) -> None:
     key = {**student, "Idempotency-Key": "k" * 255}
     assert buy(client, key, purchase_type="single_subject", subject_id=course.subject_ids[0]).status_code == 201
     assert buy(client, key, purchase_type="single_subject", subject_id=course.subject_ids[0]).status_code == 201
-    assert count(Purchase) == 1
+    assert count_rows(Purchase) == 1
 
 
 def test_purge_forgets_keys_older_than_a_day(app: Flask, client: FlaskClient, student: dict[str, str]) -> None:
     course = make_course(subjects=1)
-    buy(
-        client,
-        {**student, "Idempotency-Key": "old"},
-        purchase_type="single_subject",
-        subject_id=course.subject_ids[0],
-    )
+    make_purchase(client, {**student, "Idempotency-Key": "old"}, course.subject_ids)
     db.session.execute(IdempotencyKey.__table__.update().values(created_at=utcnow() - timedelta(hours=25)))
     db.session.commit()
     result = app.test_cli_runner().invoke(args=["purge-idempotency-keys"])
     assert "Purged 1 " in result.output
-    assert count(IdempotencyKey) == 0
+    assert count_rows(IdempotencyKey) == 0
 
 
 def test_a_thousand_cards_are_one_insert_on_the_wire(mariadb: Flask) -> None:
@@ -375,7 +363,7 @@ def test_a_thousand_cards_are_one_insert_on_the_wire(mariadb: Flask) -> None:
     client = mariadb.test_client()
     student = bearer(register(client)["access_token"])
     twenty = make_course(subjects=20)
-    purchase_id = buy(client, student, purchase_type="bundle", bundle_id=twenty.bundle_id).get_json()["purchase"]["id"]
+    purchase_id = make_purchase(client, student, bundle_id=twenty.bundle_id)["purchase"]["id"]
     db.session.execute(MockTestAttempt.__table__.delete())
     db.session.commit()
 

@@ -7,12 +7,11 @@ from typing import Any
 import pytest
 import requests
 from flask import Flask
-from sqlalchemy import func, select
 
-from shared.extensions import db
 from shared.models import Customer, Subscription
 from tests.support.accounts import PASSWORD, bearer, create_admin
 from tests.support.live_server import LiveServer, fire_concurrently
+from tests.support.queries import count_rows
 
 pytestmark = pytest.mark.race
 PHONE_TAKEN = ["A customer with this phone number already exists."]
@@ -38,10 +37,7 @@ def test_concurrent_registrations_with_one_phone(mariadb: Flask, live_server: Li
         if response.status_code == 409:
             assert response.headers["Content-Type"] == "application/problem+json"
             assert response.json()["errors"] == {"phone_number": PHONE_TAKEN}
-    holders = db.session.execute(
-        select(func.count()).select_from(Customer).where(Customer.phone_number == "+919700000001")
-    ).scalar_one()
-    assert holders == 1
+    assert count_rows(Customer, Customer.phone_number == "+919700000001") == 1
 
 
 def test_concurrent_upgrades_of_admins_sharing_a_phone(mariadb: Flask, live_server: LiveServer) -> None:
@@ -54,9 +50,7 @@ def test_concurrent_upgrades_of_admins_sharing_a_phone(mariadb: Flask, live_serv
     responses = fire_concurrently(len(admins), upgrade)
     assert statuses(responses) == [201] + [409] * 9, live_server.log_tail()
     assert all(r.json()["errors"] == {"phone_number": PHONE_TAKEN} for r in responses if r.status_code == 409)
-    customers = db.session.execute(select(func.count()).select_from(Customer)).scalar_one()
-    subscriptions = db.session.execute(select(func.count()).select_from(Subscription)).scalar_one()
-    assert customers == subscriptions == 1
+    assert count_rows(Customer) == count_rows(Subscription) == 1
 
 
 def test_one_admin_upgrading_twice_at_once(mariadb: Flask, live_server: LiveServer) -> None:
@@ -70,9 +64,7 @@ def test_one_admin_upgrading_twice_at_once(mariadb: Flask, live_server: LiveServ
     for response in responses:
         if response.status_code == 409:
             assert response.json()["type"] == "urn:exam-shop:problem:already-customer"
-    customers = db.session.execute(select(func.count()).select_from(Customer)).scalar_one()
-    subscriptions = db.session.execute(select(func.count()).select_from(Subscription)).scalar_one()
-    assert customers == subscriptions == 1
+    assert count_rows(Customer) == count_rows(Subscription) == 1
 
 
 def test_revoked_token_is_refused_by_every_worker(mariadb: Flask, live_server: LiveServer) -> None:

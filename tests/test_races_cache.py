@@ -6,10 +6,10 @@ import pytest
 import requests
 from flask import Flask
 
-from tests.support.accounts import bearer, register
 from tests.support.catalog import make_course
 from tests.support.live_server import LiveServer, fire_concurrently
-from tests.test_mock_tests import add_questions, card_id
+from tests.support.mock_tests import add_questions, card_id
+from tests.support.purchases import student_with
 
 pytestmark = pytest.mark.race
 READS = 48  # enough for every worker to cache its own copy
@@ -25,9 +25,7 @@ def student_with_cards(mariadb: Flask) -> tuple[dict[str, str], int]:
     client = mariadb.test_client()
     subject = make_course(subjects=1).subject_ids[0]
     add_questions(subject, 5)
-    student = bearer(register(client)["access_token"])
-    body = {"purchase_type": "single_subject", "subject_id": subject}
-    assert client.post("/api/purchases", json=body, headers=student).status_code == 201
+    student = student_with(client, [subject])
     return student, card_id(client, student, subject, 1)
 
 

@@ -12,10 +12,10 @@ from sqlalchemy import select, text
 
 from shared.extensions import db
 from shared.models import MockTestAttempt
-from tests.support.accounts import bearer, register
 from tests.support.catalog import make_course
 from tests.support.live_server import LiveServer, fire_concurrently
-from tests.test_mock_tests import add_questions, card_id, correct_options
+from tests.support.mock_tests import add_questions, card_id, correct_options
+from tests.support.purchases import student_with
 
 pytestmark = pytest.mark.race
 
@@ -25,8 +25,7 @@ def test_concurrent_starts_and_submits_score_a_card_once(mariadb: Flask, live_se
     course = make_course(subjects=1)
     subject = course.subject_ids[0]
     add_questions(subject, 12)
-    student = bearer(register(client)["access_token"])
-    client.post("/api/purchases", json={"purchase_type": "single_subject", "subject_id": subject}, headers=student)
+    student = student_with(client, [subject])
     card = card_id(client, student, subject, 1)
 
     def start(_: int) -> requests.Response:
@@ -64,8 +63,7 @@ def test_taking_a_test_does_not_lock_its_subject(mariadb: Flask) -> None:
     course = make_course(subjects=1)
     subject = course.subject_ids[0]
     add_questions(subject, 10)
-    student = bearer(register(client)["access_token"])
-    client.post("/api/purchases", json={"purchase_type": "single_subject", "subject_id": subject}, headers=student)
+    student = student_with(client, [subject])
     card = card_id(client, student, subject, 1)
     db.session.remove()
 

@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 import pytest
 import requests
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from shared.extensions import db
 from shared.models import MockTestAttempt, Purchase, PurchaseItem
 from tests.support.accounts import bearer, create_admin, register
 from tests.support.catalog import make_course
 from tests.support.live_server import LiveServer, fire_concurrently
+from tests.support.queries import count_rows
 
 pytestmark = pytest.mark.race
 
 
-def count(model: type) -> int:
-    return db.session.execute(select(func.count()).select_from(model)).scalar_one()
+def purchase(live_server: LiveServer, body: dict[str, Any], headers: dict[str, str]) -> requests.Response:
+    return requests.post(live_server.url("/api/purchases"), json=body, headers=headers, timeout=60)
 
 
 @pytest.fixture
@@ -30,20 +32,16 @@ def student(mariadb: Flask) -> dict[str, str]:
 def test_thirty_identical_purchases_make_one(mariadb: Flask, live_server: LiveServer, student: dict[str, str]) -> None:
     course = make_course(subjects=1)
     body = {"purchase_type": "single_subject", "subject_id": course.subject_ids[0], "course_id": course.id}
-
-    def purchase(_: int) -> requests.Response:
-        return requests.post(live_server.url("/api/purchases"), json=body, headers=student, timeout=60)
-
-    responses = fire_concurrently(30, purchase)
+    responses = fire_concurrently(30, lambda _: purchase(live_server, body, student))
     assert Counter(r.status_code for r in responses) == {201: 1, 200: 29}, live_server.log_tail()
     winner = next(r.json() for r in responses if r.status_code == 201)
     for response in responses:
         if response.status_code == 200:
             assert response.json()["status"] == "already_owned"
             assert [p["id"] for p in response.json()["purchases"]] == [winner["purchase"]["id"]]
-    assert count(Purchase) == 1
-    assert count(PurchaseItem) == 1
-    assert count(MockTestAttempt) == 50
+    assert count_rows(Purchase) == 1
+    assert count_rows(PurchaseItem) == 1
+    assert count_rows(MockTestAttempt) == 50
 
 
 def test_thirty_bundle_purchases_make_one_set_of_cards(
@@ -51,14 +49,10 @@ def test_thirty_bundle_purchases_make_one_set_of_cards(
 ) -> None:
     course = make_course(subjects=5)
     body = {"purchase_type": "bundle", "bundle_id": course.bundle_id}
-
-    def purchase(_: int) -> requests.Response:
-        return requests.post(live_server.url("/api/purchases"), json=body, headers=student, timeout=60)
-
-    responses = fire_concurrently(30, purchase)
+    responses = fire_concurrently(30, lambda _: purchase(live_server, body, student))
     assert Counter(r.status_code for r in responses) == {201: 1, 200: 29}, live_server.log_tail()
-    assert count(Purchase) == 1
-    assert count(MockTestAttempt) == 250
+    assert count_rows(Purchase) == 1
+    assert count_rows(MockTestAttempt) == 250
 
 
 def test_overlapping_purchases_never_buy_a_subject_twice(
@@ -70,11 +64,7 @@ def test_overlapping_purchases_never_buy_a_subject_twice(
         {"purchase_type": "multiple_subjects", "subject_ids": [first, second]},
         {"purchase_type": "multiple_subjects", "subject_ids": [second, third]},
     ]
-
-    def purchase(index: int) -> requests.Response:
-        return requests.post(live_server.url("/api/purchases"), json=bodies[index % 2], headers=student, timeout=60)
-
-    responses = fire_concurrently(20, purchase)
+    responses = fire_concurrently(20, lambda index: purchase(live_server, bodies[index % 2], student))
     assert all(r.status_code in {200, 201, 409} for r in responses), live_server.log_tail()
     assert sum(r.status_code == 201 for r in responses) == 1
     for response in responses:
@@ -82,7 +72,7 @@ def test_overlapping_purchases_never_buy_a_subject_twice(
             assert response.json()["owned_subject_ids"] == [second]
     owned = db.session.execute(select(PurchaseItem.subject_id)).scalars().all()
     assert sorted(owned) in ([first, second], [second, third])
-    assert count(MockTestAttempt) == 100
+    assert count_rows(MockTestAttempt) == 100
 
 
 def test_thirty_retries_with_one_idempotency_key(
@@ -91,11 +81,7 @@ def test_thirty_retries_with_one_idempotency_key(
     course = make_course(subjects=2)
     body = {"purchase_type": "bundle", "bundle_id": course.bundle_id}
     headers = {**student, "Idempotency-Key": "checkout-7f3a"}
-
-    def purchase(_: int) -> requests.Response:
-        return requests.post(live_server.url("/api/purchases"), json=body, headers=headers, timeout=60)
-
-    responses = fire_concurrently(30, purchase)
+    responses = fire_concurrently(30, lambda _: purchase(live_server, body, headers))
     assert {r.status_code for r in responses} <= {201, 409}, live_server.log_tail()
     created = [r for r in responses if r.status_code == 201]
     assert created, "at least the first request succeeds"
@@ -106,9 +92,9 @@ def test_thirty_retries_with_one_idempotency_key(
         if response.status_code == 409:
             assert response.json()["type"] == "urn:exam-shop:problem:idempotency-key-in-flight"
     assert sum("Idempotent-Replayed" not in r.headers for r in created) == 1
-    assert count(Purchase) == 1
-    assert count(MockTestAttempt) == 100
-    late = requests.post(live_server.url("/api/purchases"), json=body, headers=headers, timeout=60)
+    assert count_rows(Purchase) == 1
+    assert count_rows(MockTestAttempt) == 100
+    late = purchase(live_server, body, headers)
     assert late.status_code == 201
     assert late.headers["Idempotent-Replayed"] == "true"
     assert late.json()["purchase"] == first_purchase
@@ -117,9 +103,7 @@ def test_thirty_retries_with_one_idempotency_key(
 def test_admin_sees_each_purchase_once(mariadb: Flask, live_server: LiveServer, student: dict[str, str]) -> None:
     course = make_course(subjects=1)
     body = {"purchase_type": "single_subject", "subject_id": course.subject_ids[0]}
-    fire_concurrently(
-        10, lambda _: requests.post(live_server.url("/api/purchases"), json=body, headers=student, timeout=60)
-    )
+    fire_concurrently(10, lambda _: purchase(live_server, body, student))
     admin = bearer(create_admin())
     listed = requests.get(live_server.url("/api/purchases"), headers=admin, timeout=30).json()
     assert listed["total"] == 1

@@ -25,7 +25,7 @@ def test_check_constraints_script_reports_a_sound_database(mariadb: Flask) -> No
 
 
 def test_bench_purchase_runs_and_prints_its_ratios(mariadb: Flask) -> None:
-    url = sibling_url(mariadb.config["SQLALCHEMY_DATABASE_URI"], "exam_shop_test_bench")
+    url = sibling_url(mariadb.config["SQLALCHEMY_DATABASE_URI"], "bench")
     result = run("scripts/bench_purchase.py", "--database-url", url, "--repeat", "2")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "20-subject bundle purchase:" in result.stdout

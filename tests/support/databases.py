@@ -27,9 +27,11 @@ class DatabaseUnderTest:
     url: str
 
 
-def sibling_url(url: str, database: str) -> str:
-    """The same server, another database."""
-    return make_url(url).set(database=database).render_as_string(hide_password=False)
+def sibling_url(url: str, suffix: str) -> str:
+    """The same server, another database named after this one (runs on other test
+    databases, side by side, keep apart)."""
+    parsed = make_url(url)
+    return parsed.set(database=f"{parsed.database}_{suffix}").render_as_string(hide_password=False)
 
 
 def recreate_mariadb_database(url: str) -> str:

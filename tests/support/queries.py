@@ -1,4 +1,4 @@
-"""Count the SQL statements a block of code sends to the database."""
+"""Count the SQL statements a block of code sends to the database, and the rows of a table."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import ColumnElement, event, func, select
 from sqlalchemy.engine import Engine
+
+from shared.extensions import db
 
 
 @dataclass
@@ -35,3 +37,8 @@ def count_queries(engine: Engine) -> Iterator[QueryLog]:
         yield log
     finally:
         event.remove(engine, "before_cursor_execute", record)
+
+
+def count_rows(model: type, *where: ColumnElement[bool]) -> int:
+    """The number of rows of a model's table (that match every condition), in the test's session."""
+    return db.session.execute(select(func.count()).select_from(model).where(*where)).scalar_one()
