@@ -9,7 +9,6 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from blueprints import register_blueprints
 from shared import models  # noqa: F401 - registers every table on db.metadata
-from shared.cache import init_cache
 from shared.cli import register_cli
 from shared.config import PROJECT_ROOT, load_config
 from shared.errors import register_error_handlers
@@ -56,7 +55,6 @@ def init_extensions(app: Flask) -> None:
         allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
     )
     limiter.init_app(app)
-    init_cache(app)
 
 
 app = create_app()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.cache import cached_catalog_read
 from shared.models import Bundle, Course, Subject
 from shared.openapi import Blueprint
 from shared.schemas.catalog import (
@@ -36,7 +35,6 @@ blp = Blueprint(
 
 
 @blp.route("/courses")
-@cached_catalog_read(CourseListQuerySchema)
 @blp.arguments(CourseListQuerySchema, location="query")
 @blp.response(200, CoursePageSchema)
 @blp.problems(401, 422)
@@ -46,7 +44,6 @@ def list_courses(query: dict[str, Any]) -> Page[CourseSummary]:
 
 
 @blp.route("/courses/<id:course_id>")
-@cached_catalog_read()
 @blp.response(200, CourseDetailSchema)
 @blp.problems(401, 404)
 def get_course(course_id: int) -> Course:
@@ -55,7 +52,6 @@ def get_course(course_id: int) -> Course:
 
 
 @blp.route("/courses/<id:course_id>/subjects")
-@cached_catalog_read()
 @blp.response(200, SubjectSchema(many=True))
 @blp.problems(401, 404)
 def list_subjects(course_id: int) -> list[Subject]:
@@ -63,7 +59,6 @@ def list_subjects(course_id: int) -> list[Subject]:
 
 
 @blp.route("/bundles")
-@cached_catalog_read(BundleListQuerySchema)
 @blp.arguments(BundleListQuerySchema, location="query")
 @blp.response(200, BundlePageSchema)
 @blp.problems(401, 422)
@@ -73,7 +68,6 @@ def list_bundles(query: dict[str, Any]) -> Page[Bundle]:
 
 
 @blp.route("/bundles/<id:bundle_id>")
-@cached_catalog_read()
 @blp.response(200, BundleSchema)
 @blp.problems(401, 404)
 def get_bundle(bundle_id: int) -> Bundle:

@@ -6,7 +6,6 @@ from typing import Any
 
 from flask_jwt_extended import current_user
 
-from shared.cache import cached_caller_read
 from shared.models import MockTestAttempt
 from shared.openapi import Blueprint
 from shared.schemas.mock_tests import (
@@ -27,7 +26,6 @@ blp = Blueprint("mock_tests", __name__, url_prefix="/api/mock-tests", descriptio
 
 
 @blp.route("")
-@cached_caller_read(CardListQuerySchema)
 @login_required
 @blp.arguments(CardListQuerySchema, location="query")
 @blp.response(200, CardPageSchema)
@@ -40,7 +38,6 @@ def list_cards(query: dict[str, Any]) -> Page[MockTestAttempt]:
 
 
 @blp.route("/progress")
-@cached_caller_read()
 @login_required
 @blp.response(200, ProgressSchema)
 @blp.problems(401, 403)

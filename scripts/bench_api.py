@@ -4,7 +4,7 @@
     python scripts/bench_api.py [--database-url URL] [--duration 10] [--connections 16] [--workers 4]
 
 Serves the app (on MariaDB, database exam_shop_bench_api, recreated, migrated and seeded
-with the demo data; the response caches on Redis, as production would run) and
+with the demo data) and
 scripts/bare_app.py with identical gunicorn settings, then loads each with wrk
 (Debian package `wrk`):
 
@@ -166,9 +166,6 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument(
-        "--cache-redis-url", default="redis://127.0.0.1:6379/2", help="the response caches; '' runs without them"
-    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is needed: apt-get install wrk", file=sys.stderr)
@@ -187,8 +184,6 @@ def main() -> int:
         "JWT_SECRET_KEY": BENCH_SECRET,
         "RATELIMIT_ENABLED": "false",
         "LOG_LEVEL": "WARNING",
-        "CACHE_REDIS_URL": args.cache_redis_url,
-        "CACHE_KEY_PREFIX": f"bench-{os.getpid()}:",
     }
     app_server = gunicorn("app:app", 5601, args.workers, env, work / "app.log")
     bare_server = gunicorn("scripts.bare_app:app", 5602, args.workers, {}, work / "bare.log")

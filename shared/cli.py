@@ -6,10 +6,8 @@ import sys
 
 import click
 import marshmallow as ma
-import redis
 from flask import Flask, current_app
 
-from shared.cache import END, EVERYTHING, response_cache
 from shared.config import normalise_database_url
 from shared.constraint_check import run
 from shared.errors import ProblemError
@@ -81,20 +79,6 @@ def check_constraints_command(database_url: str | None, as_json: bool) -> None:
     sys.exit(code)
 
 
-@click.command("clear-cache")
-def clear_cache_command() -> None:
-    """Make every worker drop its cached answers (after changing data by hand in SQL)."""
-    cache = response_cache()
-    if cache is None:
-        click.echo("CACHE_REDIS_URL is not set: nothing is cached.")
-        return
-    try:
-        cache.announce(END, "clear-cache", [EVERYTHING], confirm=True)
-    except (redis.RedisError, OSError) as exc:
-        _fail(f"Redis did not take the announcement: {exc}")
-    click.echo("Every worker drops its cached answers before its next request.")
-
-
 @click.command("purge-idempotency-keys")
 def purge_idempotency_keys_command() -> None:
     """Delete Idempotency-Key records older than 24 hours."""
@@ -109,6 +93,5 @@ def register_cli(app: Flask) -> None:
         purge_idempotency_keys_command,
         seed_demo_command,
         check_constraints_command,
-        clear_cache_command,
     ):
         app.cli.add_command(command)

@@ -123,8 +123,6 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "RATELIMIT_LOGIN_PER_CLIENT": _env("RATELIMIT_LOGIN_PER_CLIENT", "20 per minute"),
         "RATELIMIT_LOGIN_PER_ACCOUNT": _env("RATELIMIT_LOGIN_PER_ACCOUNT", "5 per minute"),
         "TRUSTED_PROXY_COUNT": _env_int("TRUSTED_PROXY_COUNT", 0),
-        "CACHE_REDIS_URL": _env("CACHE_REDIS_URL", ""),
-        "CACHE_KEY_PREFIX": _env("CACHE_KEY_PREFIX", "exam-shop:"),
         "MAX_CONTENT_LENGTH": _env_int("MAX_CONTENT_LENGTH", 1024 * 1024, minimum=1024),
         "MOCK_TESTS_PER_SUBJECT": _env_int("MOCK_TESTS_PER_SUBJECT", 50, minimum=1),
         "MOCK_TEST_QUESTION_COUNT": _env_int("MOCK_TEST_QUESTION_COUNT", 10, minimum=1),

@@ -7,15 +7,12 @@ other's data, and the gunicorn helper shares the MariaDB database with the test.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
@@ -24,7 +21,6 @@ from sqlalchemy import text
 os.environ.setdefault("APP_ENV", "testing")
 
 from app import create_app
-from shared.cache import END, EVERYTHING
 from shared.extensions import db, limiter
 from tests.support.accounts import bearer, create_admin, register
 from tests.support.databases import (
@@ -38,8 +34,6 @@ from tests.support.queries import count_queries
 
 TEST_JWT_SECRET = "test-only-secret-that-is-long-enough-for-hs256-signing"
 BACKENDS = ["sqlite", "mariadb"]
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-LIVE_CACHE_PREFIX = f"test-live-{uuid.uuid4().hex[:12]}:"  # runs sharing a Redis stay apart
 _mariadb_version: dict[str, str] = {}
 
 
@@ -108,16 +102,6 @@ def delete_all_rows(flask_app: Flask) -> None:
         with db.engine.begin() as connection:
             for table in reversed(db.metadata.sorted_tables):
                 connection.execute(table.delete())
-    # Core DELETEs are not announced: the workers of the live server and of a cached app
-    # must forget what they cached, as `flask clear-cache` would tell them.
-    forget_cached_answers(LIVE_CACHE_PREFIX)
-    if flask_app.config["CACHE_REDIS_URL"]:
-        forget_cached_answers(flask_app.config["CACHE_KEY_PREFIX"])
-
-
-def forget_cached_answers(prefix: str) -> None:
-    with contextlib.suppress(redis.RedisError):
-        redis.Redis.from_url(REDIS_URL, socket_timeout=1).publish(f"{prefix}changes", f"{END} tests {EVERYTHING}")
 
 
 DUPLICATE_CARDS = text(
@@ -224,10 +208,8 @@ def query_counter(app: Flask) -> Callable[[], Any]:
 
 @pytest.fixture(scope="session")
 def live_server(mariadb_app: Flask, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """gunicorn with 4 workers on the MariaDB test database, its response cache on Redis."""
-    env = server_env(
-        mariadb_app.config["SQLALCHEMY_DATABASE_URI"], CACHE_REDIS_URL=REDIS_URL, CACHE_KEY_PREFIX=LIVE_CACHE_PREFIX
-    )
+    """gunicorn with 4 workers on the MariaDB test database."""
+    env = server_env(mariadb_app.config["SQLALCHEMY_DATABASE_URI"])
     server = start_gunicorn(env, Path(tmp_path_factory.mktemp("gunicorn")) / "gunicorn.log")
     yield server
     server.stop()
