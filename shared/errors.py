@@ -9,6 +9,7 @@ messages, SQL and stack traces go to the log with the request id, never to a cli
 
 from __future__ import annotations
 
+import enum
 import http
 import logging
 import re
@@ -17,18 +18,18 @@ from typing import Any
 
 from flask import Flask, Response, current_app, json, request
 from sqlalchemy import Index, MetaData, UniqueConstraint
-from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
 
 from shared.extensions import db
 from shared.models.base import PROBLEM_FIELD, PROBLEM_MESSAGE
-from shared.openapi import PROBLEM_CONTENT_TYPE
 from shared.request_id import current_request_id
 
 log = logging.getLogger(__name__)
 
 FieldErrors = dict[str, list[str]]
+PROBLEM_CONTENT_TYPE = "application/problem+json"
 
 
 class ProblemError(Exception):
@@ -154,33 +155,72 @@ def problem_response(
 GENERIC_CONFLICT = "The request conflicts with data that already exists."
 FOREIGN_KEY_CONFLICT = "The request refers to, or removes, data that other data depends on."
 
-_NAMED_CONSTRAINT_PATTERNS = (
+
+class DatabaseFailure(enum.Enum):
+    """What a database error means to us, read from the driver's error number."""
+
+    DUPLICATE = "duplicate"
+    FOREIGN_KEY = "foreign key"
+    CHECK = "check"
+    LOCK = "lock"
+    UNREACHABLE = "unreachable"
+    OTHER = "other"
+
+
+_MYSQL_FAILURES = {
+    1062: DatabaseFailure.DUPLICATE,
+    1451: DatabaseFailure.FOREIGN_KEY,  # a parent row still referenced
+    1452: DatabaseFailure.FOREIGN_KEY,  # a child row without its parent
+    3819: DatabaseFailure.CHECK,  # MySQL 8
+    4025: DatabaseFailure.CHECK,  # MariaDB
+    1205: DatabaseFailure.LOCK,  # lock wait timeout
+    1213: DatabaseFailure.LOCK,  # deadlock (also Galera's lost certification)
+    1040: DatabaseFailure.UNREACHABLE,  # too many connections
+    1053: DatabaseFailure.UNREACHABLE,  # server shutdown in progress
+    1927: DatabaseFailure.UNREACHABLE,  # MariaDB: connection killed
+    1969: DatabaseFailure.UNREACHABLE,  # MariaDB: max_statement_time exceeded
+    3024: DatabaseFailure.UNREACHABLE,  # MySQL: max_execution_time exceeded
+    4031: DatabaseFailure.UNREACHABLE,  # disconnected by the server for inactivity
+}
+_MYSQL_CLIENT_ERRORS = range(2002, 2056)  # CR_CONNECTION_ERROR .. CR_SERVER_LOST_EXTENDED
+_SQLITE_FAILURES = {
+    "SQLITE_CONSTRAINT_UNIQUE": DatabaseFailure.DUPLICATE,
+    "SQLITE_CONSTRAINT_PRIMARYKEY": DatabaseFailure.DUPLICATE,
+    "SQLITE_CONSTRAINT_FOREIGNKEY": DatabaseFailure.FOREIGN_KEY,
+    "SQLITE_CONSTRAINT_CHECK": DatabaseFailure.CHECK,
+    "SQLITE_BUSY": DatabaseFailure.UNREACHABLE,
+    "SQLITE_LOCKED": DatabaseFailure.UNREACHABLE,
+    "SQLITE_CANTOPEN": DatabaseFailure.UNREACHABLE,
+    "SQLITE_IOERR": DatabaseFailure.UNREACHABLE,
+}
+
+
+def database_failure(exc: BaseException | None) -> DatabaseFailure:
+    """Classify by number: PyMySQL's `args[0]`, sqlite3's `sqlite_errorname`."""
+    orig = getattr(exc, "orig", exc)
+    name = getattr(orig, "sqlite_errorname", None)
+    if isinstance(name, str):  # exact extended name, else its primary (SQLITE_IOERR_READ -> SQLITE_IOERR)
+        primary = "_".join(name.split("_")[:2])
+        return _SQLITE_FAILURES.get(name) or _SQLITE_FAILURES.get(primary, DatabaseFailure.OTHER)
+    args = getattr(orig, "args", ())
+    code = args[0] if args and isinstance(args[0], int) else None
+    if code in _MYSQL_CLIENT_ERRORS:
+        return DatabaseFailure.UNREACHABLE
+    return _MYSQL_FAILURES.get(code, DatabaseFailure.OTHER) if code is not None else DatabaseFailure.OTHER
+
+
+# The errors carry the constraint's name only in their text; the number said what kind it is.
+_CONSTRAINT_NAME_PATTERNS = (
     # MySQL 8 "for key 'table.name'", MariaDB "for key 'name'" (1062 duplicate entry)
     re.compile(r"for key '(?:[^'.]+\.)?([^'.]+)'"),
-    # MySQL/MariaDB foreign keys (1451/1452): "... CONSTRAINT `name` FOREIGN KEY ..."
-    # and MariaDB check constraints (4025): "CONSTRAINT `name` failed for ..."
+    # foreign keys (1451/1452): "... CONSTRAINT `name` FOREIGN KEY ...", MariaDB check (4025)
     re.compile(r"CONSTRAINT `([^`]+)`"),
-    # PostgreSQL: 'violates unique constraint "name"', foreign key, check, exclusion
-    re.compile(r'violates [a-z -]*constraint "([^"]+)"'),
+    # MySQL 8 check (3819): "Check constraint 'name' is violated."
+    re.compile(r"Check constraint '([^']+)'"),
     # SQLite >= 3.37 names check constraints: "CHECK constraint failed: name"
     re.compile(r"CHECK constraint failed: (\w+)$"),
 )
 _SQLITE_UNIQUE = re.compile(r"UNIQUE constraint failed: (.+)$")
-# Violations that describe a clash with existing data; anything else (NOT NULL, CHECK,
-# data too long) is a bug of ours and stays a 500.
-_CONFLICT_MARKERS = (
-    "Duplicate entry",
-    "UNIQUE constraint failed",
-    "duplicate key value",
-    "foreign key constraint fail",
-    "FOREIGN KEY constraint failed",
-    "violates foreign key constraint",
-)
-_FOREIGN_KEY_MARKERS = (
-    "FOREIGN KEY constraint failed",
-    "foreign key constraint fails",
-    "violates foreign key",
-)
 
 
 @dataclass(frozen=True)
@@ -216,15 +256,15 @@ def violated_constraint(exc: IntegrityError, metadata: MetaData) -> ConstraintVi
             field=constraint.info.get(PROBLEM_FIELD),
             message=constraint.info[PROBLEM_MESSAGE],
         )
-    if any(marker in message for marker in _FOREIGN_KEY_MARKERS):
+    if database_failure(exc) is DatabaseFailure.FOREIGN_KEY:
         return ConstraintViolation(name, None, FOREIGN_KEY_CONFLICT)
     return ConstraintViolation(name, None, GENERIC_CONFLICT)
 
 
 def is_conflict(exc: IntegrityError) -> bool:
-    """Does this IntegrityError mean "clashes with existing data" (rather than a bug)?"""
-    message = driver_message(exc)
-    return any(marker in message for marker in _CONFLICT_MARKERS)
+    """Does this IntegrityError mean "clashes with existing data"? NOT NULL, CHECK and
+    data-too-long violations are bugs of ours and stay a 500."""
+    return database_failure(exc) in {DatabaseFailure.DUPLICATE, DatabaseFailure.FOREIGN_KEY}
 
 
 def translate_integrity_error(exc: IntegrityError, metadata: MetaData | None = None) -> ConstraintConflict:
@@ -247,8 +287,8 @@ def _constraints(metadata: MetaData) -> dict[str, UniqueConstraint | Index | Any
 
 
 def _constraint_name(message: str) -> str | None:
-    """The constraint a MySQL, MariaDB or PostgreSQL error message names."""
-    return next((match.group(1) for p in _NAMED_CONSTRAINT_PATTERNS if (match := p.search(message))), None)
+    """The constraint a MySQL, MariaDB or SQLite error message names."""
+    return next((match.group(1) for p in _CONSTRAINT_NAME_PATTERNS if (match := p.search(message))), None)
 
 
 def _find_sqlite_unique(message: str, metadata: MetaData) -> Any | None:
@@ -273,30 +313,19 @@ def _find_sqlite_unique(message: str, metadata: MetaData) -> Any | None:
 # Database availability
 # --------------------------------------------------------------------------------------
 
-# PyMySQL client errors (2xxx) and server states that mean "the database is not
-# answering right now", as opposed to a bug in our SQL.
-MYSQL_LOCK_ERRORS = {1205, 1213}  # lock wait timeout, deadlock (services retry these first)
-_MYSQL_UNAVAILABLE_CODES = {1040, 1053, 2002, 2003, 2005, 2006, 2013, 2014, 2055} | MYSQL_LOCK_ERRORS
-_SQLITE_UNAVAILABLE = ("database is locked", "unable to open database", "disk I/O error")
-
 
 def is_database_unavailable(exc: BaseException) -> bool:
+    """The database is not answering (or too busy) right now, as opposed to a bug in our SQL."""
     if isinstance(exc, (DisconnectionError, PoolTimeoutError)):
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
-    if not isinstance(exc, OperationalError):
-        return False
-    args = getattr(exc.orig, "args", ())
-    if args and isinstance(args[0], int):
-        return args[0] in _MYSQL_UNAVAILABLE_CODES
-    return any(marker in str(exc.orig) for marker in _SQLITE_UNAVAILABLE)
+    return isinstance(exc, DBAPIError) and database_failure(exc) in {DatabaseFailure.UNREACHABLE, DatabaseFailure.LOCK}
 
 
 def is_lock_error(exc: BaseException | None) -> bool:
-    """A MySQL/MariaDB deadlock or lock wait timeout."""
-    args = getattr(getattr(exc, "orig", None), "args", ())
-    return bool(args) and args[0] in MYSQL_LOCK_ERRORS
+    """A deadlock or lock wait timeout: the whole transaction may run again."""
+    return database_failure(exc) is DatabaseFailure.LOCK
 
 
 def database_unavailable(exc: BaseException | None = None) -> ServiceUnavailable:

@@ -12,11 +12,10 @@ from flask import Flask
 from flask_smorest.utils import prepare_response
 from werkzeug.routing import IntegerConverter
 
+from shared.errors import PROBLEM_CONTENT_TYPE
 from shared.schemas.base import MAX_ID
 from shared.schemas.common import ProblemSchema
 from shared.schemas.fields import Money
-
-PROBLEM_CONTENT_TYPE = "application/problem+json"
 
 
 class ProblemApi(flask_smorest.Api):

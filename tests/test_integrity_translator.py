@@ -1,20 +1,28 @@
 """The IntegrityError translator, fed with the real messages of each database.
 
 MariaDB and SQLite messages are produced live by violating constraints in the test
-databases; MySQL 8 and PostgreSQL messages are recorded from those servers.
+databases; MySQL 8 messages are recorded from that server.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 
 import pymysql
 import pytest
 from sqlalchemy import Column, ForeignKey, Integer, MetaData, String, Table, create_engine
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
-from shared.errors import GENERIC_CONFLICT, is_conflict, translate_integrity_error, violated_constraint
+from shared.errors import (
+    GENERIC_CONFLICT,
+    DatabaseFailure,
+    database_failure,
+    is_conflict,
+    translate_integrity_error,
+    violated_constraint,
+)
 from shared.extensions import NAMING_CONVENTION
 from shared.models.base import unique_constraint
 from tests.support.databases import DatabaseUnderTest
@@ -22,6 +30,7 @@ from tests.support.databases import DatabaseUnderTest
 EMAIL_TAKEN = "A probe with this email already exists."
 SEAT_TAKEN = "This seat is already taken in this room."
 HANDLE_TAKEN = "This handle is taken."
+SQLITE_CONSTRAINT_UNIQUE = 2067
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 rooms = Table("probe_rooms", metadata, Column("id", Integer, primary_key=True))
@@ -90,8 +99,12 @@ def test_foreign_key_violation_is_a_conflict_without_field(engine: Engine) -> No
     assert "depends on" in conflict.detail
 
 
-def _recorded(message: str, code: int | None = None) -> IntegrityError:
-    orig = pymysql.err.IntegrityError(code, message) if code else Exception(message)
+def _recorded(message: str, code: int) -> IntegrityError:
+    if code == SQLITE_CONSTRAINT_UNIQUE:
+        orig: Exception = sqlite3.IntegrityError(message)
+        orig.sqlite_errorcode, orig.sqlite_errorname = code, "SQLITE_CONSTRAINT_UNIQUE"  # type: ignore[attr-defined]
+    else:
+        orig = pymysql.err.IntegrityError(code, message)
     return IntegrityError("INSERT INTO probe_people ...", {}, orig)
 
 
@@ -104,24 +117,11 @@ def _recorded(message: str, code: int | None = None) -> IntegrityError:
         ("Duplicate entry 'ann' for key 'probe_people.unique_probe_handle'", 1062, "handle"),
         # MariaDB 10.x (also captured live above)
         ("Duplicate entry 'a@x.io' for key 'uq_probe_people_email'", 1062, "email"),
-        # PostgreSQL (psycopg)
-        (
-            'duplicate key value violates unique constraint "uq_probe_people_email"\n'
-            "DETAIL:  Key (email)=(a@x.io) already exists.",
-            None,
-            "email",
-        ),
-        (
-            'duplicate key value violates unique constraint "uq_probe_people_room_id_seat"\n'
-            "DETAIL:  Key (room_id, seat)=(1, 1) already exists.",
-            None,
-            "seat",
-        ),
         # SQLite names the columns
-        ("UNIQUE constraint failed: probe_people.room_id, probe_people.seat", None, "seat"),
+        ("UNIQUE constraint failed: probe_people.room_id, probe_people.seat", 2067, "seat"),
     ],
 )
-def test_recorded_messages(message: str, code: int | None, field: str) -> None:
+def test_recorded_messages(message: str, code: int, field: str) -> None:
     assert violated_constraint(_recorded(message, code), metadata).field == field
 
 
@@ -145,3 +145,32 @@ def test_not_null_violation_is_not_a_conflict(engine: Engine) -> None:
     assert not is_conflict(violation_of(engine, email=None))
     assert is_conflict(violation_of(engine, email="a@x.io"))
     assert is_conflict(violation_of(engine, room_id=99))
+
+
+@pytest.mark.parametrize(
+    ("code", "failure"),
+    [
+        (1062, DatabaseFailure.DUPLICATE),
+        (1451, DatabaseFailure.FOREIGN_KEY),
+        (1452, DatabaseFailure.FOREIGN_KEY),
+        (4025, DatabaseFailure.CHECK),
+        (3819, DatabaseFailure.CHECK),
+        (1205, DatabaseFailure.LOCK),
+        (1213, DatabaseFailure.LOCK),
+        (2003, DatabaseFailure.UNREACHABLE),
+        (2013, DatabaseFailure.UNREACHABLE),
+        (4031, DatabaseFailure.UNREACHABLE),
+        (1048, DatabaseFailure.OTHER),  # NOT NULL: a bug of ours
+    ],
+)
+def test_mysql_errors_are_classified_by_number_not_text(code: int, failure: DatabaseFailure) -> None:
+    """The message text is irrelevant (servers localise it: lc_messages)."""
+    exc = OperationalError("SELECT 1", {}, pymysql.err.OperationalError(code, "Doppelter Eintrag"))
+    assert database_failure(exc) is failure
+
+
+def test_live_errors_are_classified(engine: Engine) -> None:
+    """By MariaDB's error number, by SQLite's extended error name."""
+    assert database_failure(violation_of(engine, email="a@x.io")) is DatabaseFailure.DUPLICATE
+    assert database_failure(violation_of(engine, room_id=99)) is DatabaseFailure.FOREIGN_KEY
+    assert database_failure(violation_of(engine, email=None)) is DatabaseFailure.OTHER
