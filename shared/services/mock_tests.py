@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from flask import current_app
-from sqlalchemy import Select, and_, case, func, insert, select, type_coerce
+from sqlalchemy import FromClause, Select, and_, case, column, func, insert, literal, select, table, true, type_coerce
 from sqlalchemy.orm import defer, joinedload, selectinload
 
 from shared.errors import Conflict, NotFound, ValidationFailed
@@ -17,6 +17,18 @@ from shared.models import CardStatus, MockTestAttempt, Purchase, PurchaseItem, Q
 from shared.models.base import PreciseDateTime, utcnow
 from shared.services.base import Page, paginate, transactional
 from shared.services.customers import CustomerService
+
+
+def card_numbers(count: int) -> FromClause:
+    """The numbers 1..count as a table `seq`: MariaDB's SEQUENCE engine, elsewhere a
+    recursive CTE (SQLite, MySQL 8)."""
+    if db.engine.dialect.name in ("mysql", "mariadb") and getattr(db.engine.dialect, "is_mariadb", False):
+        return table(f"seq_1_to_{int(count)}", column("seq"))
+    # Nested in a subquery, so that the statement still starts with INSERT (sqlite3 reports
+    # the rowcount of DML statements only).
+    seq = select(literal(1).label("seq")).cte("numbers", recursive=True, nesting=True)
+    seq = seq.union_all(select(seq.c.seq + 1).where(seq.c.seq < count))
+    return select(seq.c.seq).subquery("card_numbers")
 
 
 @dataclass(frozen=True)
@@ -87,56 +99,41 @@ class MockTestService:
         """Cards 1..MOCK_TESTS_PER_SUBJECT for each subject of the purchase that lacks them.
 
         Idempotent: for a purchase that has its cards it creates nothing and reports them.
-        The rows go in one executemany call, which PyMySQL sends as one multi-row
-        `INSERT ... VALUES (...), (...)` (split only past 1 MB); no RETURNING is needed.
+        The cards are built in the database by one `INSERT ... SELECT` of the purchase's
+        items crossed with the numbers 1..N, whatever the number of subjects.
         """
-        per_subject = current_app.config["MOCK_TESTS_PER_SUBJECT"]
-        counts = dict(
-            db.session.execute(
-                select(PurchaseItem.subject_id, func.count(MockTestAttempt.id))
-                .select_from(PurchaseItem)
-                .outerjoin(
-                    MockTestAttempt,
-                    and_(
-                        MockTestAttempt.purchase_id == PurchaseItem.purchase_id,
-                        MockTestAttempt.subject_id == PurchaseItem.subject_id,
-                    ),
-                )
-                .where(PurchaseItem.purchase_id == purchase.id)
-                .group_by(PurchaseItem.subject_id)
-            ).all()
-        )
-        incomplete = sorted(subject_id for subject_id, count in counts.items() if count < per_subject)
-        taken: set[tuple[int, int]] = set()
-        if any(counts[subject_id] for subject_id in incomplete):
-            taken = set(
-                db.session.execute(
-                    select(MockTestAttempt.subject_id, MockTestAttempt.test_number).where(
-                        MockTestAttempt.purchase_id == purchase.id, MockTestAttempt.subject_id.in_(incomplete)
-                    )
-                ).all()
-            )
+        existing = db.session.execute(
+            select(func.count()).where(MockTestAttempt.purchase_id == purchase.id)
+        ).scalar_one()
+        numbers = card_numbers(current_app.config["MOCK_TESTS_PER_SUBJECT"])
         now = utcnow()
-        rows = [
-            {
-                "purchase_id": purchase.id,
-                "customer_id": purchase.customer_id,
-                "subject_id": subject_id,
-                "test_number": number,
-                "status": CardStatus.AVAILABLE,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for subject_id in incomplete
-            for number in range(1, per_subject + 1)
-            if (subject_id, number) not in taken
-        ]
-        if rows:
-            db.session.execute(insert(MockTestAttempt.__table__), rows)
-        return CardsReport(
-            created=len(rows),
-            existing=sum(counts.values()),
+        card = MockTestAttempt.__table__
+        missing = (
+            select(
+                PurchaseItem.purchase_id,
+                PurchaseItem.customer_id,
+                PurchaseItem.subject_id,
+                numbers.c.seq,
+                literal(CardStatus.AVAILABLE.value),
+                literal(now, PreciseDateTime),
+                literal(now, PreciseDateTime),
+            )
+            .join(numbers, true())
+            .where(PurchaseItem.purchase_id == purchase.id)
         )
+        if existing:
+            missing = missing.where(
+                ~select(card.c.id)
+                .where(
+                    card.c.purchase_id == PurchaseItem.purchase_id,
+                    card.c.subject_id == PurchaseItem.subject_id,
+                    card.c.test_number == numbers.c.seq,
+                )
+                .exists()
+            )
+        columns = ["purchase_id", "customer_id", "subject_id", "test_number", "status", "created_at", "updated_at"]
+        created = db.session.execute(insert(card).from_select(columns, missing)).rowcount
+        return CardsReport(created=created, existing=existing)
 
     @staticmethod
     def list_cards(
