@@ -12,7 +12,7 @@ from shared import models  # noqa: F401 - registers every table on db.metadata
 from shared.cli import register_cli
 from shared.config import PROJECT_ROOT, load_config
 from shared.errors import register_error_handlers
-from shared.extensions import cors, db, jwt, limiter, migrate
+from shared.extensions import cache, cors, db, jwt, limiter, migrate
 from shared.openapi import ProblemApi, register_conventions
 from shared.request_id import configure_logging, init_request_id
 from shared.security import register_jwt_callbacks
@@ -55,6 +55,7 @@ def init_extensions(app: Flask) -> None:
         allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
     )
     limiter.init_app(app)
+    cache.init_app(app)
 
 
 app = create_app()

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import current_app
+
+from shared.conditional import conditional_read
 from shared.models import Bundle, Course, Subject
 from shared.openapi import Blueprint
 from shared.schemas.catalog import (
@@ -34,7 +37,23 @@ blp = Blueprint(
 )
 
 
+def catalog_etag() -> str:
+    """Every catalog read changes with the catalog version; admins see more than the public."""
+    return f"catalog-{CatalogService.version()}{'-admin' if viewer_is_admin() else ''}"
+
+
+def catalog_cache_control() -> str:
+    if viewer_is_admin():
+        return "private, no-cache"
+    max_age, stale = current_app.config["CATALOG_MAX_AGE"], current_app.config["CATALOG_STALE_WHILE_REVALIDATE"]
+    return f"public, max-age={max_age}, stale-while-revalidate={stale}"
+
+
+catalog_read = conditional_read(catalog_etag, catalog_cache_control)
+
+
 @blp.route("/courses")
+@catalog_read
 @blp.arguments(CourseListQuerySchema, location="query")
 @blp.response(200, CoursePageSchema)
 @blp.problems(401, 422)
@@ -44,6 +63,7 @@ def list_courses(query: dict[str, Any]) -> Page[CourseSummary]:
 
 
 @blp.route("/courses/<id:course_id>")
+@catalog_read
 @blp.response(200, CourseDetailSchema)
 @blp.problems(401, 404)
 def get_course(course_id: int) -> Course:
@@ -52,6 +72,7 @@ def get_course(course_id: int) -> Course:
 
 
 @blp.route("/courses/<id:course_id>/subjects")
+@catalog_read
 @blp.response(200, SubjectSchema(many=True))
 @blp.problems(401, 404)
 def list_subjects(course_id: int) -> list[Subject]:
@@ -59,6 +80,7 @@ def list_subjects(course_id: int) -> list[Subject]:
 
 
 @blp.route("/bundles")
+@catalog_read
 @blp.arguments(BundleListQuerySchema, location="query")
 @blp.response(200, BundlePageSchema)
 @blp.problems(401, 422)
@@ -68,6 +90,7 @@ def list_bundles(query: dict[str, Any]) -> Page[Bundle]:
 
 
 @blp.route("/bundles/<id:bundle_id>")
+@catalog_read
 @blp.response(200, BundleSchema)
 @blp.problems(401, 404)
 def get_bundle(bundle_id: int) -> Bundle:

@@ -6,7 +6,7 @@ import functools
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
-from flask import Response, g
+from flask import Response, g, request
 from flask_jwt_extended import current_user, get_current_user, verify_jwt_in_request
 from flask_smorest.utils import deepupdate
 
@@ -18,6 +18,7 @@ from shared.services.auth import AuthService
 P = ParamSpec("P")
 R = TypeVar("R")
 BEARER = [{"bearerAuth": []}]
+_VIEWER_IS_ADMIN = "exam_shop.viewer_is_admin"
 
 
 def _unauthorized(detail: str) -> Response:
@@ -105,7 +106,11 @@ def any_token_required(view: Callable[P, R]) -> Callable[P, R]:
 
 
 def viewer_is_admin() -> bool:
-    """On public routes: does the request carry a valid admin token? (A bad token is still a 401.)"""
-    verify_jwt_in_request(optional=True)
-    user: User | None = get_current_user()
-    return user is not None and user.is_admin
+    """On public routes: does the request carry a valid admin token? (A bad token is still a 401.)
+    Asked once per request."""
+    known = request.environ.get(_VIEWER_IS_ADMIN)  # per request: `g` outlives it in tests
+    if known is None:
+        verify_jwt_in_request(optional=True)
+        user: User | None = get_current_user()
+        known = request.environ[_VIEWER_IS_ADMIN] = user is not None and user.is_admin
+    return bool(known)

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import os
+import uuid
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 import pytest
+import redis
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import insert, select
 
+from app import create_app
 from shared.extensions import db
 from shared.models import Course, Subject
 from shared.services.demo import DemoDataService
+from tests.conftest import CheckedClient, app_config
 from tests.support.accounts import bearer, register
+from tests.support.databases import mariadb_required
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
 @pytest.fixture
@@ -298,3 +307,107 @@ def test_catalog_reads_make_a_fixed_number_of_queries(
     assert len(detail["bundles"]) == 4
     assert small_list.count == large_list.count, large_list
     assert small_detail.count == large_detail.count, large_detail
+
+
+# ---------------------------------------------------------------------------------------------
+# Conditional reads: ETag from the catalog version, Cache-Control, 304 without the page
+
+
+CATALOG_READS = ("/api/courses", "/api/courses/{course}", "/api/courses/{course}/subjects", "/api/bundles")
+
+
+def test_catalog_reads_carry_an_etag_and_public_cache_control(client: FlaskClient, demo: None) -> None:
+    course = course_by_slug(client, "jee-main")["id"]
+    for path in CATALOG_READS:
+        response = client.get(path.format(course=course))
+        assert response.status_code == 200
+        assert response.headers["ETag"].startswith('"catalog-')
+        assert response.headers["Cache-Control"] == "public, max-age=30, stale-while-revalidate=60"
+        assert "Authorization" in response.headers["Vary"]
+
+
+def test_a_current_copy_is_a_304_without_building_the_page(
+    client: FlaskClient, demo: None, query_counter: Callable[[], Any]
+) -> None:
+    first = client.get("/api/courses")
+    with query_counter() as queries:
+        again = client.get("/api/courses", headers={"If-None-Match": first.headers["ETag"]})
+    assert again.status_code == 304
+    assert again.data == b""
+    assert again.headers["ETag"] == first.headers["ETag"]
+    assert queries.count == 1  # the catalog version, nothing else
+    stale = client.get("/api/courses", headers={"If-None-Match": '"catalog-0"'})
+    assert stale.status_code == 200
+    assert stale.get_json() == first.get_json()
+
+
+def test_every_catalog_change_gives_a_new_etag(client: FlaskClient, admin: dict[str, str], demo: None) -> None:
+    jee = course_by_slug(client, "jee-main")
+    subject, bundle = jee["subjects"][0]["id"], jee["bundles"][0]["id"]
+    changes = [
+        ("post", "/api/courses", {"slug": "new-course", "title": "New"}),
+        ("patch", f"/api/subjects/{subject}", {"price": "123.00"}),
+        ("put", f"/api/bundles/{bundle}/subjects", {"subject_ids": [s["id"] for s in jee["subjects"][:2]]}),
+        ("patch", f"/api/courses/{jee['id']}", {"title": "JEE Main 2027"}),
+        ("delete", f"/api/bundles/{bundle}", None),
+    ]
+    etag = client.get("/api/courses").headers["ETag"]
+    for method, path, body in changes:
+        response = getattr(client, method)(path, json=body, headers=admin)
+        assert response.status_code < 300, response.get_json()
+        fresh = client.get("/api/courses", headers={"If-None-Match": etag})
+        assert fresh.status_code == 200, f"{method} {path} kept the ETag"
+        assert fresh.headers["ETag"] != etag
+        etag = fresh.headers["ETag"]
+    assert client.get("/api/courses", headers={"If-None-Match": etag}).status_code == 304
+
+
+def test_admins_get_their_own_etag_and_no_shared_caching(
+    client: FlaskClient, admin: dict[str, str], demo: None
+) -> None:
+    public = client.get("/api/courses")
+    as_admin = client.get("/api/courses", headers=admin)
+    assert as_admin.headers["ETag"] != public.headers["ETag"]
+    assert as_admin.headers["Cache-Control"] == "private, no-cache"
+    # The public copy is no answer to an admin, who sees inactive items too.
+    assert client.get("/api/courses", headers={**admin, "If-None-Match": public.headers["ETag"]}).status_code == 200
+
+
+def test_errors_are_not_made_cacheable(client: FlaskClient) -> None:
+    response = client.get("/api/courses/999999")
+    assert response.status_code == 404
+    assert "ETag" not in response.headers
+    assert "public" not in response.headers.get("Cache-Control", "")
+
+
+def test_the_shared_cache_serves_the_version_and_forgets_it_on_change(
+    app: Flask, admin: dict[str, str], demo: None, query_counter: Callable[[], Any]
+) -> None:
+    """With CACHE_REDIS_URL, a 304 needs no database at all, and a change shows at once."""
+    cached_app = create_app(
+        app_config(
+            app.config["SQLALCHEMY_DATABASE_URI"],
+            CACHE_TYPE="RedisCache",
+            CACHE_REDIS_URL=REDIS_URL,
+            CACHE_KEY_PREFIX=f"test-{uuid.uuid4().hex}:",
+            CACHE_DEFAULT_TIMEOUT=60,
+        )
+    )
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_timeout=1).ping()
+    except redis.RedisError as exc:
+        if mariadb_required():
+            raise
+        pytest.skip(f"no Redis at {REDIS_URL}: {exc}")
+    cached_app.test_client_class = CheckedClient
+    client = cached_app.test_client()
+    with cached_app.app_context():
+        etag = client.get("/api/courses").headers["ETag"]
+        with query_counter() as queries:
+            assert client.get("/api/courses", headers={"If-None-Match": etag}).status_code == 304
+        assert queries.count == 0
+        jee = course_by_slug(client, "jee-main")
+        assert client.patch(f"/api/courses/{jee['id']}", json={"title": "Renamed"}, headers=admin).status_code == 200
+        assert client.get("/api/courses", headers={"If-None-Match": etag}).status_code == 200
+        db.session.remove()
+        db.engine.dispose()

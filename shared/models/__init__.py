@@ -1,6 +1,6 @@
 """All models, imported here so that `db.metadata` (and Alembic) sees every table."""
 
-from shared.models.course import Bundle, Course, Subject, bundle_subjects
+from shared.models.course import Bundle, CatalogVersion, Course, Subject, bundle_subjects
 from shared.models.customer import Customer, Plan, Subscription, SubscriptionStatus
 from shared.models.purchase import (
     CardStatus,
@@ -16,6 +16,7 @@ from shared.models.user import RevokedToken, Role, User
 __all__ = [
     "Bundle",
     "CardStatus",
+    "CatalogVersion",
     "Course",
     "Customer",
     "Difficulty",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from sqlalchemy import Boolean, Column, ForeignKey, Integer, Numeric, String, Table, Text
+from sqlalchemy import BigInteger, Boolean, Column, ForeignKey, Integer, Numeric, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shared.extensions import db
@@ -79,3 +79,12 @@ class Bundle(Timestamps, db.Model):
     @property
     def saving(self) -> Decimal:
         return max(self.subjects_total - self.price, Decimal("0.00"))
+
+
+class CatalogVersion(db.Model):
+    """One row whose number moves with every catalog change: the ETag of every catalog read."""
+
+    __tablename__ = "catalog_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, default=1)

@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+import functools
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
-from sqlalchemy import Select, func, select
+import redis
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import selectinload
 
 from shared.errors import Conflict, NotFound, ValidationFailed
-from shared.extensions import db
-from shared.models import Bundle, Course, Purchase, PurchaseItem, Subject
+from shared.extensions import cache, db
+from shared.models import Bundle, CatalogVersion, Course, Purchase, PurchaseItem, Subject
 from shared.services.base import Page, apply_changes, escape_like, paginate, require, transactional
 
+log = logging.getLogger(__name__)
+P = ParamSpec("P")
+R = TypeVar("R")
+
 COURSE_NOT_FOUND = "There is no course with this id."
+CATALOG_VERSION_KEY = "catalog-version"
+# A shared cache that is away costs a database read, never an error.
+_CACHE_ERRORS = (redis.RedisError, OSError)
 SUBJECT_NOT_FOUND = "There is no subject with this id."
 BUNDLE_NOT_FOUND = "There is no bundle with this id."
 
@@ -33,6 +44,39 @@ class CourseSummary:
     max_price: Decimal | None
 
 
+def bump_catalog_version() -> None:
+    """Inside a transaction that changes the catalog: every catalog read gets a new ETag."""
+    db.session.execute(update(CatalogVersion).values(version=CatalogVersion.version + 1))
+
+
+def forget_catalog_version() -> None:
+    """After the commit: the shared cache reads the new version at once."""
+    try:
+        cache.delete(CATALOG_VERSION_KEY)
+    except _CACHE_ERRORS:
+        log.warning("could not drop the cached catalog version; it expires by itself", exc_info=True)
+
+
+def changes_catalog(method: Callable[P, R]) -> Callable[P, R]:
+    """A catalog write: one transaction that also moves the catalog version."""
+
+    @functools.wraps(method)
+    def write(*args: P.args, **kwargs: P.kwargs) -> R:
+        result = method(*args, **kwargs)
+        bump_catalog_version()
+        return result
+
+    committed = transactional(write)
+
+    @functools.wraps(method)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        result = committed(*args, **kwargs)
+        forget_catalog_version()
+        return result
+
+    return run
+
+
 def _bundle_loading(include_inactive: bool) -> Any:
     subjects = Bundle.subjects if include_inactive else Bundle.subjects.and_(Subject.is_active.is_(True))
     return selectinload(subjects)
@@ -40,6 +84,22 @@ def _bundle_loading(include_inactive: bool) -> Any:
 
 class CatalogService:
     # ---------------------------------------------------------------- public reads
+
+    @staticmethod
+    def version() -> int:
+        """The catalog's version: one primary-key read, or none while the cache holds it."""
+        try:
+            cached = cache.get(CATALOG_VERSION_KEY)
+        except _CACHE_ERRORS:
+            cached = None
+        if cached is not None:
+            return int(cached)
+        version = db.session.execute(select(CatalogVersion.version).where(CatalogVersion.id == 1)).scalar_one()
+        try:
+            cache.set(CATALOG_VERSION_KEY, version)
+        except _CACHE_ERRORS:
+            log.warning("could not cache the catalog version", exc_info=True)
+        return version
 
     @staticmethod
     def list_courses(page: int, per_page: int, search: str | None, include_inactive: bool) -> Page[CourseSummary]:
@@ -129,7 +189,7 @@ class CatalogService:
     # ---------------------------------------------------------------- management
 
     @staticmethod
-    @transactional
+    @changes_catalog
     def create_course(data: dict[str, Any]) -> Course:
         course = Course(**data)
         db.session.add(course)
@@ -137,13 +197,13 @@ class CatalogService:
         return CatalogService.get_course(course.id, include_inactive=True)
 
     @staticmethod
-    @transactional
+    @changes_catalog
     def update_course(course_id: int, data: dict[str, Any]) -> Course:
         apply_changes(require(Course, course_id, COURSE_NOT_FOUND), data)
         return CatalogService.get_course(course_id, include_inactive=True)
 
     @staticmethod
-    @transactional
+    @changes_catalog
     def delete_course(course_id: int) -> None:
         course = require(Course, course_id, COURSE_NOT_FOUND)
         subject_ids = list(db.session.execute(select(Subject.id).where(Subject.course_id == course_id)).scalars())
@@ -152,7 +212,7 @@ class CatalogService:
         db.session.delete(course)
 
     @staticmethod
-    @transactional
+    @changes_catalog
     def create_subject(course_id: int, data: dict[str, Any]) -> Subject:
         require(Course, course_id, COURSE_NOT_FOUND)
         subject = Subject(course_id=course_id, **data)
@@ -161,12 +221,12 @@ class CatalogService:
         return subject
 
     @staticmethod
-    @transactional
+    @changes_catalog
     def update_subject(subject_id: int, data: dict[str, Any]) -> Subject:
         return apply_changes(require(Subject, subject_id, SUBJECT_NOT_FOUND), data)
 
     @staticmethod
-    @transactional
+    @changes_catalog
     def delete_subject(subject_id: int) -> None:
         subject = require(Subject, subject_id, SUBJECT_NOT_FOUND)
         CatalogService._refuse_if_bought(subject_ids=[subject_id], bundle_ids=[], what="subject")
@@ -183,7 +243,7 @@ class CatalogService:
         db.session.delete(subject)
 
     @staticmethod
-    @transactional
+    @changes_catalog
     def create_bundle(data: dict[str, Any]) -> Bundle:
         subject_ids = data.pop("subject_ids")
         course_id = data["course_id"]
@@ -196,13 +256,13 @@ class CatalogService:
         return CatalogService.get_bundle(bundle.id, include_inactive=True)
 
     @staticmethod
-    @transactional
+    @changes_catalog
     def update_bundle(bundle_id: int, data: dict[str, Any]) -> Bundle:
         apply_changes(require(Bundle, bundle_id, BUNDLE_NOT_FOUND), data)
         return CatalogService.get_bundle(bundle_id, include_inactive=True)
 
     @staticmethod
-    @transactional
+    @changes_catalog
     def set_bundle_subjects(bundle_id: int, subject_ids: list[int]) -> Bundle:
         bundle = CatalogService.get_bundle(bundle_id, include_inactive=True)
         bundle.subjects = CatalogService._subjects_of_course(bundle.course_id, subject_ids)
@@ -210,7 +270,7 @@ class CatalogService:
         return bundle
 
     @staticmethod
-    @transactional
+    @changes_catalog
     def delete_bundle(bundle_id: int) -> None:
         bundle = require(Bundle, bundle_id, BUNDLE_NOT_FOUND)
         CatalogService._refuse_if_bought(subject_ids=[], bundle_ids=[bundle_id], what="bundle")

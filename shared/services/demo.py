@@ -16,7 +16,7 @@ from shared.extensions import db
 from shared.models import Bundle, Course, Customer, Difficulty, Question, Role, Subject, User
 from shared.models.base import utcnow
 from shared.passwords import hash_password
-from shared.services.base import transactional
+from shared.services.catalog import changes_catalog
 
 DEMO_ADMIN = {
     "email": "admin@demo.test",
@@ -106,7 +106,7 @@ class DemoDataService:
         return db.session.execute(select(Course.id).limit(1)).first() is None
 
     @staticmethod
-    @transactional
+    @changes_catalog
     def seed() -> SeedReport:
         report = SeedReport()
         DemoDataService._account(DEMO_ADMIN, Role.ADMIN, report)
