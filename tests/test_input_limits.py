@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -85,3 +87,53 @@ def test_text_must_be_valid_unicode(client: FlaskClient) -> None:
     body = '{"email": "a@b.io", "password": "x1234567890", "full_name": "\\ud800", "phone_number": "+919812345600"}'
     response = client.post("/api/auth/register", data=body, content_type="application/json")
     assert response.status_code == 422
+
+
+def nested_login_body(levels: int) -> str:
+    """A login body whose email is `levels` arrays deep (340 levels: a 700-byte body)."""
+    return '{"email": ' + "[" * levels + "]" * levels + ', "password": "x"}'
+
+
+@pytest.mark.parametrize("levels", [340, 10_000])
+def test_deeply_nested_bodies_are_400_before_rate_limits_and_the_database(
+    app: Flask, client: FlaskClient, query_counter: Any, levels: int
+) -> None:
+    student = bearer(register(client)["access_token"])
+    body = nested_login_body(levels)
+    allowed = int(app.config["RATELIMIT_LOGIN_PER_CLIENT"].split()[0])
+    for path, headers in [("/api/auth/login", {})] * (allowed + 1) + [("/api/purchases", student)]:
+        with query_counter() as queries:
+            response = client.post(path, data=body, content_type="application/json", headers=headers)
+        assert response.status_code == 400, response.get_data(as_text=True)
+        assert response.mimetype == "application/problem+json"
+        assert "32 levels" in response.get_json()["detail"]
+        assert queries.count == 0, str(queries)
+    # None of those attempts counted against the client's login limit.
+    login = client.post("/api/auth/login", json={"email": "who@example.com", "password": "wrong-12345"})
+    assert login.status_code == 401
+
+
+def test_nesting_up_to_the_limit_is_read(client: FlaskClient) -> None:
+    deepest = {"email": "a@b.io", "password": "x"}
+    for _ in range(31):
+        deepest = {"x": deepest}
+    response = client.post("/api/auth/login", json={**deepest, "email": "a@b.io", "password": "wrong-12345"})
+    assert response.status_code == 422  # unknown fields, read and refused by the schema
+
+
+def test_integers_of_thousands_of_digits_are_400(client: FlaskClient, student: dict[str, str]) -> None:
+    huge = "9" * 5001
+    for path, body, headers in [
+        ("/api/auth/login", f'{{"email": {huge}, "password": "x"}}', {}),
+        ("/api/purchases", f'{{"purchase_type": "single_subject", "subject_id": {huge}}}', student),
+    ]:
+        response = client.post(path, data=body, content_type="application/json", headers=headers)
+        assert response.status_code == 400, response.get_data(as_text=True)
+        assert "digits" in response.get_json()["detail"]
+
+
+def test_nan_and_infinity_are_not_json(client: FlaskClient, student: dict[str, str]) -> None:
+    for constant in ("NaN", "Infinity", "-Infinity"):
+        body = f'{{"purchase_type": "single_subject", "subject_id": {constant}}}'
+        response = client.post("/api/purchases", data=body, content_type="application/json", headers=student)
+        assert response.status_code == 400, constant
