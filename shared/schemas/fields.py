@@ -11,6 +11,23 @@ import marshmallow as ma
 from flask import current_app
 
 from shared.phone import InvalidPhoneNumber, normalise_phone
+from shared.schemas.base import ID_RANGE
+
+
+class Integer(ma.fields.Integer):
+    """An integer of a JSON body: a JSON integer only, never 1.9 (read as 1 otherwise),
+    "1" or true. A query string's integers are text: `strict=False` there."""
+
+    def __init__(self, *, strict: bool = True, **kwargs: Any) -> None:
+        super().__init__(strict=strict, **kwargs)
+
+
+class Id(Integer):
+    """The id of a row: an integer from 1 to MAX_ID."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("validate", ID_RANGE)
+        super().__init__(**kwargs)
 
 
 class Email(ma.fields.Email):
