@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import UTC
 from decimal import Decimal
 from typing import Any
@@ -30,8 +31,14 @@ class Id(Integer):
         super().__init__(**kwargs)
 
 
+def normalise_email(text: str) -> str:
+    """The one spelling of an address that we store and compare: NFKC (fullwidth letters
+    and the like become plain ones), stripped, lower-cased."""
+    return unicodedata.normalize("NFKC", text).strip().lower()
+
+
 class Email(ma.fields.Email):
-    """An email address, stripped and lower-cased."""
+    """An email address, normalised by `normalise_email`."""
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("validate", ma.validate.Length(max=255))
@@ -39,7 +46,7 @@ class Email(ma.fields.Email):
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         if isinstance(value, str):
-            value = value.strip().lower()
+            value = normalise_email(value)
         return super()._deserialize(value, attr, data, **kwargs)
 
 
