@@ -54,11 +54,11 @@ def _deeper_than(value: Any, limit: int) -> bool:
     return False
 
 
-def loads(data: str | bytes) -> Any:
+def loads(data: str | bytes, **kwargs: Any) -> Any:
     """`json.loads` for request bodies: ValueError (or its subclass UnacceptableJson) for
     anything malformed, too deep or with too long an integer; never RecursionError."""
     try:
-        value = json.loads(data, parse_int=_integer, parse_constant=_constant)
+        value = json.loads(data, **{"parse_int": _integer, "parse_constant": _constant, **kwargs})
     except RecursionError:
         raise UnacceptableJson(TOO_DEEP) from None
     if isinstance(value, dict | list) and _deeper_than(value, MAX_JSON_DEPTH):
@@ -70,7 +70,7 @@ class BoundedJsonProvider(DefaultJSONProvider):
     """`app.json`, which `Request.get_json()` parses with: `loads` above."""
 
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
-        return loads(s)
+        return loads(s, **kwargs)
 
 
 class JsonBodyRequest(Request):
@@ -83,7 +83,8 @@ class JsonBodyRequest(Request):
 
 
 def _parse_json_body() -> None:
-    if request.is_json and request.get_data(cache=True):
+    # An unknown path or method stays a 404 or 405, whatever its body.
+    if request.routing_exception is None and request.is_json and request.get_data(cache=True):
         request.get_json()
 
 
