@@ -14,6 +14,7 @@ from shared.config import PROJECT_ROOT, load_config
 from shared.errors import register_error_handlers
 from shared.extensions import cache, cors, db, jwt, limiter, migrate
 from shared.openapi import ProblemApi, register_conventions
+from shared.request_body import init_request_body
 from shared.request_id import configure_logging, init_request_id
 from shared.security import register_jwt_callbacks
 
@@ -21,6 +22,7 @@ from shared.security import register_jwt_callbacks
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_path=str(PROJECT_ROOT / "instance"))
     app.config.update(load_config(config))
+    init_request_body(app)
     app.json.sort_keys = False  # type: ignore[attr-defined] - keep `type, title, status` first
     configure_logging(app)
     trust_proxies(app)

@@ -11,6 +11,7 @@ from flask_limiter.util import get_remote_address
 from shared.extensions import limiter
 from shared.openapi import Blueprint
 from shared.schemas.accounts import AccessTokenSchema, LoginSchema, MeSchema, RegisterSchema, SessionSchema
+from shared.schemas.fields import normalise_email
 from shared.security import any_token_required, login_required, refresh_token_required
 from shared.services.auth import AuthService
 
@@ -21,7 +22,7 @@ def login_account_key() -> str:
     body = request.get_json(silent=True)
     email = body.get("email") if isinstance(body, dict) else None
     if isinstance(email, str) and email.strip():
-        return "login-account:" + email.strip().lower()[:255]
+        return "login-account:" + normalise_email(email)[:255]
     return "login-client:" + get_remote_address()
 
 

@@ -8,8 +8,10 @@ from typing import Any
 
 import flask_smorest
 import marshmallow as ma
-from flask import Flask
+from flask import Flask, Request
 from flask_smorest.utils import prepare_response
+from webargs.core import missing
+from webargs.flaskparser import FlaskParser
 from werkzeug.routing import IntegerConverter
 
 from shared.errors import PROBLEM_CONTENT_TYPE
@@ -68,8 +70,21 @@ def _no_default_when_partial(_converter: Any, field: ma.fields.Field, ret: dict[
     return {}
 
 
+class RequestParser(FlaskParser):
+    """Reads a JSON body through `request.get_json()` (shared/request_body.py: parsed once,
+    bounded, a 400 problem when unusable) instead of parsing it a second time its own way."""
+
+    def _raw_load_json(self, req: Request) -> Any:
+        if not req.is_json or not req.get_data(cache=True):
+            return missing  # as webargs answers for no body: then `required` fields say so
+        return req.get_json()
+
+
 class Blueprint(flask_smorest.Blueprint):
-    """A flask-smorest blueprint that can document the problems a view returns."""
+    """A flask-smorest blueprint that reads bodies with `RequestParser` and can document
+    the problems a view returns."""
+
+    ARGUMENTS_PARSER = RequestParser()
 
     def problems(self, *statuses: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Document the error statuses a view really returns, as problem+json."""

@@ -80,6 +80,36 @@ def test_login_returns_tokens_and_the_user(client: FlaskClient) -> None:
     assert client.get("/api/auth/me", headers=bearer(body["access_token"])).status_code == 200
 
 
+# "student@Example.com" in fullwidth letters: the same address once NFKC-normalised.
+FULLWIDTH_TWIN = "\uff53tudent\uff20\uff25xample.com"
+
+
+def test_a_fullwidth_spelling_of_an_email_is_the_same_account(client: FlaskClient) -> None:
+    register(client, email="student@example.com")
+    response = client.post("/api/auth/login", json={"email": FULLWIDTH_TWIN, "password": PASSWORD})
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["user"]["email"] == "student@example.com"
+    twin = client.post("/api/auth/register", json=registration(email=FULLWIDTH_TWIN))
+    assert twin.status_code == 409
+    assert list(twin.get_json()["errors"]) == ["email"]
+    assert count_rows(User) == 1
+
+
+def test_a_fullwidth_email_is_stored_normalised(client: FlaskClient) -> None:
+    assert register(client, email=FULLWIDTH_TWIN)["user"]["email"] == "student@example.com"
+
+
+def test_login_limit_per_account_counts_every_spelling_of_the_email(app: Flask, client: FlaskClient) -> None:
+    register(client, email="student@example.com")
+    allowed = int(app.config["RATELIMIT_LOGIN_PER_ACCOUNT"].split()[0])
+    spellings = ["student@example.com", "STUDENT@example.com", FULLWIDTH_TWIN]
+    for n in range(allowed):
+        failed = client.post("/api/auth/login", json={"email": spellings[n % 3], "password": "wrong-12345"})
+        assert failed.status_code == 401
+    blocked = client.post("/api/auth/login", json={"email": FULLWIDTH_TWIN, "password": PASSWORD})
+    assert blocked.status_code == 429
+
+
 def test_unknown_email_and_wrong_password_get_the_same_401(client: FlaskClient) -> None:
     register(client, email="known@example.com")
     wrong_password = client.post("/api/auth/login", json={"email": "known@example.com", "password": "nope-12345"})

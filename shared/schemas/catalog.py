@@ -6,8 +6,8 @@ from typing import Any
 
 import marshmallow as ma
 
-from shared.schemas.base import ID_RANGE, Schema
-from shared.schemas.fields import SLUG, Currency, Money, Name, validate_price
+from shared.schemas.base import Schema
+from shared.schemas.fields import SLUG, Currency, Id, Money, Name, validate_price
 from shared.schemas.pagination import PageQuerySchema, page_schema
 
 MAX_BUNDLE_SUBJECTS = 100
@@ -75,7 +75,7 @@ class CourseListQuerySchema(PageQuerySchema):
 
 
 class BundleListQuerySchema(PageQuerySchema):
-    course_id = ma.fields.Integer(validate=ID_RANGE)
+    course_id = Id(strict=False)
 
 
 class CourseCreateSchema(Schema):
@@ -111,7 +111,7 @@ def subject_ids_field(**kwargs: Any) -> ma.fields.List:
         "metadata", {"description": f"2 to {MAX_BUNDLE_SUBJECTS} distinct subjects of the bundle's course"}
     )
     return ma.fields.List(
-        ma.fields.Integer(validate=ID_RANGE),
+        Id(),
         validate=[ma.validate.Length(min=2, max=MAX_BUNDLE_SUBJECTS), _unique_ids],
         **kwargs,
     )
@@ -121,7 +121,7 @@ class BundleCreateSchema(Schema):
     slug = ma.fields.String(required=True, validate=[ma.validate.Length(max=80), SLUG])
     title = Name(max_length=200, required=True)
     description = description_field(load_default="")
-    course_id = ma.fields.Integer(required=True, validate=ID_RANGE)
+    course_id = Id(required=True)
     price = Money(required=True, validate=validate_price)
     subject_ids = subject_ids_field(required=True)
     is_active = ma.fields.Boolean(load_default=True)

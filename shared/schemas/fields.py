@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import UTC
 from decimal import Decimal
 from typing import Any
@@ -11,10 +12,33 @@ import marshmallow as ma
 from flask import current_app
 
 from shared.phone import InvalidPhoneNumber, normalise_phone
+from shared.schemas.base import ID_RANGE
+
+
+class Integer(ma.fields.Integer):
+    """An integer of a JSON body: a JSON integer only, never 1.9 (read as 1 otherwise),
+    "1" or true. A query string's integers are text: `strict=False` there."""
+
+    def __init__(self, *, strict: bool = True, **kwargs: Any) -> None:
+        super().__init__(strict=strict, **kwargs)
+
+
+class Id(Integer):
+    """The id of a row: an integer from 1 to MAX_ID."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("validate", ID_RANGE)
+        super().__init__(**kwargs)
+
+
+def normalise_email(text: str) -> str:
+    """The one spelling of an address that we store and compare: NFKC (fullwidth letters
+    and the like become plain ones), stripped, lower-cased."""
+    return unicodedata.normalize("NFKC", text).strip().lower()
 
 
 class Email(ma.fields.Email):
-    """An email address, stripped and lower-cased."""
+    """An email address, normalised by `normalise_email`."""
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("validate", ma.validate.Length(max=255))
@@ -22,7 +46,7 @@ class Email(ma.fields.Email):
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         if isinstance(value, str):
-            value = value.strip().lower()
+            value = normalise_email(value)
         return super()._deserialize(value, attr, data, **kwargs)
 
 

@@ -11,8 +11,8 @@ from typing import Any
 import marshmallow as ma
 
 from shared.models import CardStatus, Difficulty
-from shared.schemas.base import ID_RANGE, Schema
-from shared.schemas.fields import Percent, UtcDateTime
+from shared.schemas.base import Schema
+from shared.schemas.fields import Id, Integer, Percent, UtcDateTime
 from shared.schemas.pagination import PageQuerySchema, page_schema
 
 MAX_OPTIONS, MIN_OPTIONS = 6, 2
@@ -23,7 +23,7 @@ def answers_field(**kwargs: Any) -> ma.fields.Dict:
     """question id -> chosen option index; null clears an answer."""
     return ma.fields.Dict(
         keys=ma.fields.String(validate=ma.validate.Regexp(r"^[1-9][0-9]{0,9}$", error="Not a question id.")),
-        values=ma.fields.Integer(allow_none=True, validate=ma.validate.Range(min=0, max=MAX_OPTIONS - 1)),
+        values=Integer(allow_none=True, validate=ma.validate.Range(min=0, max=MAX_OPTIONS - 1)),
         validate=ma.validate.Length(max=200),
         metadata={"description": "question id -> chosen option index (null clears the answer)"},
         **kwargs,
@@ -37,7 +37,7 @@ class QuestionInputSchema(Schema):
         required=True,
         validate=ma.validate.Length(min=MIN_OPTIONS, max=MAX_OPTIONS),
     )
-    correct_option = ma.fields.Integer(
+    correct_option = Integer(
         required=True,
         validate=ma.validate.Range(min=0),
         metadata={"description": "0-based index into options"},
@@ -102,7 +102,7 @@ class CardSchema(Schema):
 
 
 class CardListQuerySchema(PageQuerySchema):
-    subject_id = ma.fields.Integer(validate=ID_RANGE)
+    subject_id = Id(strict=False)
     status = ma.fields.Enum(CardStatus, by_value=True)
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import marshmallow as ma
 
 from shared.schemas.base import Schema
+from shared.schemas.fields import Integer
 
 MAX_PER_PAGE = 100
 
 
 class PageQuerySchema(Schema):
-    page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1, max=100_000))
-    per_page = ma.fields.Integer(load_default=20, validate=ma.validate.Range(min=1, max=MAX_PER_PAGE))
+    page = Integer(strict=False, load_default=1, validate=ma.validate.Range(min=1, max=100_000))
+    per_page = Integer(strict=False, load_default=20, validate=ma.validate.Range(min=1, max=MAX_PER_PAGE))
 
 
 def page_schema(item_schema: type[ma.Schema], name: str) -> type[ma.Schema]:

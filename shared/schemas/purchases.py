@@ -7,9 +7,9 @@ from typing import Any
 import marshmallow as ma
 
 from shared.models import PurchaseType
-from shared.schemas.base import ID_RANGE, Schema
+from shared.schemas.base import Schema
 from shared.schemas.catalog import MAX_BUNDLE_SUBJECTS, subject_ids_field
-from shared.schemas.fields import Currency, Money, UtcDateTime
+from shared.schemas.fields import Currency, Id, Money, UtcDateTime
 from shared.schemas.pagination import PageQuerySchema, page_schema
 
 # Which id fields each purchase type takes; the others must be absent.
@@ -22,15 +22,14 @@ FIELDS_BY_TYPE = {
 
 class PurchaseRequestSchema(Schema):
     purchase_type = ma.fields.Enum(PurchaseType, by_value=True, required=True)
-    course_id = ma.fields.Integer(
-        validate=ID_RANGE,
+    course_id = Id(
         metadata={"description": "Optional: when given, every subject must belong to this course"},
     )
-    subject_id = ma.fields.Integer(validate=ID_RANGE, metadata={"description": "For single_subject"})
+    subject_id = Id(metadata={"description": "For single_subject"})
     subject_ids = subject_ids_field(
         metadata={"description": f"For multiple_subjects: 2 to {MAX_BUNDLE_SUBJECTS} distinct subjects"}
     )
-    bundle_id = ma.fields.Integer(validate=ID_RANGE, metadata={"description": "For bundle"})
+    bundle_id = Id(metadata={"description": "For bundle"})
     cost = Money(
         validate=ma.validate.Range(min=0),
         metadata={"description": "Optional: the price the client expects; a different price is a 409"},
@@ -88,9 +87,7 @@ class PurchaseResultSchema(Schema):
 
 
 class PurchaseListQuerySchema(PageQuerySchema):
-    customer_id = ma.fields.Integer(
-        validate=ID_RANGE, metadata={"description": "Admins only: one customer's purchases"}
-    )
+    customer_id = Id(strict=False, metadata={"description": "Admins only: one customer's purchases"})
 
 
 PurchasePageSchema = page_schema(PurchaseSchema, "PurchasePage")
