@@ -123,6 +123,8 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "APP_ENV": app_env,
         "TESTING": app_env == "testing",
         "SQLALCHEMY_DATABASE_URI": database_url,
+        "DB_CONNECT_TIMEOUT": connect_timeout,
+        "DB_READ_TIMEOUT": read_timeout,
         "SQLALCHEMY_ENGINE_OPTIONS": engine_options(
             database_url, connect_timeout=connect_timeout, read_timeout=read_timeout
         ),
@@ -150,6 +152,10 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "CURRENCY": _env("CURRENCY", "INR"),
         "DEFAULT_PHONE_REGION": _env("DEFAULT_PHONE_REGION", "IN"),
         "RETRY_AFTER_SECONDS": _env_int("RETRY_AFTER_SECONDS", 5, minimum=1),
+        # Seconds after which a claimed Idempotency-Key without an outcome may be taken over
+        # by a retry (README "Purchases"): by then the claiming request has had a connection
+        # and a full read timeout for its transaction, and a late one can no longer commit.
+        "IDEMPOTENCY_CLAIM_TIMEOUT": _env_int("IDEMPOTENCY_CLAIM_TIMEOUT", connect_timeout + read_timeout, minimum=1),
         "LOG_LEVEL": _env("LOG_LEVEL", "INFO"),
         # flask-smorest / OpenAPI
         "API_TITLE": "Exam-prep shop API",

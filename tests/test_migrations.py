@@ -12,15 +12,16 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask import Flask
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import insert, inspect, text
+from sqlalchemy import insert, inspect, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from app import create_app
 from shared.constraint_check import check_database
 from shared.extensions import db
-from shared.models import User
+from shared.models import IdempotencyKey, User
 from shared.models.base import utcnow
 from shared.passwords import hash_password
+from shared.services.idempotency import key_digest
 from tests.conftest import app_config
 from tests.support.accounts import bearer
 from tests.support.databases import DatabaseUnderTest, recreate_mariadb_database, sibling_url
@@ -259,3 +260,82 @@ def test_check_constraints_cli_exit_codes(scratch_app: Flask) -> None:
     assert json.loads(fine.output)["ok"] is True
     unreachable = runner.invoke(args=["check-constraints", "--database-url", "mysql://root@127.0.0.1:9/none"])
     assert unreachable.exit_code == 2
+
+
+BEFORE_EXACT_KEYS = "f81c4a2e6d07"
+
+
+def _insert_key(customer_id: int, key: str, *, digested: bool = False) -> None:
+    """A completed key as a purchase leaves it, before (or after) the revision under test."""
+    values = {
+        "customer_id": customer_id,
+        "key": key,
+        "request_fingerprint": "f" * 64,
+        "response_status": 201,
+        "response_body": '{"status": "created"}',
+        "created_at": utcnow(),
+        "completed_at": utcnow(),
+    }
+    if digested:
+        values["key_sha256"] = key_digest(key)
+    columns = ", ".join(f"`{name}`" for name in values)
+    with db.engine.begin() as connection:
+        connection.execute(
+            text(f"INSERT INTO idempotency_keys ({columns}) VALUES ({', '.join(':' + name for name in values)})"),
+            values,
+        )
+
+
+def _keys() -> list[tuple[str, str]]:
+    with db.engine.connect() as connection:
+        rows = connection.execute(text("SELECT `key`, request_fingerprint FROM idempotency_keys ORDER BY id"))
+        return [tuple(row) for row in rows]
+
+
+def test_exact_idempotency_keys_upgrade_and_downgrade_with_data(
+    scratch_app: Flask, caplog: pytest.LogCaptureFixture
+) -> None:
+    upgrade(revision=BEFORE_COMPOSITE)
+    customer_id = _seed_old_schema_data()["customer_id"]
+    upgrade(revision=BEFORE_EXACT_KEYS)
+    for key in ("key-ab", "café", "order "):
+        _insert_key(customer_id, key)
+    kept = _keys()
+
+    upgrade()
+    assert _keys() == kept
+    assert_schema_matches_the_models()
+    # Every stored key is found again by its exact bytes, and only by them.
+    with db.engine.connect() as connection:
+        for key in ("key-ab", "café", "order "):
+            row = connection.execute(
+                select(IdempotencyKey.key).where(
+                    IdempotencyKey.customer_id == customer_id, IdempotencyKey.key_sha256 == key_digest(key)
+                )
+            ).scalar_one()
+            assert row == key
+    for twin in ("KEY-AB", "cafe", "order"):  # one key each under the old collation
+        _insert_key(customer_id, twin, digested=True)
+    assert check_database(db.engine.url.render_as_string(hide_password=False)).exit_code == 0
+
+    if db.engine.dialect.name == "mysql":
+        # utf8mb4_unicode_ci cannot hold those twins apart: refuse, and change nothing.
+        caplog.clear()
+        with pytest.raises(SystemExit):
+            downgrade(revision=BEFORE_EXACT_KEYS)
+        refusals = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+        assert any("Refusing to downgrade: 3 Idempotency-Key(s)" in message for message in refusals), caplog.text
+        assert "key_sha256" in {column["name"] for column in inspect(db.engine).get_columns("idempotency_keys")}
+        with db.engine.begin() as connection:
+            # (not by `key`: that column's collation would match the originals too)
+            twins = [key_digest(twin) for twin in ("KEY-AB", "cafe", "order")]
+            connection.execute(IdempotencyKey.__table__.delete().where(IdempotencyKey.key_sha256.in_(twins)))
+        kept_after = kept
+    else:
+        kept_after = [*kept, ("KEY-AB", "f" * 64), ("cafe", "f" * 64), ("order", "f" * 64)]
+    downgrade(revision=BEFORE_EXACT_KEYS)
+    assert "key_sha256" not in {column["name"] for column in inspect(db.engine).get_columns("idempotency_keys")}
+    assert _keys() == kept_after
+    upgrade()
+    assert _keys() == kept_after
+    assert_schema_matches_the_models()

@@ -10,10 +10,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select, text
 
+from shared.errors import Conflict, ValidationFailed
 from shared.extensions import db
-from shared.models import IdempotencyKey, MockTestAttempt, Purchase, PurchaseItem
+from shared.models import IdempotencyKey, MockTestAttempt, Purchase, PurchaseItem, PurchaseType
 from shared.models.base import utcnow
+from shared.services.idempotency import Claim, parse_key
 from shared.services.mock_tests import MockTestService
+from shared.services.purchases import PurchaseService
 from tests.support.accounts import bearer, create_admin, register
 from tests.support.catalog import CourseFixture, make_course
 from tests.support.purchases import make_purchase
@@ -356,6 +359,115 @@ def test_purge_forgets_keys_older_than_a_day(app: Flask, client: FlaskClient, st
     result = app.test_cli_runner().invoke(args=["purge-idempotency-keys"])
     assert "Purged 1 " in result.output
     assert count_rows(IdempotencyKey) == 0
+
+
+@pytest.mark.parametrize(
+    ("first_key", "second_key"),
+    [("key-ab", "KEY-AB"), ("café", "cafe"), ('"order "', '"order"'), ("straße", "strasse")],
+    ids=["case", "accent", "trailing-space", "expansion"],
+)
+def test_keys_are_compared_byte_for_byte(
+    client: FlaskClient, student: dict[str, str], course: CourseFixture, first_key: str, second_key: str
+) -> None:
+    first = {**student, "Idempotency-Key": first_key}
+    second = {**student, "Idempotency-Key": second_key}
+    bought = buy(client, first, purchase_type="single_subject", subject_id=course.subject_ids[0])
+    other = buy(client, second, purchase_type="single_subject", subject_id=course.subject_ids[1])
+    assert (bought.status_code, other.status_code) == (201, 201), other.get_json()
+    assert "Idempotent-Replayed" not in other.headers
+    assert other.get_json()["purchase"]["id"] != bought.get_json()["purchase"]["id"]
+    again = buy(client, first, purchase_type="single_subject", subject_id=course.subject_ids[0])
+    assert again.status_code == 201
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.get_json() == bought.get_json()
+    assert count_rows(Purchase) == 2
+    assert count_rows(IdempotencyKey) == 2
+
+
+@pytest.mark.parametrize(
+    ("header", "key"),
+    [
+        ("order-1", "order-1"),
+        ('  "order-1"  ', "order-1"),
+        ('"a \\"quoted\\" key "', 'a "quoted" key '),
+        ('"back\\\\slash"', "back\\slash"),
+        ("café", "café"),
+    ],
+)
+def test_the_header_is_a_bare_key_or_an_sf_string(header: str, key: str) -> None:
+    assert parse_key(header) == key
+
+
+@pytest.mark.parametrize("header", ['"a\\b"', '"a"b"', '"open', "tab\tkey"])
+def test_malformed_sf_strings_are_refused(header: str) -> None:
+    with pytest.raises(ValidationFailed):
+        parse_key(header)
+
+
+def _die_after_claiming(purchase_id: int, claimed_at: Any) -> None:
+    """Leave what a worker leaves that died after its claim: the claim, and nothing it bought."""
+    for model in (MockTestAttempt, PurchaseItem, Purchase):
+        column = model.id if model is Purchase else model.purchase_id
+        db.session.execute(model.__table__.delete().where(column == purchase_id))
+    db.session.execute(
+        IdempotencyKey.__table__.update().values(
+            created_at=claimed_at, response_status=None, response_body=None, completed_at=None
+        )
+    )
+    db.session.commit()
+
+
+def test_a_dead_claim_is_taken_over_after_the_claim_timeout(
+    app: Flask, client: FlaskClient, student: dict[str, str], course: CourseFixture
+) -> None:
+    timeout = app.config["IDEMPOTENCY_CLAIM_TIMEOUT"]
+    assert timeout == app.config["DB_CONNECT_TIMEOUT"] + app.config["DB_READ_TIMEOUT"]
+    key = {**student, "Idempotency-Key": "died-while-buying"}
+    body = {"purchase_type": "single_subject", "subject_id": course.subject_ids[0]}
+    first = client.post("/api/purchases", json=body, headers=key).get_json()["purchase"]["id"]
+    _die_after_claiming(first, utcnow() - timedelta(seconds=timeout - 10))
+
+    busy = client.post("/api/purchases", json=body, headers=key)
+    assert busy.status_code == 409
+    assert busy.get_json()["type"] == "urn:exam-shop:problem:idempotency-key-in-flight"
+    assert int(busy.headers["Retry-After"]) in (9, 10)  # the 10 s left, in whole seconds rounded up
+    assert count_rows(Purchase) == 0
+
+    db.session.execute(IdempotencyKey.__table__.update().values(created_at=utcnow() - timedelta(seconds=timeout)))
+    db.session.commit()
+    taken = client.post("/api/purchases", json=body, headers=key)
+    assert taken.status_code == 201
+    assert "Idempotent-Replayed" not in taken.headers
+    replay = client.post("/api/purchases", json=body, headers=key)
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert replay.get_json() == taken.get_json()
+    assert count_rows(Purchase) == 1
+
+
+def test_a_claim_taken_over_cannot_record_its_outcome(
+    app: Flask, client: FlaskClient, student: dict[str, str], course: CourseFixture
+) -> None:
+    """A worker too slow for the claim timeout, not dead after all, loses the key for good."""
+    key = {**student, "Idempotency-Key": "slow-worker"}
+    body = {"purchase_type": "single_subject", "subject_id": course.subject_ids[0]}
+    first = client.post("/api/purchases", json=body, headers=key).get_json()["purchase"]["id"]
+    claimed_at = utcnow() - timedelta(seconds=app.config["IDEMPOTENCY_CLAIM_TIMEOUT"] + 1)
+    _die_after_claiming(first, claimed_at)
+    row = db.session.execute(select(IdempotencyKey)).scalar_one()
+    slow = Claim(key_id=row.id, claimed_at=claimed_at)
+    data = {"purchase_type": PurchaseType.SINGLE_SUBJECT, "subject_id": course.subject_ids[1]}
+    db.session.remove()
+
+    taken = client.post("/api/purchases", json=body, headers=key)
+    assert taken.status_code == 201
+    with pytest.raises(Conflict) as lost:
+        PurchaseService._purchase_settling_races(row.customer_id, data, slow)
+    assert lost.value.slug == "idempotency-key-in-flight"
+    db.session.remove()
+    assert count_rows(Purchase) == 1  # the slow worker's purchase was rolled back
+    replay = client.post("/api/purchases", json=body, headers=key)
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert replay.get_json() == taken.get_json()
 
 
 def test_a_thousand_cards_are_one_insert_select_on_the_wire(mariadb: Flask) -> None:

@@ -19,6 +19,10 @@ PROBLEM_MESSAGE = "problem_message"
 # database compares exactly what the application compares.
 EmailString = String(255).with_variant(mysql.VARCHAR(255, collation="utf8mb4_bin"), "mysql", "mariadb")
 
+# A lower-case hex SHA-256, compared byte for byte (ascii_bin; 64 characters, no spaces
+# for PAD SPACE to ignore).
+HexDigest = String(64).with_variant(mysql.VARCHAR(64, charset="ascii", collation="ascii_bin"), "mysql", "mariadb")
+
 # DATETIME(6) on MySQL/MariaDB: sub-second precision, as CTFd learned the hard way.
 PreciseDateTime = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 

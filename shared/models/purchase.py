@@ -11,7 +11,7 @@ from sqlalchemy import JSON, ForeignKey, Index, Integer, Numeric, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shared.extensions import db
-from shared.models.base import PreciseDateTime, Timestamps, string_enum, unique_constraint, utcnow
+from shared.models.base import HexDigest, PreciseDateTime, Timestamps, string_enum, unique_constraint, utcnow
 from shared.models.course import Money, Subject
 
 SUBJECT_ALREADY_OWNED = "This subject is already owned."
@@ -104,14 +104,17 @@ class IdempotencyKey(db.Model):
     """The stored outcome of a POST sent with an Idempotency-Key header."""
 
     __tablename__ = "idempotency_keys"
+    # Keys are unique by the SHA-256 of their UTF-8 bytes: no collation (not even
+    # utf8mb4_bin, which is PAD SPACE) then folds case, accents or trailing spaces.
     one_use_per_key = unique_constraint(
-        "customer_id", "key", field="Idempotency-Key", message="This Idempotency-Key is already in use."
+        "customer_id", "key_sha256", field="Idempotency-Key", message="This Idempotency-Key is already in use."
     )
     __table_args__ = (one_use_per_key,)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
     key: Mapped[str] = mapped_column(String(255))
+    key_sha256: Mapped[str] = mapped_column(HexDigest)
     request_fingerprint: Mapped[str] = mapped_column(String(64))
     response_status: Mapped[int | None] = mapped_column(Integer)
     response_body: Mapped[dict[str, Any] | None] = mapped_column(JSON)

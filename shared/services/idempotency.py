@@ -5,6 +5,15 @@ same key see it at once. The operation then runs, and its outcome is recorded on
 in the operation's own transaction: a purchase and the record of it commit together.
 A retry with the same key and body replays that outcome; the same key with another body
 is a 422; a retry while the first is still running is a 409. Keys live 24 hours.
+
+Keys are compared byte for byte, by the SHA-256 of their UTF-8 bytes. A claim without an
+outcome is taken over by a retry once IDEMPOTENCY_CLAIM_TIMEOUT has passed (its request
+died, or is stuck past every database timeout); `Retry-After` says when that will be. The
+claim's `created_at` is its fencing token: an outcome is recorded only while the claim
+is still the one this request made, so a request that was taken over rolls back instead
+of committing a second outcome. Row locks could tell a live claim from a dead one at
+once, but not across Galera nodes (locks are local to a node), and not in the gap
+between the claim's commit and the operation's first lock, so the window stays.
 """
 
 from __future__ import annotations
@@ -12,10 +21,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import delete, select, update
 
 from shared.errors import Conflict, ConstraintConflict, ProblemError, ValidationFailed
@@ -27,32 +38,63 @@ from shared.services.base import transactional
 log = logging.getLogger(__name__)
 
 KEY_LIFETIME = timedelta(hours=24)
-# A claim older than this without an outcome belongs to a request that died (every
-# request ends far sooner: database read timeout, gunicorn timeout); a retry may take over.
-ABANDONED_AFTER = timedelta(seconds=120)
 MAX_KEY_LENGTH = 255
 HEADER = "Idempotency-Key"
+_MALFORMED = f"The {HEADER} header must hold 1 to {MAX_KEY_LENGTH} printable characters, bare or as a quoted string."
 
 
-def _in_flight() -> Conflict:
+def claim_timeout() -> timedelta:
+    return timedelta(seconds=current_app.config["IDEMPOTENCY_CLAIM_TIMEOUT"])
+
+
+def _in_flight(retry_after: timedelta) -> Conflict:
+    seconds = max(1, math.ceil(retry_after.total_seconds()))
     return Conflict(
         f"A request with this {HEADER} is still being processed; retry in a moment.",
         slug="idempotency-key-in-flight",
-        headers={"Retry-After": "1"},
+        headers={"Retry-After": str(seconds)},
     )
 
 
 def parse_key(raw: str | None) -> str | None:
-    """The header's key: an sf-string (`"abc"`) or a bare token, 1..255 characters."""
+    r"""The header's key: a bare value (`abc`, as Stripe's clients send it) or an sf-string
+    (`"abc"`, the IETF draft's form: RFC 8941 3.3.3, also taking non-ASCII printables).
+
+    Whitespace around the value is not part of it (HTTP trims it, and so does the
+    structured-field parser); inside the quotes every character counts, and `"` and
+    `\` are the only escapes. What this returns is compared byte for byte.
+    """
     if raw is None:
         return None
-    key = raw.strip()
-    if len(key) >= 2 and key[0] == key[-1] == '"':
-        key = key[1:-1]
+    key = raw.strip(" \t")
+    if key.startswith('"'):
+        key = _sf_string(key)
     if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
-        message = f"The {HEADER} header must hold 1 to {MAX_KEY_LENGTH} printable characters."
-        raise ValidationFailed(message, errors={HEADER: [message]})
+        raise ValidationFailed(_MALFORMED, errors={HEADER: [_MALFORMED]})
     return key
+
+
+def _sf_string(quoted: str) -> str:
+    chars: list[str] = []
+    position = 1
+    while position < len(quoted):
+        char = quoted[position]
+        if char == "\\" and position + 1 < len(quoted) and quoted[position + 1] in '"\\':
+            chars.append(quoted[position + 1])
+            position += 2
+        elif char == '"' and position == len(quoted) - 1:
+            return "".join(chars)
+        elif char in '"\\':
+            break
+        else:
+            chars.append(char)
+            position += 1
+    raise ValidationFailed(_MALFORMED, errors={HEADER: [_MALFORMED]})
+
+
+def key_digest(key: str) -> str:
+    """What keys are compared by: the SHA-256 of the key's UTF-8 bytes, in hex."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
 def fingerprint(payload: dict[str, Any]) -> str:
@@ -62,9 +104,10 @@ def fingerprint(payload: dict[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class Claim:
-    """A key this request holds; `replay` is set when the outcome already exists."""
+    """A key this request holds since `claimed_at`; `replay` is set when the outcome already exists."""
 
     key_id: int
+    claimed_at: datetime
     replay: dict[str, Any] | None = None
 
 
@@ -81,16 +124,24 @@ class IdempotencyService:
     @staticmethod
     @transactional
     def _insert_claim(customer_id: int, key: str, request_fingerprint: str) -> Claim:
-        row = IdempotencyKey(customer_id=customer_id, key=key, request_fingerprint=request_fingerprint)
+        row = IdempotencyKey(
+            customer_id=customer_id,
+            key=key,
+            key_sha256=key_digest(key),
+            request_fingerprint=request_fingerprint,
+            created_at=utcnow(),
+        )
         db.session.add(row)
         db.session.flush()
-        return Claim(key_id=row.id)
+        return Claim(key_id=row.id, claimed_at=row.created_at)
 
     @staticmethod
     @transactional
     def _existing_claim(customer_id: int, key: str, request_fingerprint: str) -> Claim:
         row = db.session.execute(
-            select(IdempotencyKey).where(IdempotencyKey.customer_id == customer_id, IdempotencyKey.key == key)
+            select(IdempotencyKey).where(
+                IdempotencyKey.customer_id == customer_id, IdempotencyKey.key_sha256 == key_digest(key)
+            )
         ).scalar_one()
         now = utcnow()
         if row.created_at < now - KEY_LIFETIME:
@@ -99,18 +150,22 @@ class IdempotencyService:
         if row.request_fingerprint != request_fingerprint:
             message = f"This {HEADER} was used with a different request; use a new key for a new request."
             raise ValidationFailed(message, errors={HEADER: [message]}, slug="idempotency-key-reused")
-        if row.response_body is not None:
-            return Claim(key_id=row.id, replay=row.response_body)
-        if row.created_at < now - ABANDONED_AFTER:
+        if row.completed_at is not None:
+            return Claim(key_id=row.id, claimed_at=row.created_at, replay=row.response_body)
+        abandoned_at = row.created_at + claim_timeout()
+        if abandoned_at <= now:
             return IdempotencyService._take_over(row, request_fingerprint, now)
-        raise _in_flight()
+        raise _in_flight(abandoned_at - now)
 
     @staticmethod
-    def _take_over(row: IdempotencyKey, request_fingerprint: str, now: Any) -> Claim:
+    def _take_over(row: IdempotencyKey, request_fingerprint: str, now: datetime) -> Claim:
         """Compare-and-set, so that of two retries taking over one key only one wins."""
+        unchanged = [IdempotencyKey.id == row.id, IdempotencyKey.created_at == row.created_at]
+        if row.completed_at is None:
+            unchanged.append(IdempotencyKey.completed_at.is_(None))
         taken = db.session.execute(
             update(IdempotencyKey)
-            .where(IdempotencyKey.id == row.id, IdempotencyKey.created_at == row.created_at)
+            .where(*unchanged)
             .values(
                 request_fingerprint=request_fingerprint,
                 created_at=now,
@@ -120,23 +175,39 @@ class IdempotencyService:
             )
         )
         if taken.rowcount != 1:
-            raise _in_flight()
-        return Claim(key_id=row.id)
+            # Another retry took it over a moment ago (or the first just finished).
+            raise _in_flight(claim_timeout())
+        return Claim(key_id=row.id, claimed_at=now)
 
     @staticmethod
     def record(claim: Claim, status: int, outcome: dict[str, Any]) -> None:
-        """Store the outcome; call inside the operation's transaction."""
-        db.session.execute(
+        """Store the outcome; call inside the operation's transaction, which it fails if the key was taken over."""
+        if not IdempotencyService._record_if_held(claim, status, outcome):
+            raise _in_flight(claim_timeout())
+
+    @staticmethod
+    def _record_if_held(claim: Claim, status: int, outcome: dict[str, Any]) -> bool:
+        recorded = db.session.execute(
             update(IdempotencyKey)
-            .where(IdempotencyKey.id == claim.key_id)
+            .where(*IdempotencyService._held(claim))
             .values(response_status=status, response_body=outcome, completed_at=utcnow())
+        )
+        return recorded.rowcount == 1
+
+    @staticmethod
+    def _held(claim: Claim) -> tuple[Any, ...]:
+        """The claim's row, as long as no retry has taken it over (the fencing token)."""
+        return (
+            IdempotencyKey.id == claim.key_id,
+            IdempotencyKey.created_at == claim.claimed_at,
+            IdempotencyKey.completed_at.is_(None),
         )
 
     @staticmethod
     @transactional
     def record_problem(claim: Claim, problem: ProblemError) -> None:
         """A refused request is an outcome too: the retry gets the same refusal."""
-        IdempotencyService.record(
+        IdempotencyService._record_if_held(
             claim,
             problem.status,
             {
@@ -155,7 +226,7 @@ class IdempotencyService:
     @transactional
     def release(claim: Claim) -> None:
         """The operation failed unexpectedly and wrote nothing: free the key for a retry."""
-        db.session.execute(delete(IdempotencyKey).where(IdempotencyKey.id == claim.key_id))
+        db.session.execute(delete(IdempotencyKey).where(*IdempotencyService._held(claim)))
 
     @staticmethod
     def replayed_problem(outcome: dict[str, Any]) -> ProblemError | None:
