@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 from flask import current_app
 from sqlalchemy import Select, and_, case, func, insert, select, type_coerce
-from sqlalchemy.orm import defer, joinedload, selectinload
+from sqlalchemy.orm import Session, defer, joinedload, selectinload
 
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.extensions import db
@@ -23,6 +24,7 @@ from shared.services.customers import CustomerService
 class CardsReport:
     created: int
     existing: int
+    created_per_subject: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -70,12 +72,63 @@ class SubjectProgress:
 SUBMITTED = (CardStatus.COMPLETED, CardStatus.EXPIRED)
 CARD_NOT_FOUND = "There is no test card of yours with this id."
 TWO_PLACES = Decimal("0.01")
+# A purchased subject's cards (join condition of purchase_items to mock_test_attempts).
+CARDS_OF_ITEM = and_(
+    MockTestAttempt.purchase_id == PurchaseItem.purchase_id, MockTestAttempt.subject_id == PurchaseItem.subject_id
+)
 
 
 def paper_question_ids(subject_id: int, test_number: int, bank: list[int], count: int) -> list[int]:
     """Paper k of a subject: the same questions, in the same order, for every student."""
     chooser = random.Random(f"paper:{subject_id}:{test_number}")  # noqa: S311 - a shuffle, not a secret
     return chooser.sample(sorted(bank), min(count, len(bank)))
+
+
+def add_missing_cards(session: Session, purchase_id: int, customer_id: int, per_subject: int) -> CardsReport:
+    """Insert, in the caller's transaction, the cards 1..per_subject that each subject of
+    the purchase lacks; what it created per subject is in the report.
+
+    The rows go in one executemany call, which PyMySQL sends as one multi-row
+    `INSERT ... VALUES (...), (...)` (split only past 1 MB); no RETURNING is needed.
+    """
+    counts = dict(
+        session.execute(
+            select(PurchaseItem.subject_id, func.count(MockTestAttempt.id))
+            .select_from(PurchaseItem)
+            .outerjoin(MockTestAttempt, CARDS_OF_ITEM)
+            .where(PurchaseItem.purchase_id == purchase_id)
+            .group_by(PurchaseItem.subject_id)
+        ).all()
+    )
+    incomplete = sorted(subject_id for subject_id, count in counts.items() if count < per_subject)
+    taken: set[tuple[int, int]] = set()
+    if any(counts[subject_id] for subject_id in incomplete):
+        taken = set(
+            session.execute(
+                select(MockTestAttempt.subject_id, MockTestAttempt.test_number).where(
+                    MockTestAttempt.purchase_id == purchase_id, MockTestAttempt.subject_id.in_(incomplete)
+                )
+            ).all()
+        )
+    now = utcnow()
+    rows = [
+        {
+            "purchase_id": purchase_id,
+            "customer_id": customer_id,
+            "subject_id": subject_id,
+            "test_number": number,
+            "status": CardStatus.AVAILABLE,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for subject_id in incomplete
+        for number in range(1, per_subject + 1)
+        if (subject_id, number) not in taken
+    ]
+    if rows:
+        session.execute(insert(MockTestAttempt.__table__), rows)
+    created = dict(Counter(row["subject_id"] for row in rows))
+    return CardsReport(created=len(rows), existing=sum(counts.values()), created_per_subject=created)
 
 
 class MockTestService:
@@ -87,55 +140,9 @@ class MockTestService:
         """Cards 1..MOCK_TESTS_PER_SUBJECT for each subject of the purchase that lacks them.
 
         Idempotent: for a purchase that has its cards it creates nothing and reports them.
-        The rows go in one executemany call, which PyMySQL sends as one multi-row
-        `INSERT ... VALUES (...), (...)` (split only past 1 MB); no RETURNING is needed.
         """
-        per_subject = current_app.config["MOCK_TESTS_PER_SUBJECT"]
-        counts = dict(
-            db.session.execute(
-                select(PurchaseItem.subject_id, func.count(MockTestAttempt.id))
-                .select_from(PurchaseItem)
-                .outerjoin(
-                    MockTestAttempt,
-                    and_(
-                        MockTestAttempt.purchase_id == PurchaseItem.purchase_id,
-                        MockTestAttempt.subject_id == PurchaseItem.subject_id,
-                    ),
-                )
-                .where(PurchaseItem.purchase_id == purchase.id)
-                .group_by(PurchaseItem.subject_id)
-            ).all()
-        )
-        incomplete = sorted(subject_id for subject_id, count in counts.items() if count < per_subject)
-        taken: set[tuple[int, int]] = set()
-        if any(counts[subject_id] for subject_id in incomplete):
-            taken = set(
-                db.session.execute(
-                    select(MockTestAttempt.subject_id, MockTestAttempt.test_number).where(
-                        MockTestAttempt.purchase_id == purchase.id, MockTestAttempt.subject_id.in_(incomplete)
-                    )
-                ).all()
-            )
-        now = utcnow()
-        rows = [
-            {
-                "purchase_id": purchase.id,
-                "customer_id": purchase.customer_id,
-                "subject_id": subject_id,
-                "test_number": number,
-                "status": CardStatus.AVAILABLE,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for subject_id in incomplete
-            for number in range(1, per_subject + 1)
-            if (subject_id, number) not in taken
-        ]
-        if rows:
-            db.session.execute(insert(MockTestAttempt.__table__), rows)
-        return CardsReport(
-            created=len(rows),
-            existing=sum(counts.values()),
+        return add_missing_cards(
+            db.session(), purchase.id, purchase.customer_id, current_app.config["MOCK_TESTS_PER_SUBJECT"]
         )
 
     @staticmethod
@@ -254,13 +261,7 @@ class MockTestService:
                 func.max(activity),
             )
             .join(Subject, Subject.id == PurchaseItem.subject_id)
-            .outerjoin(
-                MockTestAttempt,
-                and_(
-                    MockTestAttempt.purchase_id == PurchaseItem.purchase_id,
-                    MockTestAttempt.subject_id == PurchaseItem.subject_id,
-                ),
-            )
+            .outerjoin(MockTestAttempt, CARDS_OF_ITEM)
             .where(PurchaseItem.customer_id == customer_id)
             .group_by(PurchaseItem.subject_id, Subject.name, Subject.course_id)
             .order_by(Subject.course_id, PurchaseItem.subject_id)
