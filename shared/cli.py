@@ -72,10 +72,11 @@ def seed_demo_command(if_empty: bool) -> None:
 @click.command("check-constraints")
 @click.option("--database-url", default=None, help="Database to inspect (default: the app's DATABASE_URL).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
-def check_constraints_command(database_url: str | None, as_json: bool) -> None:
+@click.option("--repair", is_flag=True, help="Create the missing cards of purchased subjects, then check again.")
+def check_constraints_command(database_url: str | None, as_json: bool, repair: bool) -> None:
     """Prove the test-card constraint fix on a live database (exit 0 ok, 1 problems, 2 unreachable)."""
     url = normalise_database_url(database_url) if database_url else current_app.config["SQLALCHEMY_DATABASE_URI"]
-    code = run(url, current_app.config["MOCK_TESTS_PER_SUBJECT"], as_json, echo=click.echo)
+    code = run(url, current_app.config["MOCK_TESTS_PER_SUBJECT"], as_json, echo=click.echo, repair=repair)
     sys.exit(code)
 
 

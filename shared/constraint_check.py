@@ -1,7 +1,9 @@
 """Inspect a live database: is the test-card constraint fixed, and is the data sound?
 
 Used by `scripts/check_constraints.py` and `flask check-constraints`. Exit codes: 0 when
-every check holds, 1 when something is wrong, 2 when the database cannot be reached.
+every check holds (after the repair, with `--repair`), 1 when something is wrong, 2 when
+the database cannot be reached. The repair creates the missing cards of purchased
+subjects and changes nothing else.
 """
 
 from __future__ import annotations
@@ -12,13 +14,16 @@ from typing import Any
 
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, Index, UniqueConstraint, create_engine, inspect, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Engine, Index, UniqueConstraint, create_engine, inspect, select, text
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.orm import Session
 
 from shared.config import PROJECT_ROOT, engine_options
+from shared.errors import is_conflict, is_lock_error
 from shared.extensions import db
-from shared.models import MockTestAttempt
+from shared.models import MockTestAttempt, Purchase
 from shared.models.purchase import COMPOSITE_CARD_CONSTRAINT, OLD_CARD_CONSTRAINT
+from shared.services.mock_tests import CardsReport, add_missing_cards
 
 CARDS_TABLE = MockTestAttempt.__tablename__
 COMPOSITE_COLUMNS = next(
@@ -28,6 +33,8 @@ COMPOSITE_COLUMNS = next(
 )
 OLD_COLUMNS = ["purchase_id", "test_number"]  # what deployed databases carry before the fix
 SHOWN_ROWS = 50
+CARD_SETS = "card sets"
+REPAIR_ATTEMPTS = 3
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_UNREACHABLE = 0, 1, 2
 
@@ -45,9 +52,23 @@ class Check:
 
 
 @dataclass
+class Repair:
+    """What `--repair` did: the cards it created per purchased subject."""
+
+    ran: bool
+    detail: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def created(self) -> int:
+        return sum(row["created"] for row in self.rows)
+
+
+@dataclass
 class Report:
     database: str
     checks: list[Check] = field(default_factory=list)
+    repair: Repair | None = None
 
     @property
     def ok(self) -> bool:
@@ -58,17 +79,33 @@ class Report:
         return EXIT_OK if self.ok else EXIT_PROBLEMS
 
     def to_json(self) -> str:
-        return json.dumps({"database": self.database, "ok": self.ok, "checks": [asdict(c) for c in self.checks]})
+        document: dict[str, Any] = {
+            "database": self.database,
+            "ok": self.ok,
+            "checks": [asdict(c) for c in self.checks],
+        }
+        if self.repair is not None:
+            document["repair"] = {**asdict(self.repair), "created": self.repair.created}
+        return json.dumps(document)
 
     def to_text(self) -> str:
         lines = [f"Constraint check of {self.database}", ""]
+        if self.repair is not None:
+            lines.append(f"Repair: {self.repair.detail}")
+            lines.extend(_shown(self.repair.rows))
+            lines.append("")
         for check in self.checks:
             lines.append(f"[{'OK' if check.ok else 'FAIL'}] {check.name}: {check.detail}")
-            lines.extend(f"       {row}" for row in check.rows[:SHOWN_ROWS])
-            if len(check.rows) > SHOWN_ROWS:
-                lines.append(f"       ... and {len(check.rows) - SHOWN_ROWS} more")
+            lines.extend(_shown(check.rows))
         lines += ["", "All checks hold." if self.ok else "Some checks FAILED (see above)."]
         return "\n".join(lines)
+
+
+def _shown(rows: list[dict[str, Any]]) -> list[str]:
+    lines = [f"       {row}" for row in rows[:SHOWN_ROWS]]
+    if len(rows) > SHOWN_ROWS:
+        lines.append(f"       ... and {len(rows) - SHOWN_ROWS} more")
+    return lines
 
 
 def _unique_sets(engine: Engine, table: str) -> dict[str, list[str]]:
@@ -120,7 +157,8 @@ def _duplicates_check(engine: Engine) -> Check:
     return Check("duplicate cards", True, "no (purchase_id, subject_id, test_number) appears twice.")
 
 
-def _card_sets_check(engine: Engine, per_subject: int) -> Check:
+def _card_sets_off(engine: Engine, per_subject: int) -> list[dict[str, Any]]:
+    """Purchased subjects without exactly `per_subject` cards."""
     with engine.connect() as connection:
         rows = connection.execute(
             text(
@@ -132,15 +170,20 @@ def _card_sets_check(engine: Engine, per_subject: int) -> Check:
             ),
             {"expected": per_subject},
         ).mappings()
-        incomplete = [dict(row) for row in rows]
+        return [dict(row) for row in rows]
+
+
+def _card_sets_check(engine: Engine, per_subject: int) -> Check:
+    incomplete = _card_sets_off(engine, per_subject)
     if incomplete:
         return Check(
-            "card sets",
+            CARD_SETS,
             False,
-            f"{len(incomplete)} purchased subject(s) without exactly {per_subject} cards.",
+            f"{len(incomplete)} purchased subject(s) without exactly {per_subject} cards"
+            + ("; `--repair` creates the missing ones." if any(r["cards"] < per_subject for r in incomplete) else "."),
             incomplete,
         )
-    return Check("card sets", True, f"every purchased subject has {per_subject} cards.")
+    return Check(CARD_SETS, True, f"every purchased subject has {per_subject} cards.")
 
 
 def _declared_uniques_check(engine: Engine) -> Check:
@@ -209,15 +252,76 @@ def check_database(database_url: str, per_subject: int = 50) -> Report:
         engine.dispose()
 
 
+def repair_card_sets(database_url: str, per_subject: int) -> Repair:
+    """Create the missing cards of every purchased subject; touch nothing else.
+
+    One short transaction per purchase, through the card creation purchases use.
+    """
+    engine = create_engine(database_url, **_check_engine_options(database_url))
+    try:
+        lacking = sorted(
+            {row["purchase_id"] for row in _card_sets_off(engine, per_subject) if row["cards"] < per_subject}
+        )
+        rows = []
+        for purchase_id in lacking:
+            report = _repair_purchase(engine, purchase_id, per_subject)
+            if report is not None:
+                rows += [
+                    {"purchase_id": purchase_id, "subject_id": subject_id, "created": created}
+                    for subject_id, created in sorted(report.created_per_subject.items())
+                ]
+    finally:
+        engine.dispose()
+    if not rows:
+        return Repair(True, "nothing to repair: no purchased subject lacks cards.")
+    return Repair(True, f"created {sum(r['created'] for r in rows)} cards for {len(rows)} purchased subject(s).", rows)
+
+
+def _repair_purchase(engine: Engine, purchase_id: int, per_subject: int) -> CardsReport | None:
+    for attempt in range(1, REPAIR_ATTEMPTS + 1):
+        try:
+            with Session(engine) as session, session.begin():
+                # Concurrent repairs of one purchase take turns on its row. The lock is the
+                # transaction's first read, so under REPEATABLE READ the counts that follow
+                # see the cards another repair committed while this one waited.
+                customer_id = session.execute(
+                    select(Purchase.customer_id).where(Purchase.id == purchase_id).with_for_update()
+                ).scalar_one_or_none()
+                if customer_id is None:
+                    return None
+                return add_missing_cards(session, purchase_id, customer_id, per_subject)
+        except (IntegrityError, OperationalError) as exc:
+            # A writer that does not take the lock (or SQLite) may have won the race:
+            # count again in a new transaction.
+            retry = is_lock_error(exc) or (isinstance(exc, IntegrityError) and is_conflict(exc))
+            if not retry or attempt == REPAIR_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def repair_database(database_url: str, per_subject: int, report: Report) -> Report:
+    """Repair the card sets of a database whose other checks hold, and check it again."""
+    blocking = [check.name for check in report.checks if not check.ok and check.name != CARD_SETS]
+    if blocking:
+        report.repair = Repair(False, f"not run: fix {', '.join(blocking)} first (see below).")
+        return report
+    repair = repair_card_sets(database_url, per_subject)
+    checked = check_database(database_url, per_subject)
+    checked.repair = repair
+    return checked
+
+
 def _check_engine_options(database_url: str) -> dict[str, Any]:
     options = engine_options(database_url, connect_timeout=5, read_timeout=60)
     return {key: value for key, value in options.items() if key in {"connect_args"}}
 
 
-def run(database_url: str, per_subject: int, as_json: bool, echo: Any = print) -> int:
-    """Check, print the report, and return the exit code."""
+def run(database_url: str, per_subject: int, as_json: bool, echo: Any = print, repair: bool = False) -> int:
+    """Check (and repair, if asked), print the report, and return the exit code."""
     try:
         report = check_database(database_url, per_subject)
+        if repair:
+            report = repair_database(database_url, per_subject, report)
     except DatabaseUnreachable as exc:
         message = f"Cannot connect to the database: {exc}"
         echo(json.dumps({"ok": False, "error": message}) if as_json else message)

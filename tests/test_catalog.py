@@ -250,6 +250,26 @@ def test_inactive_items_are_hidden_from_the_public_only(client: FlaskClient, adm
     assert client.get(f"/api/courses/{jee['id']}", headers=student).status_code == 404
 
 
+def test_a_bundle_holding_an_inactive_subject_is_hidden_from_the_public(
+    client: FlaskClient, admin: dict[str, str], demo: None
+) -> None:
+    jee = course_by_slug(client, "jee-main")
+    (bundle,) = jee["bundles"]
+    physics = jee["subjects"][0]["id"]
+    client.patch(f"/api/subjects/{physics}", json={"is_active": False}, headers=admin)
+
+    assert client.get(f"/api/bundles/{bundle['id']}").status_code == 404
+    assert bundle["id"] not in [b["id"] for b in client.get("/api/bundles?per_page=100").get_json()["items"]]
+    assert client.get(f"/api/bundles?course_id={jee['id']}").get_json()["total"] == 0
+    assert client.get(f"/api/courses/{jee['id']}").get_json()["bundles"] == []
+    # Admins see it whole: the price against every subject it holds.
+    as_admin = client.get(f"/api/bundles/{bundle['id']}", headers=admin).get_json()
+    assert (len(as_admin["subjects"]), as_admin["subjects_total"], as_admin["saving"]) == (3, "1597.00", "298.00")
+
+    client.patch(f"/api/subjects/{physics}", json={"is_active": True}, headers=admin)
+    assert client.get(f"/api/bundles/{bundle['id']}").get_json() == bundle
+
+
 def _add_subjects(course_id: int, count: int, prefix: str) -> None:
     rows = [
         {

@@ -214,6 +214,40 @@ def test_inactive_subjects_are_not_for_sale(
     assert response.status_code == 422
 
 
+def test_what_the_catalog_hides_is_not_for_sale(client: FlaskClient, student: dict[str, str]) -> None:
+    admin = bearer(create_admin())
+    closed, partial = make_course(subjects=2), make_course(subjects=2)
+    assert client.patch(f"/api/courses/{closed.id}", json={"is_active": False}, headers=admin).status_code == 200
+    assert (
+        client.patch(f"/api/subjects/{partial.subject_ids[0]}", json={"is_active": False}, headers=admin).status_code
+        == 200
+    )
+    assert client.get(f"/api/courses/{closed.id}").status_code == 404
+    assert client.get(f"/api/bundles/{closed.bundle_id}").status_code == 404
+    assert client.get(f"/api/bundles/{partial.bundle_id}").status_code == 404
+
+    refused = [
+        ({"purchase_type": "single_subject", "subject_id": closed.subject_ids[0]}, "subject_id"),
+        ({"purchase_type": "multiple_subjects", "subject_ids": closed.subject_ids}, "subject_ids"),
+        ({"purchase_type": "bundle", "bundle_id": closed.bundle_id}, "bundle_id"),
+        ({"purchase_type": "bundle", "bundle_id": partial.bundle_id}, "bundle_id"),
+        (
+            {"purchase_type": "single_subject", "subject_id": closed.subject_ids[0], "course_id": closed.id},
+            "subject_id",
+        ),
+    ]
+    for body, field in refused:
+        response = client.post("/api/purchases", json=body, headers=student)
+        assert response.status_code == 422, body
+        assert field in response.get_json()["errors"], body
+    named = client.post("/api/purchases", json=refused[-1][0], headers=student).get_json()
+    assert set(named["errors"]) == {"course_id", "subject_id"}
+    assert (count_rows(Purchase), count_rows(PurchaseItem), cards()) == (0, 0, [])
+
+    # What is still shown is still sold.
+    assert buy(client, student, purchase_type="single_subject", subject_id=partial.subject_ids[1]).status_code == 201
+
+
 def test_card_creation_is_idempotent(client: FlaskClient, student: dict[str, str], course: CourseFixture) -> None:
     body = make_purchase(client, student, bundle_id=course.bundle_id)
     purchase = db.session.get(Purchase, body["purchase"]["id"])

@@ -10,12 +10,13 @@ from decimal import Decimal
 from typing import Any, ParamSpec, TypeVar
 
 import redis
-from sqlalchemy import Select, func, select, update
-from sqlalchemy.orm import selectinload
+from sqlalchemy import ColumnElement, Select, and_, func, select, update
+from sqlalchemy.orm import aliased, selectinload
 
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.extensions import cache, db
 from shared.models import Bundle, CatalogVersion, Course, Purchase, PurchaseItem, Subject
+from shared.models.course import bundle_subjects
 from shared.services.base import Page, apply_changes, escape_like, paginate, require, transactional
 
 log = logging.getLogger(__name__)
@@ -77,9 +78,42 @@ def changes_catalog(method: Callable[P, R]) -> Callable[P, R]:
     return run
 
 
-def _bundle_loading(include_inactive: bool) -> Any:
-    subjects = Bundle.subjects if include_inactive else Bundle.subjects.and_(Subject.is_active.is_(True))
-    return selectinload(subjects)
+# What is for sale is exactly what the public catalog shows: the catalog reads and the
+# checkout both filter with these predicates. Each is a condition on its own row (with
+# correlated subqueries on aliases), so it adds no statement and no join to a query.
+
+
+def course_for_sale() -> ColumnElement[bool]:
+    return Course.is_active.is_(True)
+
+
+def subject_for_sale() -> ColumnElement[bool]:
+    """An active subject of an active course."""
+    course = aliased(Course)
+    return and_(
+        Subject.is_active.is_(True),
+        select(course.id).where(course.id == Subject.course_id, course.is_active.is_(True)).exists(),
+    )
+
+
+def bundle_for_sale() -> ColumnElement[bool]:
+    """An active bundle of an active course whose subjects are all active: its price and
+    saving are never shown over a subject that is no longer sold."""
+    course = aliased(Course)
+    subject = aliased(Subject)
+    return and_(
+        Bundle.is_active.is_(True),
+        select(course.id).where(course.id == Bundle.course_id, course.is_active.is_(True)).exists(),
+        ~select(bundle_subjects.c.subject_id)
+        .join(subject, subject.id == bundle_subjects.c.subject_id)
+        .where(bundle_subjects.c.bundle_id == Bundle.id, subject.is_active.is_(False))
+        .exists(),
+    )
+
+
+def _bundle_loading() -> Any:
+    # A bundle for sale has only active subjects, so the public and admins load them all.
+    return selectinload(Bundle.subjects)
 
 
 class CatalogService:
@@ -106,7 +140,7 @@ class CatalogService:
         """Three statements: count, page, and the subject figures of the page's courses."""
         statement = select(Course).order_by(Course.title, Course.id)
         if not include_inactive:
-            statement = statement.where(Course.is_active.is_(True))
+            statement = statement.where(course_for_sale())
         if search:
             statement = statement.where(Course.title.like(f"%{escape_like(search)}%", escape="\\"))
         courses = paginate(statement, page, per_page)
@@ -117,7 +151,7 @@ class CatalogService:
             .group_by(Subject.course_id)
         )
         if not include_inactive:
-            figures_query = figures_query.where(Subject.is_active.is_(True))
+            figures_query = figures_query.where(subject_for_sale())
         figures = {row[0]: row[1:] for row in db.session.execute(figures_query)} if courses.items else {}
         summaries = [
             CourseSummary(
@@ -138,13 +172,13 @@ class CatalogService:
     @staticmethod
     def get_course(course_id: int, include_inactive: bool) -> Course:
         """Four statements: the course, its subjects, its bundles, the bundles' subjects."""
-        subjects = Course.subjects if include_inactive else Course.subjects.and_(Subject.is_active.is_(True))
-        bundles = Course.bundles if include_inactive else Course.bundles.and_(Bundle.is_active.is_(True))
+        subjects = Course.subjects if include_inactive else Course.subjects.and_(subject_for_sale())
+        bundles = Course.bundles if include_inactive else Course.bundles.and_(bundle_for_sale())
         statement = select(Course).where(Course.id == course_id)
         if not include_inactive:
-            statement = statement.where(Course.is_active.is_(True))
+            statement = statement.where(course_for_sale())
         course = db.session.execute(
-            statement.options(selectinload(subjects), selectinload(bundles).options(_bundle_loading(include_inactive)))
+            statement.options(selectinload(subjects), selectinload(bundles).options(_bundle_loading()))
         ).scalar_one_or_none()
         if course is None:
             raise NotFound(COURSE_NOT_FOUND)
@@ -156,8 +190,8 @@ class CatalogService:
         course = select(Course.id).where(Course.id == course_id)
         subjects = select(Subject).where(Subject.course_id == course_id).order_by(Subject.id)
         if not include_inactive:
-            course = course.where(Course.is_active.is_(True))
-            subjects = subjects.where(Subject.is_active.is_(True))
+            course = course.where(course_for_sale())
+            subjects = subjects.where(subject_for_sale())
         if db.session.execute(course).first() is None:
             raise NotFound(COURSE_NOT_FOUND)
         return list(db.session.execute(subjects).scalars())
@@ -167,12 +201,12 @@ class CatalogService:
         statement = CatalogService._visible_bundles(include_inactive).order_by(Bundle.id)
         if course_id is not None:
             statement = statement.where(Bundle.course_id == course_id)
-        return paginate(statement.options(_bundle_loading(include_inactive)), page, per_page)
+        return paginate(statement.options(_bundle_loading()), page, per_page)
 
     @staticmethod
     def get_bundle(bundle_id: int, include_inactive: bool) -> Bundle:
         statement = CatalogService._visible_bundles(include_inactive).where(Bundle.id == bundle_id)
-        bundle = db.session.execute(statement.options(_bundle_loading(include_inactive))).scalar_one_or_none()
+        bundle = db.session.execute(statement.options(_bundle_loading())).scalar_one_or_none()
         if bundle is None:
             raise NotFound(BUNDLE_NOT_FOUND)
         return bundle
@@ -180,11 +214,7 @@ class CatalogService:
     @staticmethod
     def _visible_bundles(include_inactive: bool) -> Select[tuple[Bundle]]:
         statement = select(Bundle)
-        if not include_inactive:
-            statement = statement.join(Course, Course.id == Bundle.course_id).where(
-                Bundle.is_active.is_(True), Course.is_active.is_(True)
-            )
-        return statement
+        return statement if include_inactive else statement.where(bundle_for_sale())
 
     # ---------------------------------------------------------------- management
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 from flask import current_app
 from sqlalchemy import FromClause, Select, and_, case, column, func, insert, literal, select, table, true, type_coerce
-from sqlalchemy.orm import defer, joinedload, selectinload
+from sqlalchemy.orm import Session, defer, joinedload, selectinload
 
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.extensions import db
@@ -19,10 +19,10 @@ from shared.services.base import Page, paginate, transactional
 from shared.services.customers import CustomerService
 
 
-def card_numbers(count: int) -> FromClause:
+def card_numbers(session: Session, count: int) -> FromClause:
     """The numbers 1..count as a table `seq`: MariaDB's SEQUENCE engine, elsewhere a
     recursive CTE (SQLite, MySQL 8)."""
-    if db.engine.dialect.name in ("mysql", "mariadb") and getattr(db.engine.dialect, "is_mariadb", False):
+    if getattr(session.get_bind().dialect, "is_mariadb", False):
         return table(f"seq_1_to_{int(count)}", column("seq"))
     # Nested in a subquery, so that the statement still starts with INSERT (sqlite3 reports
     # the rowcount of DML statements only).
@@ -35,6 +35,7 @@ def card_numbers(count: int) -> FromClause:
 class CardsReport:
     created: int
     existing: int
+    created_per_subject: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -82,12 +83,66 @@ class SubjectProgress:
 SUBMITTED = (CardStatus.COMPLETED, CardStatus.EXPIRED)
 CARD_NOT_FOUND = "There is no test card of yours with this id."
 TWO_PLACES = Decimal("0.01")
+# A purchased subject's cards (join condition of purchase_items to mock_test_attempts).
+CARDS_OF_ITEM = and_(
+    MockTestAttempt.purchase_id == PurchaseItem.purchase_id, MockTestAttempt.subject_id == PurchaseItem.subject_id
+)
 
 
 def paper_question_ids(subject_id: int, test_number: int, bank: list[int], count: int) -> list[int]:
     """Paper k of a subject: the same questions, in the same order, for every student."""
     chooser = random.Random(f"paper:{subject_id}:{test_number}")  # noqa: S311 - a shuffle, not a secret
     return chooser.sample(sorted(bank), min(count, len(bank)))
+
+
+def add_missing_cards(session: Session, purchase_id: int, customer_id: int, per_subject: int) -> CardsReport:
+    """Insert, in the caller's transaction, the cards 1..per_subject that each subject of
+    the purchase lacks; what it created per subject is in the report.
+
+    The cards are built in the database: one `INSERT ... SELECT` of the purchase's items
+    crossed with the numbers 1..per_subject, whatever the number of subjects.
+    """
+    counts = dict(
+        session.execute(
+            select(PurchaseItem.subject_id, func.count(MockTestAttempt.id))
+            .select_from(PurchaseItem)
+            .outerjoin(MockTestAttempt, CARDS_OF_ITEM)
+            .where(PurchaseItem.purchase_id == purchase_id)
+            .group_by(PurchaseItem.subject_id)
+        ).all()
+    )
+    missing = {subject_id: per_subject - count for subject_id, count in counts.items() if count < per_subject}
+    if not missing:
+        return CardsReport(created=0, existing=sum(counts.values()))
+    numbers = card_numbers(session, per_subject)
+    now = utcnow()
+    card = MockTestAttempt.__table__
+    rows = (
+        select(
+            PurchaseItem.purchase_id,
+            literal(customer_id),
+            PurchaseItem.subject_id,
+            numbers.c.seq,
+            literal(CardStatus.AVAILABLE.value),
+            literal(now, PreciseDateTime),
+            literal(now, PreciseDateTime),
+        )
+        .join(numbers, true())
+        .where(PurchaseItem.purchase_id == purchase_id, PurchaseItem.subject_id.in_(sorted(missing)))
+    )
+    if any(counts[subject_id] for subject_id in missing):
+        rows = rows.where(
+            ~select(card.c.id)
+            .where(
+                card.c.purchase_id == PurchaseItem.purchase_id,
+                card.c.subject_id == PurchaseItem.subject_id,
+                card.c.test_number == numbers.c.seq,
+            )
+            .exists()
+        )
+    columns = ["purchase_id", "customer_id", "subject_id", "test_number", "status", "created_at", "updated_at"]
+    created = session.execute(insert(card).from_select(columns, rows)).rowcount
+    return CardsReport(created=created, existing=sum(counts.values()), created_per_subject=missing)
 
 
 class MockTestService:
@@ -99,41 +154,10 @@ class MockTestService:
         """Cards 1..MOCK_TESTS_PER_SUBJECT for each subject of the purchase that lacks them.
 
         Idempotent: for a purchase that has its cards it creates nothing and reports them.
-        The cards are built in the database by one `INSERT ... SELECT` of the purchase's
-        items crossed with the numbers 1..N, whatever the number of subjects.
         """
-        existing = db.session.execute(
-            select(func.count()).where(MockTestAttempt.purchase_id == purchase.id)
-        ).scalar_one()
-        numbers = card_numbers(current_app.config["MOCK_TESTS_PER_SUBJECT"])
-        now = utcnow()
-        card = MockTestAttempt.__table__
-        missing = (
-            select(
-                PurchaseItem.purchase_id,
-                PurchaseItem.customer_id,
-                PurchaseItem.subject_id,
-                numbers.c.seq,
-                literal(CardStatus.AVAILABLE.value),
-                literal(now, PreciseDateTime),
-                literal(now, PreciseDateTime),
-            )
-            .join(numbers, true())
-            .where(PurchaseItem.purchase_id == purchase.id)
+        return add_missing_cards(
+            db.session(), purchase.id, purchase.customer_id, current_app.config["MOCK_TESTS_PER_SUBJECT"]
         )
-        if existing:
-            missing = missing.where(
-                ~select(card.c.id)
-                .where(
-                    card.c.purchase_id == PurchaseItem.purchase_id,
-                    card.c.subject_id == PurchaseItem.subject_id,
-                    card.c.test_number == numbers.c.seq,
-                )
-                .exists()
-            )
-        columns = ["purchase_id", "customer_id", "subject_id", "test_number", "status", "created_at", "updated_at"]
-        created = db.session.execute(insert(card).from_select(columns, missing)).rowcount
-        return CardsReport(created=created, existing=existing)
 
     @staticmethod
     def list_cards(
@@ -251,13 +275,7 @@ class MockTestService:
                 func.max(activity),
             )
             .join(Subject, Subject.id == PurchaseItem.subject_id)
-            .outerjoin(
-                MockTestAttempt,
-                and_(
-                    MockTestAttempt.purchase_id == PurchaseItem.purchase_id,
-                    MockTestAttempt.subject_id == PurchaseItem.subject_id,
-                ),
-            )
+            .outerjoin(MockTestAttempt, CARDS_OF_ITEM)
             .where(PurchaseItem.customer_id == customer_id)
             .group_by(PurchaseItem.subject_id, Subject.name, Subject.course_id)
             .order_by(Subject.course_id, PurchaseItem.subject_id)

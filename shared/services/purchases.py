@@ -23,7 +23,7 @@ from shared.extensions import db
 from shared.models import Bundle, Course, MockTestAttempt, Purchase, PurchaseItem, PurchaseType, Subject, User
 from shared.models.base import utcnow
 from shared.services.base import Page, paginate, transactional
-from shared.services.catalog import COURSE_NOT_FOUND
+from shared.services.catalog import bundle_for_sale, course_for_sale, subject_for_sale
 from shared.services.customers import CustomerService
 from shared.services.idempotency import Claim, IdempotencyService, fingerprint
 from shared.services.mock_tests import MockTestService
@@ -223,53 +223,71 @@ class PurchaseService:
 
     @staticmethod
     def _order(data: dict[str, Any]) -> _Order:
+        """What the request buys; 422 on each field naming what is not for sale."""
         purchase_type: PurchaseType = data["purchase_type"]
         course_id = data.get("course_id")
-        if course_id is not None and db.session.get(Course, course_id) is None:
-            raise ValidationFailed(COURSE_NOT_FOUND, errors={"course_id": ["Unknown course."]})
+        errors: dict[str, list[str]] = {}
+        if (
+            course_id is not None
+            and not db.session.execute(select(Course.id).where(Course.id == course_id, course_for_sale())).first()
+        ):
+            errors["course_id"] = ["There is no course for sale with this id."]
         if purchase_type is PurchaseType.BUNDLE:
-            return PurchaseService._bundle_order(data["bundle_id"], course_id)
-        if purchase_type is PurchaseType.SINGLE_SUBJECT:
+            order, subject_field, problems = PurchaseService._bundle_order(data["bundle_id"], course_id)
+        else:
+            order, subject_field, problems = PurchaseService._subjects_order(data, course_id)
+        if problems:
+            errors[subject_field] = problems
+        if errors or order is None:
+            raise ValidationFailed(
+                " ".join(message for messages in errors.values() for message in messages), errors=errors
+            )
+        return order
+
+    @staticmethod
+    def _subjects_order(data: dict[str, Any], course_id: int | None) -> tuple[_Order | None, str, list[str]]:
+        if data["purchase_type"] is PurchaseType.SINGLE_SUBJECT:
             ids, subject_field = [data["subject_id"]], "subject_id"
         else:
             ids, subject_field = data["subject_ids"], "subject_ids"
-        subjects = list(db.session.execute(select(Subject).where(Subject.id.in_(ids))).scalars())
+        subjects = list(db.session.execute(select(Subject).where(Subject.id.in_(ids), subject_for_sale())).scalars())
         problems = PurchaseService._subject_problems(ids, subjects, course_id)
         if problems:
-            raise ValidationFailed(" ".join(problems), errors={subject_field: problems})
+            return None, subject_field, problems
         courses = {subject.course_id for subject in subjects}
-        return _Order(
-            purchase_type=purchase_type,
+        order = _Order(
+            purchase_type=data["purchase_type"],
             subjects=subjects,
             price=sum((subject.price for subject in subjects), Decimal("0.00")),
             course_id=course_id if course_id is not None else (courses.pop() if len(courses) == 1 else None),
             bundle_id=None,
             subject_field=subject_field,
         )
+        return order, subject_field, []
 
     @staticmethod
-    def _bundle_order(bundle_id: int, course_id: int | None) -> _Order:
+    def _bundle_order(bundle_id: int, course_id: int | None) -> tuple[_Order | None, str, list[str]]:
         bundle = db.session.execute(
-            select(Bundle).where(Bundle.id == bundle_id).options(selectinload(Bundle.subjects))
+            select(Bundle).where(Bundle.id == bundle_id, bundle_for_sale()).options(selectinload(Bundle.subjects))
         ).scalar_one_or_none()
-        if bundle is None or not bundle.is_active:
-            message = "There is no bundle for sale with this id."
-            raise ValidationFailed(message, errors={"bundle_id": [message]})
+        if bundle is None:
+            return None, "bundle_id", ["There is no bundle for sale with this id."]
         if course_id is not None and bundle.course_id != course_id:
-            message = "This bundle belongs to another course."
-            raise ValidationFailed(message, errors={"bundle_id": [message]})
-        return _Order(
+            return None, "bundle_id", ["This bundle belongs to another course."]
+        order = _Order(
             purchase_type=PurchaseType.BUNDLE,
             subjects=list(bundle.subjects),
             price=bundle.price,
             course_id=bundle.course_id,
             bundle_id=bundle.id,
         )
+        return order, "bundle_id", []
 
     @staticmethod
     def _subject_problems(ids: list[int], subjects: list[Subject], course_id: int | None) -> list[str]:
-        found = {subject.id: subject for subject in subjects}
-        unknown = [sid for sid in ids if sid not in found or not found[sid].is_active]
+        """`subjects` are those of `ids` that are for sale."""
+        found = {subject.id for subject in subjects}
+        unknown = [sid for sid in ids if sid not in found]
         elsewhere = [s.id for s in subjects if course_id is not None and s.course_id != course_id]
         problems = []
         if unknown:
