@@ -18,7 +18,7 @@ from shared.schemas.purchases import (
 from shared.security import login_required
 from shared.services.base import Page
 from shared.services.idempotency import HEADER, parse_key
-from shared.services.purchases import PurchaseService, PurchaseView
+from shared.services.purchases import CREATED, PurchaseService, PurchaseView
 
 blp = Blueprint("purchases", __name__, url_prefix="/api/purchases", description="Buying subjects and bundles")
 
@@ -50,7 +50,7 @@ def create_purchase(data: dict[str, Any]) -> tuple[Any, int, dict[str, str]]:
     """
     result = PurchaseService.purchase(current_user, data, parse_key(request.headers.get(HEADER)))
     headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
-    return result, result.http_status, headers
+    return result, 201 if result.status == CREATED else 200, headers
 
 
 @blp.route("")

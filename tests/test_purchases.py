@@ -8,14 +8,14 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from shared.errors import Conflict, ValidationFailed
 from shared.extensions import db
 from shared.models import IdempotencyKey, MockTestAttempt, Purchase, PurchaseItem, PurchaseType
 from shared.models.base import utcnow
 from shared.services.idempotency import Claim, parse_key
-from shared.services.mock_tests import MockTestService
+from shared.services.mock_tests import MockTestService, add_missing_cards
 from shared.services.purchases import PurchaseService
 from tests.support.accounts import bearer, create_admin, register
 from tests.support.catalog import CourseFixture, make_course
@@ -495,7 +495,7 @@ def test_a_claim_taken_over_cannot_record_its_outcome(
     taken = client.post("/api/purchases", json=body, headers=key)
     assert taken.status_code == 201
     with pytest.raises(Conflict) as lost:
-        PurchaseService._purchase_settling_races(row.customer_id, data, slow)
+        PurchaseService._purchase_once(row.customer_id, data, slow)
     assert lost.value.slug == "idempotency-key-in-flight"
     db.session.remove()
     assert count_rows(Purchase) == 1  # the slow worker's purchase was rolled back
@@ -513,15 +513,19 @@ def test_a_thousand_cards_are_one_insert_select_on_the_wire(mariadb: Flask) -> N
     db.session.execute(MockTestAttempt.__table__.delete())
     db.session.commit()
 
+    purchase = db.session.get(Purchase, purchase_id)
+    connection = db.session.connection()  # the counters are this connection's: one transaction
+
     def inserts_sent() -> dict[str, int]:
-        rows = db.session.execute(
-            text("SHOW SESSION STATUS WHERE Variable_name IN ('Com_insert', 'Com_insert_select')")
+        rows = connection.exec_driver_sql(
+            "SHOW SESSION STATUS WHERE Variable_name IN ('Com_insert', 'Com_insert_select')"
         )
         return {name: int(value) for name, value in rows}
 
     before = inserts_sent()
-    report = MockTestService.create_test_cards_for_purchase(db.session.get(Purchase, purchase_id))
+    report = add_missing_cards(db.session(), purchase.id, purchase.customer_id, 50)
     after = inserts_sent()
+    db.session.commit()
     assert report.created == 1000
     assert after["Com_insert_select"] - before["Com_insert_select"] == 1
     assert after["Com_insert"] == before["Com_insert"]

@@ -9,13 +9,13 @@ from flask_jwt_extended import create_access_token, create_refresh_token
 from sqlalchemy import delete, select
 from sqlalchemy.orm import joinedload
 
-from shared.errors import Conflict, ConstraintConflict, Unauthorized
+from shared.errors import Conflict, Unauthorized
 from shared.extensions import db
 from shared.models import Customer, RevokedToken, Role, Subscription, User
 from shared.models.base import utcnow
 from shared.models.user import EMAIL_IN_USE
 from shared.passwords import hash_password, needs_rehash, verify_password
-from shared.services.base import transactional
+from shared.services.base import retry_on_lock_conflict, settle_race, transactional
 from shared.services.customers import CustomerService
 
 INVALID_CREDENTIALS = "The email or password is not correct."
@@ -23,6 +23,7 @@ INVALID_CREDENTIALS = "The email or password is not correct."
 
 class AuthService:
     @staticmethod
+    @retry_on_lock_conflict
     @transactional
     def register(data: dict[str, Any]) -> User:
         """A student and its customer profile, together or not at all."""
@@ -95,13 +96,14 @@ class AuthService:
     @staticmethod
     def revoke(token: dict[str, Any]) -> None:
         """Revoke a decoded token; revoking it twice, even at the same instant, is not an error."""
-        try:
-            AuthService._record_revocation(token)
-        except ConstraintConflict as exc:
-            if exc.constraint != RevokedToken.one_revocation_per_token.name:
-                raise
+        settle_race(
+            lambda: AuthService._record_revocation(token),
+            lambda _: None,
+            lost_on=[RevokedToken.one_revocation_per_token],
+        )
 
     @staticmethod
+    @retry_on_lock_conflict
     @transactional
     def _record_revocation(token: dict[str, Any]) -> None:
         db.session.add(

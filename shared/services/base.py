@@ -6,14 +6,15 @@ import functools
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, ParamSpec, TypeVar
+from typing import Any, Generic, ParamSpec, TypeVar, overload
 
-from sqlalchemy import Select, func
+from sqlalchemy import Constraint, Select, event, func
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
-from shared.errors import NotFound, is_conflict, is_lock_error, translate_integrity_error
+from shared.errors import ConstraintConflict, NotFound, is_conflict, is_lock_error, translate_integrity_error
 from shared.extensions import db
 
 log = logging.getLogger(__name__)
@@ -23,54 +24,111 @@ R = TypeVar("R")
 T = TypeVar("T")
 
 MAX_ATTEMPTS = 3
-_DEPTH_KEY = "unit_of_work_depth"
+_IN_UNIT = "in_unit_of_work"
+_WROTE = "transaction_wrote"
 
 
-def transactional(method: Callable[P, R]) -> Callable[P, R]:
+# What the caller's open transaction did decides what `transactional` may do with it.
+@event.listens_for(Session, "after_flush")
+def _flushed(session: Session, _context: Any) -> None:
+    session.info[_WROTE] = True
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _executed(state: ORMExecuteState) -> None:
+    if not state.is_select:
+        state.session.info[_WROTE] = True
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _ended(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_WROTE, None)
+
+
+def in_unit_of_work() -> bool:
+    return bool(db.session.info.get(_IN_UNIT))
+
+
+@overload
+def transactional(method: Callable[P, R], /) -> Callable[P, R]: ...
+@overload
+def transactional(*, join: bool) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
+def transactional(method: Callable[P, R] | None = None, /, *, join: bool = False) -> Any:
     """One call, one transaction: commit on success, roll back on any error.
 
-    An IntegrityError nobody handled inside becomes the 409 its constraint declares;
-    a deadlock or lock wait timeout re-runs the whole call (bounded). A transactional
-    method called from inside another one joins the outer transaction.
+    An IntegrityError nobody handled inside becomes the 409 its constraint declares.
+    Inside another unit of work a call is refused, unless declared with `join=True`: then
+    it is part of the caller's transaction, which commits or rolls back for both. A read
+    the caller left open (the token check's) is ended first, so that the call reads a
+    fresh snapshot; a caller's transaction that wrote is never committed here.
     """
+    if method is None:
+        return functools.partial(transactional, join=join)
 
     @functools.wraps(method)
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
         session = db.session()
-        if session.info.get(_DEPTH_KEY):
+        if session.info.get(_IN_UNIT):
+            if not join:
+                raise RuntimeError(f"{method.__qualname__} runs its own unit of work; it cannot join the caller's")
             return method(*args, **kwargs)
-        if session.new or session.dirty or session.deleted:
-            raise RuntimeError(f"{method.__qualname__} called with uncommitted changes in the session")
         if session.in_transaction():
-            # End the read-only transaction of authentication, so that this call reads a
-            # fresh snapshot (REPEATABLE READ) and owns its whole transaction.
+            if session.new or session.dirty or session.deleted or session.info.get(_WROTE):
+                raise RuntimeError(f"{method.__qualname__} called with uncommitted writes in the session")
+            session.commit()  # a read: ending it commits nothing
+        session.info[_IN_UNIT] = True
+        try:
+            result = method(*args, **kwargs)
             session.commit()
+            return result
+        except IntegrityError as exc:
+            session.rollback()
+            if not is_conflict(exc):
+                raise
+            raise translate_integrity_error(exc) from exc
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.info[_IN_UNIT] = False
+
+    return run
+
+
+def retry_on_lock_conflict(method: Callable[P, R]) -> Callable[P, R]:
+    """Run a whole unit of work again after a deadlock or a lock wait timeout (also
+    Galera's lost certification), up to MAX_ATTEMPTS times with jitter. Stack it above
+    `@transactional`: only a whole transaction may run again."""
+
+    @functools.wraps(method)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
         for attempt in range(1, MAX_ATTEMPTS + 1):
-            session.info[_DEPTH_KEY] = 1
             try:
-                result = method(*args, **kwargs)
-                session.commit()
-                return result
-            except IntegrityError as exc:
-                session.rollback()
-                if not is_conflict(exc):
-                    raise
-                raise translate_integrity_error(exc) from exc
+                return method(*args, **kwargs)
             except OperationalError as exc:
-                session.rollback()
-                if attempt < MAX_ATTEMPTS and is_lock_error(exc):  # the whole transaction may run again
-                    log.warning("retrying %s after %s (attempt %d)", method.__qualname__, exc.orig, attempt)
-                    time.sleep(random.uniform(0.01, 0.05) * attempt)  # noqa: S311 - jitter, not crypto
-                    continue
-                raise
-            except BaseException:
-                session.rollback()
-                raise
-            finally:
-                session.info[_DEPTH_KEY] = 0
+                if attempt == MAX_ATTEMPTS or not is_lock_error(exc) or in_unit_of_work():
+                    raise
+                log.warning("retrying %s after %s (attempt %d)", method.__qualname__, exc.orig, attempt)
+                time.sleep(random.uniform(0.01, 0.05) * attempt)  # noqa: S311 - jitter, not crypto
         raise AssertionError("unreachable")  # pragma: no cover
 
     return run
+
+
+def settle_race(
+    attempt: Callable[[], R], then: Callable[[ConstraintConflict], R], *, lost_on: Sequence[Constraint] = ()
+) -> R:
+    """Run `attempt` (a unit of work). When it loses a race on one of the unique
+    constraints `lost_on` (any, when empty), a concurrent request committed first:
+    decide again on what is now committed with `then(conflict)`."""
+    try:
+        return attempt()
+    except ConstraintConflict as conflict:
+        if lost_on and conflict.constraint not in {constraint.name for constraint in lost_on}:
+            raise
+        log.info("lost a race on %s; deciding again on the committed state", conflict.constraint)
+        return then(conflict)
 
 
 def require(model: type[T], object_id: int, message: str) -> T:

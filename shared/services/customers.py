@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -13,7 +14,7 @@ from shared.extensions import db
 from shared.models import Customer, Plan, Subscription, SubscriptionStatus, User
 from shared.models.base import utcnow
 from shared.models.customer import ALREADY_CUSTOMER, EMAIL_TAKEN, PHONE_TAKEN
-from shared.services.base import Page, escape_like, paginate, transactional
+from shared.services.base import Page, escape_like, paginate, retry_on_lock_conflict, settle_race, transactional
 
 PHONE_REQUIRED = "A phone number is required to become a customer; this account has none."
 PHONE_MISMATCH = "This account already has another phone number; the customer takes the account's number."
@@ -51,14 +52,18 @@ class CustomerService:
     @staticmethod
     def upgrade_to_customer(admin: User, data: dict[str, Any]) -> tuple[Customer, Subscription]:
         """The admin's email and phone become a customer with a subscription, atomically."""
-        try:
-            return CustomerService._upgrade(admin, data)
-        except ConstraintConflict:
-            # A concurrent request won. If it was this same admin's, say so rather than
+        return settle_race(lambda: CustomerService._upgrade(admin, data), CustomerService._lost_upgrade(admin))
+
+    @staticmethod
+    def _lost_upgrade(admin: User) -> Callable[[ConstraintConflict], tuple[Customer, Subscription]]:
+        def decide(conflict: ConstraintConflict) -> tuple[Customer, Subscription]:
+            # If the concurrent winner was this same admin's request, say so rather than
             # naming whichever unique index the database happened to check first.
             if CustomerService._is_customer(admin):
-                raise CustomerService._already_customer() from None
-            raise
+                raise CustomerService._already_customer() from conflict
+            raise conflict
+
+        return decide
 
     @staticmethod
     def _is_customer(user: User) -> bool:
@@ -70,6 +75,7 @@ class CustomerService:
         return Conflict(ALREADY_CUSTOMER, title="Already a customer", slug="already-customer")
 
     @staticmethod
+    @retry_on_lock_conflict
     @transactional
     def _upgrade(admin: User, data: dict[str, Any]) -> tuple[Customer, Subscription]:
         if not admin.is_admin:
@@ -150,6 +156,7 @@ class CustomerService:
         return CustomerService.get_customer(CustomerService.customer_id_of(user))
 
     @staticmethod
+    @retry_on_lock_conflict
     @transactional
     def update_own_profile(user: User, data: dict[str, Any]) -> Customer:
         customer = CustomerService.customer_of(user)

@@ -22,20 +22,22 @@ import hashlib
 import json
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import current_app
 from sqlalchemy import delete, select, update
 
-from shared.errors import Conflict, ConstraintConflict, ProblemError, ValidationFailed
+from shared.errors import Conflict, ProblemError, ValidationFailed
 from shared.extensions import db
 from shared.models import IdempotencyKey
 from shared.models.base import utcnow
-from shared.services.base import transactional
+from shared.services.base import settle_race, transactional
 
 log = logging.getLogger(__name__)
+R = TypeVar("R")
 
 KEY_LIFETIME = timedelta(hours=24)
 MAX_KEY_LENGTH = 255
@@ -114,12 +116,11 @@ class Claim:
 class IdempotencyService:
     @staticmethod
     def claim(customer_id: int, key: str, request_fingerprint: str) -> Claim:
-        try:
-            return IdempotencyService._insert_claim(customer_id, key, request_fingerprint)
-        except ConstraintConflict as exc:
-            if exc.constraint != IdempotencyKey.one_use_per_key.name:
-                raise
-        return IdempotencyService._existing_claim(customer_id, key, request_fingerprint)
+        return settle_race(
+            lambda: IdempotencyService._insert_claim(customer_id, key, request_fingerprint),
+            lambda _: IdempotencyService._existing_claim(customer_id, key, request_fingerprint),
+            lost_on=[IdempotencyKey.one_use_per_key],
+        )
 
     @staticmethod
     @transactional
@@ -180,13 +181,7 @@ class IdempotencyService:
         return Claim(key_id=row.id, claimed_at=now)
 
     @staticmethod
-    def record(claim: Claim, status: int, outcome: dict[str, Any]) -> None:
-        """Store the outcome; call inside the operation's transaction, which it fails if the key was taken over."""
-        if not IdempotencyService._record_if_held(claim, status, outcome):
-            raise _in_flight(claim_timeout())
-
-    @staticmethod
-    def _record_if_held(claim: Claim, status: int, outcome: dict[str, Any]) -> bool:
+    def _record_if_held(claim: Claim, status: int | None, outcome: dict[str, Any]) -> bool:
         recorded = db.session.execute(
             update(IdempotencyKey)
             .where(*IdempotencyService._held(claim))
@@ -229,6 +224,13 @@ class IdempotencyService:
         db.session.execute(delete(IdempotencyKey).where(*IdempotencyService._held(claim)))
 
     @staticmethod
+    def release_quietly(claim: Claim) -> None:
+        try:
+            IdempotencyService.release(claim)
+        except Exception:
+            log.warning("could not release idempotency key %s", claim.key_id, exc_info=True)
+
+    @staticmethod
     def replayed_problem(outcome: dict[str, Any]) -> ProblemError | None:
         stored = outcome.get("problem")
         if stored is None:
@@ -248,3 +250,45 @@ class IdempotencyService:
     def purge_expired() -> int:
         result = db.session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < utcnow() - KEY_LIFETIME))
         return result.rowcount or 0
+
+
+def record(claim: Claim | None, outcome: dict[str, Any]) -> None:
+    """Store the operation's outcome on its key, inside the operation's transaction (which
+    it fails if a retry took the key over). Without a key, nothing to store."""
+    if claim is not None and not IdempotencyService._record_if_held(claim, None, outcome):
+        raise _in_flight(claim_timeout())
+
+
+def run_idempotently(
+    customer_id: int,
+    key: str | None,
+    request: dict[str, Any],
+    *,
+    run: Callable[[Claim | None], R],
+    replay: Callable[[dict[str, Any]], R],
+) -> R:
+    """Claim the key, run the operation, and record its refusal or release the key.
+
+    `run(claim)` is the operation: it stores its outcome with `record(claim, ...)` in its
+    own transaction. A key whose outcome exists is answered by `replay(outcome)` (or the
+    refusal it recorded) without running anything. Without a key, `run(None)` alone.
+    """
+    if key is None:
+        return run(None)
+    claim = IdempotencyService.claim(customer_id, key, fingerprint(request))
+    if claim.replay is not None:
+        refusal = IdempotencyService.replayed_problem(claim.replay)
+        if refusal is not None:
+            raise refusal
+        return replay(claim.replay)
+    try:
+        return run(claim)
+    except ProblemError as problem:
+        if problem.status < 500:
+            IdempotencyService.record_problem(claim, problem)
+        else:
+            IdempotencyService.release_quietly(claim)
+        raise
+    except Exception:
+        IdempotencyService.release_quietly(claim)
+        raise

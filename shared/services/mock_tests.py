@@ -15,7 +15,7 @@ from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.extensions import db
 from shared.models import CardStatus, MockTestAttempt, Purchase, PurchaseItem, Question, Subject, User
 from shared.models.base import PreciseDateTime, utcnow
-from shared.services.base import Page, paginate, transactional
+from shared.services.base import Page, paginate, retry_on_lock_conflict, transactional
 from shared.services.customers import CustomerService
 
 
@@ -149,7 +149,7 @@ class MockTestService:
     """Test cards: creating them for purchases, and taking the tests (each call one transaction)."""
 
     @staticmethod
-    @transactional
+    @transactional(join=True)
     def create_test_cards_for_purchase(purchase: Purchase) -> CardsReport:
         """Cards 1..MOCK_TESTS_PER_SUBJECT for each subject of the purchase that lacks them.
 
@@ -185,6 +185,7 @@ class MockTestService:
         return MockTestService._card(user, card_id, admin_may_read=True)
 
     @staticmethod
+    @retry_on_lock_conflict
     @transactional
     def start(user: User, card_id: int) -> Paper:
         card = MockTestService._card(user, card_id, lock=True)
@@ -213,6 +214,7 @@ class MockTestService:
         return MockTestService._paper(card)
 
     @staticmethod
+    @retry_on_lock_conflict
     @transactional
     def save_answers(user: User, card_id: int, answers: dict[str, int | None]) -> Paper:
         card = MockTestService._card(user, card_id, lock=True)
@@ -225,6 +227,7 @@ class MockTestService:
         return MockTestService._paper(card, questions)
 
     @staticmethod
+    @retry_on_lock_conflict
     @transactional
     def submit(user: User, card_id: int, last_answers: dict[str, int | None]) -> MockTestAttempt:
         """Score on the server. Concurrent submits queue on the row lock: one scores, the rest get 409."""

@@ -18,14 +18,14 @@ from flask import current_app
 from sqlalchemy import Select, func, insert, select
 from sqlalchemy.orm import selectinload
 
-from shared.errors import Conflict, ConstraintConflict, NotFound, ProblemError, ValidationFailed
+from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.extensions import db
 from shared.models import Bundle, Course, MockTestAttempt, Purchase, PurchaseItem, PurchaseType, Subject, User
 from shared.models.base import utcnow
-from shared.services.base import Page, paginate, transactional
+from shared.services.base import Page, paginate, retry_on_lock_conflict, settle_race, transactional
 from shared.services.catalog import bundle_for_sale, course_for_sale, subject_for_sale
 from shared.services.customers import CustomerService
-from shared.services.idempotency import Claim, IdempotencyService, fingerprint
+from shared.services.idempotency import Claim, record, run_idempotently
 from shared.services.mock_tests import MockTestService
 
 log = logging.getLogger(__name__)
@@ -68,10 +68,6 @@ class PurchaseResult:
     replayed: bool = False
 
     @property
-    def http_status(self) -> int:
-        return 201 if self.status == CREATED else 200
-
-    @property
     def purchase(self) -> PurchaseView | None:
         return self.purchases[0] if self.status == CREATED else None
 
@@ -104,37 +100,22 @@ class PurchaseService:
     @staticmethod
     def purchase(user: User, data: dict[str, Any], idempotency_key: str | None = None) -> PurchaseResult:
         customer_id = CustomerService.customer_id_of(user)
-        if idempotency_key is None:
-            return PurchaseService._purchase_settling_races(customer_id, data, None)
-
-        claim = IdempotencyService.claim(customer_id, idempotency_key, fingerprint(data))
-        if claim.replay is not None:
-            return PurchaseService._replay(claim.replay)
-        try:
-            return PurchaseService._purchase_settling_races(customer_id, data, claim)
-        except ProblemError as problem:
-            if problem.status < 500:
-                IdempotencyService.record_problem(claim, problem)
-            else:
-                PurchaseService._release_quietly(claim)
-            raise
-        except Exception:
-            PurchaseService._release_quietly(claim)
-            raise
+        return run_idempotently(
+            customer_id,
+            idempotency_key,
+            data,
+            run=lambda claim: settle_race(
+                # A concurrent request bought (some of) these subjects first: decide again on
+                # what is now committed, already owned (200) or partly owned (409).
+                lambda: PurchaseService._purchase_once(customer_id, data, claim),
+                lambda _: PurchaseService._purchase_once(customer_id, data, claim),
+                lost_on=[PurchaseItem.one_owner_per_subject],
+            ),
+            replay=PurchaseService._replay,
+        )
 
     @staticmethod
-    def _purchase_settling_races(customer_id: int, data: dict[str, Any], claim: Claim | None) -> PurchaseResult:
-        try:
-            return PurchaseService._purchase_once(customer_id, data, claim)
-        except ConstraintConflict as exc:
-            if exc.constraint != PurchaseItem.one_owner_per_subject.name:
-                raise
-            # A concurrent request bought (some of) these subjects first. Decide again
-            # on what is now committed: already owned (200) or partly owned (409).
-            log.info("purchase lost a race on %s; answering from the committed state", exc.constraint)
-            return PurchaseService._purchase_once(customer_id, data, claim)
-
-    @staticmethod
+    @retry_on_lock_conflict
     @transactional
     def _purchase_once(customer_id: int, data: dict[str, Any], claim: Claim | None) -> PurchaseResult:
         order = PurchaseService._order(data)
@@ -157,8 +138,7 @@ class PurchaseService:
         else:
             PurchaseService._check_cost(data.get("cost"), order.price)
             result = PurchaseService._create(customer_id, order)
-        if claim is not None:
-            IdempotencyService.record(claim, result.http_status, result.outcome())
+        record(claim, result.outcome())
         return result
 
     @staticmethod
@@ -202,22 +182,12 @@ class PurchaseService:
 
     @staticmethod
     def _replay(outcome: dict[str, Any]) -> PurchaseResult:
-        problem = IdempotencyService.replayed_problem(outcome)
-        if problem is not None:
-            raise problem
         views = PurchaseService._views(
             select(Purchase).where(Purchase.id.in_(outcome["purchase_ids"])).order_by(Purchase.id)
         )
         return PurchaseResult(
             status=outcome["status"], purchases=views, cards_created=outcome["cards_created"], replayed=True
         )
-
-    @staticmethod
-    def _release_quietly(claim: Claim) -> None:
-        try:
-            IdempotencyService.release(claim)
-        except Exception:
-            log.warning("could not release idempotency key %s", claim.key_id, exc_info=True)
 
     # ------------------------------------------------------------------ the order
 
