@@ -276,7 +276,10 @@ def _find_sqlite_unique(message: str, metadata: MetaData) -> Any | None:
 # PyMySQL client errors (2xxx) and server states that mean "the database is not
 # answering right now", as opposed to a bug in our SQL.
 MYSQL_LOCK_ERRORS = {1205, 1213}  # lock wait timeout, deadlock (services retry these first)
-_MYSQL_UNAVAILABLE_CODES = {1040, 1053, 2002, 2003, 2005, 2006, 2013, 2014, 2055} | MYSQL_LOCK_ERRORS
+# 1969: MariaDB's max_statement_time (DB_STATEMENT_TIMEOUT) aborted a statement.
+MYSQL_STATEMENT_TIMEOUT = 1969
+_MYSQL_UNAVAILABLE_CODES = {1040, 1053, 2002, 2003, 2005, 2006, 2013, 2014, 2055, MYSQL_STATEMENT_TIMEOUT}
+_MYSQL_UNAVAILABLE_CODES |= MYSQL_LOCK_ERRORS
 _SQLITE_UNAVAILABLE = ("database is locked", "unable to open database", "disk I/O error")
 
 
@@ -302,6 +305,8 @@ def is_lock_error(exc: BaseException | None) -> bool:
 def database_unavailable(exc: BaseException | None = None) -> ServiceUnavailable:
     if is_lock_error(exc):
         return ServiceUnavailable("The database is busy with conflicting work. Please retry shortly.")
+    if getattr(getattr(exc, "orig", None), "args", (None,))[:1] == (MYSQL_STATEMENT_TIMEOUT,):
+        return ServiceUnavailable("The database is too busy to answer in time. Please retry shortly.")
     return ServiceUnavailable("The database is not answering. Please retry shortly.")
 
 
