@@ -1,6 +1,8 @@
 import logging
 
 from flask import current_app
+from sqlalchemy import create_engine
+from sqlalchemy.pool import NullPool
 
 from alembic import context
 
@@ -16,6 +18,28 @@ logger = logging.getLogger('alembic.env')
 
 def get_engine():
     return current_app.extensions['migrate'].db.engine
+
+
+# Seconds a schema change may take on MySQL/MariaDB (an ALTER of a big table outlasts
+# the request limits DB_READ_TIMEOUT and DB_STATEMENT_TIMEOUT by far).
+MIGRATION_READ_TIMEOUT = 6 * 3600
+
+
+def migration_engine(engine):
+    """The app's engine, or for MySQL/MariaDB a copy without the request time limits."""
+    if engine.dialect.name != 'mysql':
+        return engine
+    limits = current_app.config['TIME_LIMITS']
+    return create_engine(
+        engine.url,
+        poolclass=NullPool,
+        connect_args={
+            'charset': 'utf8mb4',
+            'connect_timeout': limits.connect_timeout,
+            'read_timeout': MIGRATION_READ_TIMEOUT,
+            'write_timeout': MIGRATION_READ_TIMEOUT,
+        },
+    )
 
 
 def get_engine_url():
@@ -88,7 +112,7 @@ def run_migrations_online():
     if conf_args.get("process_revision_directives") is None:
         conf_args["process_revision_directives"] = process_revision_directives
 
-    connectable = get_engine()
+    connectable = migration_engine(get_engine())
 
     with connectable.connect() as connection:
         context.configure(

@@ -8,6 +8,7 @@ start with the development JWT secret.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -67,21 +68,40 @@ def normalise_database_url(url: str) -> str:
     return url
 
 
-def engine_options(database_url: str, *, connect_timeout: int, read_timeout: int) -> dict[str, Any]:
-    """Engine options per dialect: utf8mb4, pool hygiene and timeouts for MySQL."""
+def engine_options(
+    database_url: str,
+    *,
+    connect_timeout: int,
+    read_timeout: int,
+    statement_timeout: int = 0,
+    pool_timeout: int | None = None,
+) -> dict[str, Any]:
+    """Engine options per dialect: utf8mb4, pool hygiene and timeouts for MySQL.
+
+    `statement_timeout` (seconds, 0: none) is MariaDB's `max_statement_time`: the server
+    aborts a statement that runs too long (error 1969) and the connection stays usable,
+    whereas a read timeout only gives up on the socket and leaves the statement running.
+    """
     if database_url.startswith("mysql"):
+        connect_args: dict[str, Any] = {
+            "charset": "utf8mb4",
+            "connect_timeout": connect_timeout,
+            "read_timeout": read_timeout,
+            "write_timeout": read_timeout,
+        }
+        if statement_timeout:
+            # /*M! ... */ is executed by MariaDB only; MySQL, which has no such variable, skips it.
+            connect_args["init_command"] = (
+                f"SET @statement_timeout = {statement_timeout}"
+                f" /*M! , SESSION max_statement_time = {statement_timeout} */"
+            )
         return {
             "pool_pre_ping": True,
             "pool_recycle": 280,
             "pool_size": 10,
             "max_overflow": 10,
-            "pool_timeout": connect_timeout,
-            "connect_args": {
-                "charset": "utf8mb4",
-                "connect_timeout": connect_timeout,
-                "read_timeout": read_timeout,
-                "write_timeout": read_timeout,
-            },
+            "pool_timeout": connect_timeout if pool_timeout is None else pool_timeout,
+            "connect_args": connect_args,
         }
     if database_url.startswith("sqlite"):
         # Several threads of the dev server (and gunicorn workers) share one file;
@@ -104,6 +124,60 @@ def cache_settings(redis_url: str | None) -> dict[str, Any]:
     }
 
 
+# Left of the worker timeout once the database has given up: the app's own work and the answer.
+RESPONSE_HEADROOM_SECONDS = 5
+
+
+@dataclass(frozen=True)
+class TimeLimits:
+    """The time limits that must agree, in seconds: gunicorn.conf.py and the engine read them.
+
+    A request on a stalled database (packets held, nothing refused) must answer 503 well
+    inside gunicorn's worker timeout, which is also the deadline a proxy in front should give.
+    """
+
+    worker_timeout: int  # WORKER_TIMEOUT
+    connect_timeout: int  # DB_CONNECT_TIMEOUT
+    read_timeout: int  # DB_READ_TIMEOUT
+    statement_timeout: int  # DB_STATEMENT_TIMEOUT, MariaDB max_statement_time (0: off)
+    pool_timeout: int  # DB_POOL_TIMEOUT
+
+    @property
+    def database_worst_case(self) -> int:
+        """The longest a request may wait on the database before its 503.
+
+        Waiting for a pooled connection, its pre-ping timing out on the stalled socket, a
+        reconnect (TCP connect), then the handshake or the statement timing out (measured
+        on a stall: 2 x DB_READ_TIMEOUT for a pooled connection, 1 x for a new one).
+        """
+        return self.pool_timeout + self.read_timeout + self.connect_timeout + self.read_timeout
+
+    def validate(self) -> None:
+        if self.statement_timeout and self.statement_timeout >= self.read_timeout:
+            raise ConfigError(
+                f"DB_STATEMENT_TIMEOUT ({self.statement_timeout}) must be shorter than DB_READ_TIMEOUT "
+                f"({self.read_timeout}): the server should abort a long statement before the client gives up"
+            )
+        budget = self.worker_timeout - RESPONSE_HEADROOM_SECONDS
+        if self.database_worst_case > budget:
+            raise ConfigError(
+                f"A stalled database could hold a request {self.database_worst_case}s "
+                f"(DB_POOL_TIMEOUT + 2 x DB_READ_TIMEOUT + DB_CONNECT_TIMEOUT), more than WORKER_TIMEOUT "
+                f"({self.worker_timeout}) minus {RESPONSE_HEADROOM_SECONDS}s: shorten those or raise WORKER_TIMEOUT"
+            )
+
+
+def time_limits_from_env() -> TimeLimits:
+    load_dotenv(PROJECT_ROOT / ".env", override=False)
+    return TimeLimits(
+        worker_timeout=_env_int("WORKER_TIMEOUT", 30, minimum=1),
+        connect_timeout=_env_int("DB_CONNECT_TIMEOUT", 3, minimum=1),
+        read_timeout=_env_int("DB_READ_TIMEOUT", 5, minimum=1),
+        statement_timeout=_env_int("DB_STATEMENT_TIMEOUT", 4),
+        pool_timeout=_env_int("DB_POOL_TIMEOUT", 2, minimum=1),
+    )
+
+
 def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Build the Flask config mapping from the environment, then apply overrides."""
     load_dotenv(PROJECT_ROOT / ".env", override=False)
@@ -116,18 +190,20 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     database_url = normalise_database_url(
         overrides.pop("DATABASE_URL", None) or _env("DATABASE_URL") or f"sqlite:///{DEFAULT_SQLITE_PATH}"
     )
-    connect_timeout = _env_int("DB_CONNECT_TIMEOUT", 5, minimum=1)
-    read_timeout = _env_int("DB_READ_TIMEOUT", 30, minimum=1)
+    limits = time_limits_from_env()
 
     config: dict[str, Any] = {
         "APP_ENV": app_env,
         "TESTING": app_env == "testing",
         "SQLALCHEMY_DATABASE_URI": database_url,
-        "DB_CONNECT_TIMEOUT": connect_timeout,
-        "DB_READ_TIMEOUT": read_timeout,
         "SQLALCHEMY_ENGINE_OPTIONS": engine_options(
-            database_url, connect_timeout=connect_timeout, read_timeout=read_timeout
+            database_url,
+            connect_timeout=limits.connect_timeout,
+            read_timeout=limits.read_timeout,
+            statement_timeout=limits.statement_timeout,
+            pool_timeout=limits.pool_timeout,
         ),
+        "TIME_LIMITS": limits,
         "JWT_SECRET_KEY": _env("JWT_SECRET_KEY", DEVELOPMENT_JWT_SECRET),
         "JWT_ACCESS_TOKEN_EXPIRES": timedelta(minutes=_env_int("JWT_ACCESS_MINUTES", 15, 1)),
         "JWT_REFRESH_TOKEN_EXPIRES": timedelta(days=_env_int("JWT_REFRESH_DAYS", 30, 1)),
@@ -155,7 +231,9 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         # Seconds after which a claimed Idempotency-Key without an outcome may be taken over
         # by a retry (README "Purchases"): by then the claiming request has had a connection
         # and a full read timeout for its transaction, and a late one can no longer commit.
-        "IDEMPOTENCY_CLAIM_TIMEOUT": _env_int("IDEMPOTENCY_CLAIM_TIMEOUT", connect_timeout + read_timeout, minimum=1),
+        # A request holds its key at most until the deadline of every request; a slower one
+        # loses the key (the claim is its fencing token) and rolls back.
+        "IDEMPOTENCY_CLAIM_TIMEOUT": _env_int("IDEMPOTENCY_CLAIM_TIMEOUT", limits.worker_timeout, minimum=1),
         "LOG_LEVEL": _env("LOG_LEVEL", "INFO"),
         # flask-smorest / OpenAPI
         "API_TITLE": "Exam-prep shop API",
@@ -173,6 +251,7 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
 
 def validate_config(config: dict[str, Any]) -> None:
     """Refuse configurations that are unsafe outside development."""
+    config["TIME_LIMITS"].validate()
     if config["APP_ENV"] == "production":
         secret = config["JWT_SECRET_KEY"]
         if secret == DEVELOPMENT_JWT_SECRET or len(secret) < 32:

@@ -163,6 +163,7 @@ class DatabaseFailure(enum.Enum):
     FOREIGN_KEY = "foreign key"
     CHECK = "check"
     LOCK = "lock"
+    STATEMENT_TIMEOUT = "statement timeout"
     UNREACHABLE = "unreachable"
     OTHER = "other"
 
@@ -178,8 +179,8 @@ _MYSQL_FAILURES = {
     1040: DatabaseFailure.UNREACHABLE,  # too many connections
     1053: DatabaseFailure.UNREACHABLE,  # server shutdown in progress
     1927: DatabaseFailure.UNREACHABLE,  # MariaDB: connection killed
-    1969: DatabaseFailure.UNREACHABLE,  # MariaDB: max_statement_time exceeded
-    3024: DatabaseFailure.UNREACHABLE,  # MySQL: max_execution_time exceeded
+    1969: DatabaseFailure.STATEMENT_TIMEOUT,  # MariaDB: max_statement_time (DB_STATEMENT_TIMEOUT)
+    3024: DatabaseFailure.STATEMENT_TIMEOUT,  # MySQL: max_execution_time
     4031: DatabaseFailure.UNREACHABLE,  # disconnected by the server for inactivity
 }
 _MYSQL_CLIENT_ERRORS = range(2002, 2056)  # CR_CONNECTION_ERROR .. CR_SERVER_LOST_EXTENDED
@@ -320,7 +321,11 @@ def is_database_unavailable(exc: BaseException) -> bool:
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
-    return isinstance(exc, DBAPIError) and database_failure(exc) in {DatabaseFailure.UNREACHABLE, DatabaseFailure.LOCK}
+    return isinstance(exc, DBAPIError) and database_failure(exc) in {
+        DatabaseFailure.UNREACHABLE,
+        DatabaseFailure.LOCK,
+        DatabaseFailure.STATEMENT_TIMEOUT,
+    }
 
 
 def is_lock_error(exc: BaseException | None) -> bool:
@@ -331,6 +336,8 @@ def is_lock_error(exc: BaseException | None) -> bool:
 def database_unavailable(exc: BaseException | None = None) -> ServiceUnavailable:
     if is_lock_error(exc):
         return ServiceUnavailable("The database is busy with conflicting work. Please retry shortly.")
+    if database_failure(exc) is DatabaseFailure.STATEMENT_TIMEOUT:
+        return ServiceUnavailable("The database is too busy to answer in time. Please retry shortly.")
     return ServiceUnavailable("The database is not answering. Please retry shortly.")
 
 

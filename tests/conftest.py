@@ -17,6 +17,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 os.environ.setdefault("APP_ENV", "testing")
 
@@ -31,6 +32,7 @@ from tests.support.databases import (
 )
 from tests.support.live_server import LiveServer, start_gunicorn
 from tests.support.queries import count_queries
+from tests.support.tcp_proxy import TcpProxy
 
 TEST_JWT_SECRET = "test-only-secret-that-is-long-enough-for-hs256-signing"
 BACKENDS = ["sqlite", "mariadb"]
@@ -218,3 +220,12 @@ def live_server(mariadb_app: Flask, tmp_path_factory: pytest.TempPathFactory) ->
     server = start_gunicorn(env, Path(tmp_path_factory.mktemp("gunicorn")) / "gunicorn.log")
     yield server
     server.stop()
+
+
+@pytest.fixture
+def proxy(mariadb: Flask) -> Iterator[TcpProxy]:
+    """A TcpProxy in front of the MariaDB test database, to cut or stall a server's connections."""
+    url = make_url(mariadb.config["SQLALCHEMY_DATABASE_URI"])
+    tcp_proxy = TcpProxy(url.host or "127.0.0.1", url.port or 3306)
+    yield tcp_proxy
+    tcp_proxy.close()

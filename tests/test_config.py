@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
-from shared.config import DEVELOPMENT_JWT_SECRET, ConfigError, load_config
+from shared.config import DEVELOPMENT_JWT_SECRET, PROJECT_ROOT, ConfigError, load_config
 
 STRONG_SECRET = "s" * 48
 MYSQL = "mysql://x@h/d"
@@ -62,3 +67,77 @@ def test_bad_values_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RATELIMIT_ENABLED", "perhaps")
     with pytest.raises(ConfigError, match="RATELIMIT_ENABLED"):
         load_config()
+
+
+TIME_LIMIT_VARIABLES = (
+    "WORKER_TIMEOUT",
+    "DB_CONNECT_TIMEOUT",
+    "DB_READ_TIMEOUT",
+    "DB_STATEMENT_TIMEOUT",
+    "DB_POOL_TIMEOUT",
+)
+
+
+@pytest.fixture
+def default_time_limits(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in TIME_LIMIT_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def test_default_time_limits_end_a_stalled_request_well_inside_the_worker_timeout(
+    default_time_limits: pytest.MonkeyPatch,
+) -> None:
+    config = load_config({"DATABASE_URL": MYSQL})
+    limits = config["TIME_LIMITS"]
+    assert limits.worker_timeout == 30
+    assert limits.database_worst_case == 15  # 2 (pool) + 5 (pre-ping) + 3 (connect) + 5 (statement)
+    options = config["SQLALCHEMY_ENGINE_OPTIONS"]
+    assert options["pool_timeout"] == 2
+    assert options["connect_args"]["connect_timeout"] == 3
+    assert options["connect_args"]["read_timeout"] == 5
+    assert "SESSION max_statement_time = 4" in options["connect_args"]["init_command"]
+
+
+def test_database_limits_that_outlast_the_worker_timeout_are_refused(default_time_limits: pytest.MonkeyPatch) -> None:
+    default_time_limits.setenv("DB_READ_TIMEOUT", "12")
+    with pytest.raises(ConfigError, match="WORKER_TIMEOUT"):
+        load_config({"DATABASE_URL": MYSQL})
+    default_time_limits.setenv("WORKER_TIMEOUT", "60")
+    assert load_config({"DATABASE_URL": MYSQL})["TIME_LIMITS"].database_worst_case == 29
+
+
+def test_a_statement_timeout_not_shorter_than_the_read_timeout_is_refused(
+    default_time_limits: pytest.MonkeyPatch,
+) -> None:
+    default_time_limits.setenv("DB_STATEMENT_TIMEOUT", "5")
+    with pytest.raises(ConfigError, match="DB_STATEMENT_TIMEOUT"):
+        load_config({"DATABASE_URL": MYSQL})
+    default_time_limits.setenv("DB_STATEMENT_TIMEOUT", "0")  # off
+    assert "init_command" not in load_config({"DATABASE_URL": MYSQL})["SQLALCHEMY_ENGINE_OPTIONS"]["connect_args"]
+
+
+def gunicorn_settings(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "gunicorn"), "--print-config", "app:app"],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_gunicorn_conf_takes_its_timeouts_from_the_app_settings_and_refuses_disagreeing_ones() -> None:
+    shipped = gunicorn_settings({"WORKER_TIMEOUT": "45"})
+    assert shipped.returncode == 0, shipped.stderr
+    settings = dict(line.split(" = ", 1) for line in shipped.stdout.splitlines() if " = " in line)
+    settings = {name.strip(): value.strip() for name, value in settings.items()}
+    assert settings["worker_class"] == "gthread"
+    assert (settings["timeout"], settings["graceful_timeout"]) == ("45", "45")
+    assert int(settings["threads"]) >= 4
+    assert settings["max_requests_jitter"] != "0"
+    refused = gunicorn_settings({"DB_READ_TIMEOUT": "20"})
+    assert refused.returncode != 0
+    assert "WORKER_TIMEOUT" in refused.stderr

@@ -12,6 +12,7 @@ import requests
 from flask import Flask
 from sqlalchemy.engine import make_url
 
+from shared.config import TimeLimits
 from shared.constraint_check import check_database
 from shared.extensions import db
 from shared.models import MockTestAttempt, Purchase
@@ -23,18 +24,10 @@ from tests.support.queries import count_rows
 from tests.support.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.race
-CONNECT_TIMEOUT, READ_TIMEOUT = 2, 4
-# The longest a request may take while the database is away: a read timeout on a pooled
-# connection, then a connect timeout on a fresh one, plus slack for a loaded machine.
-WORST_CASE_SECONDS = CONNECT_TIMEOUT + READ_TIMEOUT + 4
-
-
-@pytest.fixture
-def proxy(mariadb: Flask) -> Iterator[TcpProxy]:
-    url = make_url(mariadb.config["SQLALCHEMY_DATABASE_URI"])
-    tcp_proxy = TcpProxy(url.host or "127.0.0.1", url.port or 3306)
-    yield tcp_proxy
-    tcp_proxy.close()
+LIMITS = TimeLimits(worker_timeout=30, connect_timeout=2, read_timeout=4, statement_timeout=3, pool_timeout=2)
+# The longest a request may take while the database is away (a pre-ping timing out on a
+# pooled connection, a reconnect, the handshake or statement timing out), plus slack.
+WORST_CASE_SECONDS = LIMITS.database_worst_case + 2
 
 
 @pytest.fixture
@@ -42,8 +35,10 @@ def server(mariadb: Flask, proxy: TcpProxy, tmp_path: Path) -> Iterator[LiveServ
     url = make_url(mariadb.config["SQLALCHEMY_DATABASE_URI"]).set(host="127.0.0.1", port=proxy.port)
     env = server_env(
         url.render_as_string(hide_password=False),
-        DB_CONNECT_TIMEOUT=CONNECT_TIMEOUT,
-        DB_READ_TIMEOUT=READ_TIMEOUT,
+        DB_CONNECT_TIMEOUT=LIMITS.connect_timeout,
+        DB_READ_TIMEOUT=LIMITS.read_timeout,
+        DB_STATEMENT_TIMEOUT=LIMITS.statement_timeout,
+        DB_POOL_TIMEOUT=LIMITS.pool_timeout,
         RETRY_AFTER_SECONDS=3,
     )
     live = start_gunicorn(env, tmp_path / "gunicorn.log", workers=2)

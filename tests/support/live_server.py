@@ -50,14 +50,17 @@ class LiveServer:
 
 
 def start_gunicorn(env: dict[str, str], log_path: Path, workers: int = 4, timeout: float = 30) -> LiveServer:
+    """gunicorn with the production settings (gunicorn.conf.py) on a free local port."""
     port = free_port()
     command = [
         str(Path(sys.executable).parent / "gunicorn"),
+        "--config",
+        str(PROJECT_ROOT / "gunicorn.conf.py"),
         "--workers",
         str(workers),
         "--bind",
         f"127.0.0.1:{port}",
-        "--graceful-timeout",
+        "--graceful-timeout",  # a quick stop at the end of a test
         "5",
         "app:app",
     ]

@@ -12,7 +12,8 @@ class TcpProxy:
     """Forwards 127.0.0.1:<port> to a target.
 
     - `cut()`: drops every connection and refuses new ones (the database is gone);
-    - `stall()`: accepts connections but forwards nothing (the database hangs);
+    - `stall()`: holds every connection open, old and new, and forwards nothing (the
+      database or the network hangs: no error, no refusal, only silence);
     - `cut_when(marker)`: drops a connection when the client sends bytes containing marker;
     - `restore()`: back to forwarding.
     """
@@ -34,12 +35,13 @@ class TcpProxy:
 
     def stall(self) -> None:
         self._stalled = True
-        self._drop_connections()
 
     def cut_when(self, marker: bytes) -> None:
         self._marker = marker
 
     def restore(self) -> None:
+        if self._stalled:
+            self._drop_connections()  # what they sent while stalled is lost: they are out of step
         self._stalled = False
         self._marker = None
         if self._listener is None:
@@ -100,8 +102,10 @@ class TcpProxy:
                 readable, _, _ = select.select(list(pair), [], [], 1.0)
                 for source in readable:
                     data = source.recv(65536)
-                    if not data or self._stalled:
+                    if not data:
                         return
+                    if self._stalled:
+                        continue  # lost in the stalled network
                     if source is client and self._marker is not None and self._marker in data:
                         return
                     pair[source].sendall(data)
