@@ -151,13 +151,20 @@ def shared_limit_holds(server: LiveServer) -> bool:
     return codes.count(401) == PER_CLIENT
 
 
+def assert_shared_limits_hold_within(server: LiveServer, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not shared_limit_holds(server):
+        assert time.monotonic() < deadline, f"the workers do not share the store's counts:\n{server.log_tail()}"
+        time.sleep(1)
+
+
 @pytest.mark.parametrize("fault", ["cut", "stall"])
 def test_logins_work_while_the_rate_limit_store_is_away_and_share_limits_again_after(
     mariadb: Flask, redis_proxy: TcpProxy, limited_server: tuple[LiveServer, str], fault: str
 ) -> None:
     server, prefix = limited_server
     email = register(mariadb.test_client())["user"]["email"]
-    assert shared_limit_holds(server), server.log_tail()
+    assert_shared_limits_hold_within(server, 20)
     assert redis_keys(prefix) > 0
 
     getattr(redis_proxy, fault)()
@@ -167,18 +174,15 @@ def test_logins_work_while_the_rate_limit_store_is_away_and_share_limits_again_a
         assert code == (200 if n % 2 else 401), server.log_tail()
         timings.append(seconds)
     assert max(timings) < QUICK_SECONDS, timings
-    # The limits still hold, counted in each worker's memory: one client's failures against
-    # one account end in 429 at the latest after 4 workers x 5 failures.
-    codes = [timed_login(server, "203.0.113.99", email, WRONG)[0] for _ in range(4 * 5 + 1)]
+    # The limits still hold, counted in each worker's memory: of one client's failures against
+    # one account, at most 5 per worker get through.
+    codes = [timed_login(server, "203.0.113.99", email, WRONG)[0] for _ in range(4 * 5 + 4)]
     assert set(codes) <= {401, 429}, codes
-    assert codes[-1] == 429, codes
+    assert codes.count(401) <= 4 * 5, codes
 
     redis_proxy.restore()
     keys_before = redis_keys(prefix)
-    deadline = time.monotonic() + 75  # a worker retries the store after 1, 2, 4 ... 32 s
-    while not shared_limit_holds(server):
-        assert time.monotonic() < deadline, "the workers did not go back to the shared store"
-        time.sleep(1)
+    assert_shared_limits_hold_within(server, 75)  # a worker retries the store after 1, 2, 4 ... 32 s
     assert redis_keys(prefix) > keys_before
 
 
