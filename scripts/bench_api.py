@@ -102,13 +102,13 @@ def prepare(database_url: str) -> tuple[str, list[tuple[str, int]]]:
     url = make_url(database_url)
     create_database(url, fresh=True)
     os.environ.setdefault("APP_ENV", "testing")
-    from flask_jwt_extended import create_access_token
     from flask_migrate import upgrade
     from sqlalchemy import select
 
     from app import create_app
     from shared.extensions import db
     from shared.models import Bundle, PurchaseType, Subject, User
+    from shared.services.auth import AuthService
     from shared.services.demo import DemoDataService
     from shared.services.purchases import PurchaseService
 
@@ -119,7 +119,7 @@ def prepare(database_url: str) -> tuple[str, list[tuple[str, int]]]:
         student = db.session.execute(select(User).where(User.email == "student@demo.test")).scalar_one()
         bundle = db.session.execute(select(Bundle.id).where(Bundle.slug == "load-test-20")).scalar_one()
         PurchaseService.purchase(student, {"purchase_type": PurchaseType.BUNDLE, "bundle_id": bundle})
-        student_token = create_access_token(identity=str(student.id))
+        student_token = AuthService.start_session(student)["access_token"]
         subjects = list(db.session.execute(select(Subject.id).order_by(Subject.id)).scalars())
         buyers = [bench_customer(f"buyer{n}@bench.test", f"+9199{n:08d}")[1] for n in range(BUYERS)]
         db.session.commit()

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import secrets
+from datetime import timedelta
+
 import pymysql
 from flask_jwt_extended import create_access_token
 from sqlalchemy.engine import URL
 
 from shared.extensions import db
-from shared.models import Customer, Role, User
+from shared.models import Customer, Role, User, UserSession
+from shared.models.base import utcnow
 
 
 def connect(url: URL, database: str | None = None) -> pymysql.Connection:
@@ -31,13 +35,15 @@ def create_database(url: URL, *, fresh: bool) -> None:
 
 
 def bench_customer(email: str, phone_number: str) -> tuple[Customer, str]:
-    """A student with a customer profile (flushed, not committed) and an access token: the
-    benchmarks mint tokens instead of logging in."""
+    """A student with a customer profile and a session (flushed, not committed) and an access
+    token: the benchmarks mint tokens instead of logging in."""
     user = User(email=email, full_name="Bench", role=Role.STUDENT, is_active=True)
     user.password_hash = "!"  # noqa: S105 - matches no password
     db.session.add(user)
     db.session.flush()
     customer = Customer(user_id=user.id, email=email, phone_number=phone_number)
     db.session.add(customer)
+    session = UserSession(id=secrets.token_hex(16), user_id=user.id, expires_at=utcnow() + timedelta(days=1))
+    db.session.add(session)
     db.session.flush()
-    return customer, create_access_token(identity=str(user.id))
+    return customer, create_access_token(identity=str(user.id), additional_claims={"sid": session.id})

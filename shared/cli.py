@@ -51,10 +51,10 @@ def create_admin_command(email: str, password: str, phone: str | None, name: str
     click.echo(f"Created admin {user.email} (id {user.id}).")
 
 
-@click.command("purge-revoked-tokens")
-def purge_revoked_tokens_command() -> None:
-    """Delete revoked tokens that have expired anyway."""
-    click.echo(f"Purged {AuthService.purge_expired_revocations()} expired revoked tokens.")
+@click.command("purge-expired-sessions")
+def purge_expired_sessions_command() -> None:
+    """Delete sessions whose tokens have all expired (also under its old name, purge-revoked-tokens)."""
+    click.echo(f"Purged {AuthService.purge_expired_sessions()} expired sessions.")
 
 
 @click.command("seed-demo")
@@ -90,9 +90,10 @@ def register_cli(app: Flask) -> None:
     """Attach the project's commands (Flask-Migrate adds `flask db ...` itself)."""
     for command in (
         create_admin_command,
-        purge_revoked_tokens_command,
+        purge_expired_sessions_command,
         purge_idempotency_keys_command,
         seed_demo_command,
         check_constraints_command,
     ):
         app.cli.add_command(command)
+    app.cli.add_command(purge_expired_sessions_command, "purge-revoked-tokens")  # cron jobs of old deployments

@@ -178,6 +178,42 @@ def time_limits_from_env() -> TimeLimits:
     )
 
 
+REDIS_SCHEMES = ("redis://", "rediss://", "redis+unix://", "valkey://", "valkeys://", "valkey+unix://")
+
+
+def rate_limit_config() -> dict[str, Any]:
+    """flask-limiter settings, and the limits of the account routes."""
+    if _env("RATELIMIT_LOGIN_PER_ACCOUNT") is not None:
+        raise ConfigError(
+            "RATELIMIT_LOGIN_PER_ACCOUNT is gone: failed logins are limited per account and client "
+            "(RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT_CLIENT) and, more loosely, per account "
+            "(RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT); see .env.example"
+        )
+    storage_uri = _env("RATELIMIT_STORAGE_URI") or "memory://"
+    storage_options: dict[str, Any] = {}
+    if storage_uri.startswith(REDIS_SCHEMES):
+        # redis-py waits 5 s per call by default: a hung Redis would hold every login that long.
+        timeout = _env_int("RATELIMIT_STORAGE_TIMEOUT_MS", 250, minimum=1) / 1000
+        storage_options = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+    return {
+        "RATELIMIT_ENABLED": _env_bool("RATELIMIT_ENABLED", True),
+        "RATELIMIT_STORAGE_URI": storage_uri,
+        "RATELIMIT_STORAGE_OPTIONS": storage_options,
+        "RATELIMIT_KEY_PREFIX": _env("RATELIMIT_KEY_PREFIX", ""),
+        # When the storage fails, each worker counts in its own memory (the same limits, per
+        # worker) and tries the storage again after 1, 2, 4 ... 32 s; errors never reach a client.
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": _env_bool("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True),
+        "RATELIMIT_SWALLOW_ERRORS": True,
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "RATELIMIT_LOGIN_PER_CLIENT": _env("RATELIMIT_LOGIN_PER_CLIENT", "20 per minute"),
+        "RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT_CLIENT": _env(
+            "RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT_CLIENT", "5 per minute"
+        ),
+        "RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT": _env("RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT", "100 per hour"),
+        "RATELIMIT_REGISTER_PER_CLIENT": _env("RATELIMIT_REGISTER_PER_CLIENT", "10 per hour"),
+    }
+
+
 def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Build the Flask config mapping from the environment, then apply overrides."""
     load_dotenv(PROJECT_ROOT / ".env", override=False)
@@ -209,11 +245,7 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "JWT_REFRESH_TOKEN_EXPIRES": timedelta(days=_env_int("JWT_REFRESH_DAYS", 30, 1)),
         "JWT_TOKEN_LOCATION": ["headers"],
         "CORS_ORIGINS": _env_list("CORS_ORIGINS", ["http://localhost:5173", "http://127.0.0.1:5173"]),
-        "RATELIMIT_ENABLED": _env_bool("RATELIMIT_ENABLED", True),
-        "RATELIMIT_STORAGE_URI": _env("RATELIMIT_STORAGE_URI", "memory://"),
-        "RATELIMIT_HEADERS_ENABLED": True,
-        "RATELIMIT_LOGIN_PER_CLIENT": _env("RATELIMIT_LOGIN_PER_CLIENT", "20 per minute"),
-        "RATELIMIT_LOGIN_PER_ACCOUNT": _env("RATELIMIT_LOGIN_PER_ACCOUNT", "5 per minute"),
+        **rate_limit_config(),
         "TRUSTED_PROXY_COUNT": _env_int("TRUSTED_PROXY_COUNT", 0),
         # Catalog reads: ETag from the catalog version, and how long clients may reuse them.
         "CATALOG_MAX_AGE": _env_int("CATALOG_MAX_AGE", 30),

@@ -33,7 +33,7 @@ def register_jwt_callbacks() -> None:
     # flask-jwt-extended asks "revoked?" and then "which user?"; one query answers both.
     @jwt.token_in_blocklist_loader
     def is_revoked(header: dict[str, Any], payload: dict[str, Any]) -> bool:
-        user, revoked = AuthService.principal(payload["sub"], payload["jti"])
+        user, revoked = AuthService.principal(payload["sub"], payload.get("sid"))
         g.principal = (payload["jti"], user)
         return revoked
 
@@ -56,7 +56,7 @@ def register_jwt_callbacks() -> None:
 
     @jwt.revoked_token_loader
     def revoked_token(header: dict[str, Any], payload: dict[str, Any]) -> Response:
-        return _unauthorized("The token has been revoked. Log in again.")
+        return _unauthorized("The token has been revoked: its session has ended. Log in again.")
 
     @jwt.needs_fresh_token_loader
     def stale_token(header: dict[str, Any], payload: dict[str, Any]) -> Response:

@@ -11,7 +11,7 @@ from flask_jwt_extended import create_access_token
 from sqlalchemy import select
 
 from shared.extensions import db
-from shared.models import Customer, RevokedToken, User
+from shared.models import Customer, User, UserSession
 from tests.support.accounts import PASSWORD, bearer, create_admin, register, registration
 from tests.support.queries import count_rows
 
@@ -136,15 +136,15 @@ def test_refresh_gives_a_new_access_token(client: FlaskClient) -> None:
     assert client.get("/api/auth/me", headers=bearer(body["refresh_token"])).status_code == 401
 
 
-def test_logout_revokes_the_token_in_the_database(client: FlaskClient) -> None:
+def test_logout_ends_the_session_in_the_database(client: FlaskClient) -> None:
     body = register(client)
     headers = bearer(body["access_token"])
     assert client.post("/api/auth/logout", headers=headers).status_code == 204
-    assert count_rows(RevokedToken) == 1
+    assert count_rows(UserSession, UserSession.ended_at.is_not(None)) == 1
     revoked = client.get("/api/auth/me", headers=headers)
     assert revoked.status_code == 401
     assert "revoked" in revoked.get_json()["detail"]
-    assert client.post("/api/auth/logout", headers=bearer(body["refresh_token"])).status_code == 204
+    assert client.post("/api/auth/logout", headers=bearer(body["refresh_token"])).status_code == 401
     assert client.post("/api/auth/refresh", headers=bearer(body["refresh_token"])).status_code == 401
 
 
@@ -168,9 +168,9 @@ def test_students_get_403_and_anonymous_401_on_admin_routes(client: FlaskClient)
         assert getattr(client, method)(path, json={}).status_code == 401
 
 
-def test_login_is_rate_limited_per_account(app: Flask, client: FlaskClient) -> None:
+def test_login_is_rate_limited_per_account_and_client(app: Flask, client: FlaskClient) -> None:
     register(client, email="target@example.com")
-    allowed = int(app.config["RATELIMIT_LOGIN_PER_ACCOUNT"].split()[0])
+    allowed = int(app.config["RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT_CLIENT"].split()[0])
     for _ in range(allowed):
         failed = client.post("/api/auth/login", json={"email": "target@example.com", "password": "wrong-12345"})
         assert failed.status_code == 401
@@ -214,16 +214,18 @@ def test_create_admin_command(app: Flask) -> None:
     assert "password" in weak.output
 
 
-def test_purge_forgets_only_expired_revocations(app: Flask, client: FlaskClient) -> None:
+@pytest.mark.parametrize("command", ["purge-expired-sessions", "purge-revoked-tokens"])
+def test_purge_forgets_only_expired_sessions(app: Flask, client: FlaskClient, command: str) -> None:
     admin = create_admin()
-    live = create_access_token(identity=str(admin.id))
-    assert client.post("/api/auth/logout", headers=bearer(live)).status_code == 204
+    ended = bearer(admin)
+    assert client.post("/api/auth/logout", headers=ended).status_code == 204
+    live = bearer(admin)
     long_ago = datetime(2000, 1, 1)  # noqa: DTZ001 - the columns hold naive UTC
-    db.session.add(RevokedToken(jti="old", token_type="access", user_id=admin.id, expires_at=long_ago))
+    db.session.add(UserSession(id="old", user_id=admin.id, expires_at=long_ago, ended_at=long_ago))
+    db.session.add(UserSession(id="old-not-ended", user_id=admin.id, expires_at=long_ago))
     db.session.commit()
-    result = app.test_cli_runner().invoke(args=["purge-revoked-tokens"])
-    assert "Purged 1 " in result.output
-    remaining = db.session.execute(select(RevokedToken.jti)).scalars().all()
-    assert len(remaining) == 1
-    assert remaining != ["old"]
-    assert client.get("/api/auth/me", headers=bearer(live)).status_code == 401
+    result = app.test_cli_runner().invoke(args=[command])
+    assert "Purged 2 expired sessions" in result.output
+    assert count_rows(UserSession) == 2
+    assert client.get("/api/auth/me", headers=ended).status_code == 401
+    assert client.get("/api/auth/me", headers=live).status_code == 200

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from shared.extensions import db
 from shared.models import Customer, MockTestAttempt, Question
-from tests.support.accounts import bearer, create_admin, register
+from tests.support.accounts import bearer, create_admin, login, register
 from tests.support.catalog import make_course
 from tests.support.mock_tests import add_questions
 from tests.support.purchases import make_purchase
@@ -26,6 +26,7 @@ class Row:
     path: str
     expected: tuple[int, int, int, int]  # anonymous, owner, other student, admin
     body: dict[str, Any] | None = None
+    session: str = "main"  # each caller has two sessions: "main" and "spare"
 
 
 def matrix(ids: dict[str, int]) -> list[Row]:
@@ -75,11 +76,13 @@ def matrix(ids: dict[str, int]) -> list[Row]:
         Row("GET", f"/api/mock-tests/{card}/review", (401, 200, 404, 200)),
         Row("DELETE", f"/api/subjects/{subject}/questions/{question}", (401, 403, 403, 204)),
         Row("POST", "/api/customers/upgrade", (401, 403, 403, 201), {}),
-        Row("POST", "/api/auth/logout", (401, 204, 204, 204)),  # last: it revokes the tokens
+        # Last: they end sessions. A logout ends only its own; the spare one is still live.
+        Row("POST", "/api/auth/logout", (401, 204, 204, 204)),
+        Row("POST", "/api/auth/logout-all", (401, 204, 204, 204), session="spare"),
     ]
 
 
-def _world(client: FlaskClient) -> tuple[dict[str, int], dict[str, dict[str, str]]]:
+def _world(client: FlaskClient) -> tuple[dict[str, int], dict[str, dict[str, dict[str, str]]]]:
     course = make_course(subjects=2)
     add_questions(course.subject_ids[0], 12)
     owner = register(client)
@@ -104,13 +107,15 @@ def _world(client: FlaskClient) -> tuple[dict[str, int], dict[str, dict[str, str
         "customer": db.session.execute(select(Customer.id).where(Customer.user_id == owner["user"]["id"])).scalar_one(),
         "question": db.session.execute(select(Question.id).limit(1)).scalar_one(),
     }
-    headers = {
+    admin = create_admin(phone_number="+919811100001")
+    main = {"anonymous": {}, "owner": owner_headers, "other": bearer(other["access_token"]), "admin": bearer(admin)}
+    spare = {
         "anonymous": {},
-        "owner": owner_headers,
-        "other": bearer(other["access_token"]),
-        "admin": bearer(create_admin(phone_number="+919811100001")),
+        "owner": bearer(login(client, owner["user"]["email"])["access_token"]),
+        "other": bearer(login(client, other["user"]["email"])["access_token"]),
+        "admin": bearer(admin),
     }
-    return ids, headers
+    return ids, {"main": main, "spare": spare}
 
 
 def test_every_route_answers_each_caller_as_the_contract_says(app: Flask, client: FlaskClient) -> None:
@@ -119,7 +124,7 @@ def test_every_route_answers_each_caller_as_the_contract_says(app: Flask, client
     mismatches = []
     for row in rows:
         for role, expected in zip(ROLES, row.expected, strict=True):
-            response = client.open(row.path, method=row.method, json=row.body, headers=headers[role])
+            response = client.open(row.path, method=row.method, json=row.body, headers=headers[row.session][role])
             if response.status_code != expected:
                 mismatches.append(f"{row.method} {row.path} as {role}: {response.status_code}, expected {expected}")
             if response.status_code >= 400:

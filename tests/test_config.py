@@ -141,3 +141,20 @@ def test_gunicorn_conf_takes_its_timeouts_from_the_app_settings_and_refuses_disa
     refused = gunicorn_settings({"DB_READ_TIMEOUT": "20"})
     assert refused.returncode != 0
     assert "WORKER_TIMEOUT" in refused.stderr
+
+
+def test_a_redis_rate_limit_store_gets_short_timeouts_and_a_memory_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RATELIMIT_STORAGE_URI", "redis://127.0.0.1:6379/0")
+    monkeypatch.setenv("RATELIMIT_STORAGE_TIMEOUT_MS", "300")
+    config = load_config()
+    assert config["RATELIMIT_STORAGE_OPTIONS"] == {"socket_timeout": 0.3, "socket_connect_timeout": 0.3}
+    assert config["RATELIMIT_IN_MEMORY_FALLBACK_ENABLED"] is True
+    assert config["RATELIMIT_SWALLOW_ERRORS"] is True
+    monkeypatch.setenv("RATELIMIT_STORAGE_URI", "memory://")
+    assert load_config()["RATELIMIT_STORAGE_OPTIONS"] == {}
+
+
+def test_the_old_per_account_login_limit_is_refused_with_its_replacements(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RATELIMIT_LOGIN_PER_ACCOUNT", "5 per minute")
+    with pytest.raises(ConfigError, match="RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT_CLIENT"):
+        load_config()

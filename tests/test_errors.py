@@ -15,6 +15,7 @@ from app import create_app
 from shared.errors import Conflict, Forbidden
 from shared.extensions import limiter
 from shared.openapi import Blueprint
+from shared.services.auth import AuthService
 from tests.conftest import LEAK_MARKERS, app_config, migrate_to_head
 from tests.support.accounts import create_admin
 
@@ -140,7 +141,7 @@ def test_missing_invalid_and_expired_tokens_are_401(probe: Any, probe_app: Flask
     with probe_app.app_context():
         user = create_admin()
         expired = create_access_token(str(user.id), expires_delta=timedelta(seconds=-5))
-        valid = create_access_token(str(user.id))
+        valid = AuthService.start_session(user)["access_token"]
     body = assert_problem(probe.get("/api/probe/private", headers={"Authorization": f"Bearer {expired}"}), 401)
     assert "expired" in body["detail"]
     assert probe.get("/api/probe/private", headers={"Authorization": f"Bearer {valid}"}).status_code == 200

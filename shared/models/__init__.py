@@ -11,7 +11,7 @@ from shared.models.purchase import (
     PurchaseType,
 )
 from shared.models.question import Difficulty, Question
-from shared.models.user import RevokedToken, Role, User
+from shared.models.user import Role, User, UserSession
 
 __all__ = [
     "Bundle",
@@ -27,11 +27,11 @@ __all__ = [
     "PurchaseItem",
     "PurchaseType",
     "Question",
-    "RevokedToken",
     "Role",
     "Subject",
     "Subscription",
     "SubscriptionStatus",
     "User",
+    "UserSession",
     "bundle_subjects",
 ]

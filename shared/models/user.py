@@ -1,4 +1,4 @@
-"""Login identities and revoked tokens."""
+"""Login identities and their sessions."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Boolean, Integer, String
+from sqlalchemy import Boolean, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shared.extensions import db
@@ -53,16 +53,16 @@ class User(Timestamps, db.Model):
         return f"<User {self.id} {self.email} {self.role}>"
 
 
-class RevokedToken(db.Model):
-    """A JWT that was logged out; refused by every worker until it would have expired."""
+class UserSession(db.Model):
+    """One login: the access and refresh tokens it issued (and the access tokens refreshed
+    from them) carry its id as the `sid` claim. A token is accepted only while its
+    session has not ended, which every request checks in the database (AuthService.principal)."""
 
-    __tablename__ = "token_blocklist"
-    one_revocation_per_token = unique_constraint("jti", field="token", message="This token is already revoked.")
-    __table_args__ = (one_revocation_per_token,)
+    __tablename__ = "user_sessions"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    jti: Mapped[str] = mapped_column(String(64))
-    token_type: Mapped[str] = mapped_column(String(10))
-    user_id: Mapped[int] = mapped_column(Integer, index=True)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(PreciseDateTime, default=utcnow)
+    # The last instant any token of the session can still be valid (see AuthService.start_session).
     expires_at: Mapped[datetime] = mapped_column(PreciseDateTime, index=True)
-    revoked_at: Mapped[datetime] = mapped_column(PreciseDateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(PreciseDateTime)

@@ -1,21 +1,22 @@
-"""Registration, login, tokens and their revocation."""
+"""Registration, login, and sessions: the tokens of a login and their end."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import secrets
 from typing import Any
 
+from flask import current_app
 from flask_jwt_extended import create_access_token, create_refresh_token
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import joinedload
 
 from shared.errors import Conflict, Unauthorized
 from shared.extensions import db
-from shared.models import Customer, RevokedToken, Role, Subscription, User
+from shared.models import Customer, Role, Subscription, User, UserSession
 from shared.models.base import utcnow
 from shared.models.user import EMAIL_IN_USE
 from shared.passwords import hash_password, needs_rehash, verify_password
-from shared.services.base import retry_on_lock_conflict, settle_race, transactional
+from shared.services.base import retry_on_lock_conflict, transactional
 from shared.services.customers import CustomerService
 
 INVALID_CREDENTIALS = "The email or password is not correct."
@@ -25,8 +26,8 @@ class AuthService:
     @staticmethod
     @retry_on_lock_conflict
     @transactional
-    def register(data: dict[str, Any]) -> User:
-        """A student and its customer profile, together or not at all."""
+    def register(data: dict[str, Any]) -> dict[str, Any]:
+        """A student and its customer profile, together or not at all, and its first session."""
         conflicts = CustomerService.conflicts(email=data["email"], phone_number=data["phone_number"])
         if AuthService._email_in_use(data["email"]):
             conflicts["email"] = [EMAIL_IN_USE]
@@ -44,7 +45,7 @@ class AuthService:
         db.session.flush()
         db.session.add(Customer(user_id=user.id, email=user.email, phone_number=user.phone_number))
         db.session.flush()
-        return user
+        return AuthService.start_session(user)
 
     @staticmethod
     @transactional
@@ -65,76 +66,104 @@ class AuthService:
 
     @staticmethod
     @transactional
-    def login(email: str, password: str) -> User:
+    def login(email: str, password: str) -> dict[str, Any]:
         user = db.session.execute(select(User).where(User.email == email)).scalar_one_or_none()
         password_ok = verify_password(user.password_hash if user else None, password)
         if user is None or not password_ok or not user.is_active:
             raise Unauthorized(INVALID_CREDENTIALS)
         if needs_rehash(user.password_hash):
             user.password_hash = hash_password(password)
-        return user
+        return AuthService.start_session(user)
 
     @staticmethod
-    def session(user: User) -> dict[str, Any]:
-        """The answer to a registration or a login: the user and a fresh pair of tokens."""
-        return {"user": user, **AuthService.issue_tokens(user)}
-
-    @staticmethod
-    def issue_tokens(user: User) -> dict[str, str]:
-        claims = {"role": user.role.value}
+    @transactional
+    def start_session(user: User) -> dict[str, Any]:
+        """A new session of `user`: the user and a fresh pair of tokens carrying its id (`sid`)."""
+        config = current_app.config
+        now = utcnow()
+        session = UserSession(
+            id=secrets.token_hex(16),
+            user_id=user.id,
+            created_at=now,
+            # An access token refreshed at the refresh token's last moment outlives it by
+            # one access lifetime; until then the row must stay.
+            expires_at=now + config["JWT_REFRESH_TOKEN_EXPIRES"] + config["JWT_ACCESS_TOKEN_EXPIRES"],
+        )
+        db.session.add(session)
+        db.session.flush()
+        claims = {"role": user.role.value, "sid": session.id}
         return {
+            "user": user,
             "access_token": create_access_token(identity=str(user.id), additional_claims=claims),
             "refresh_token": create_refresh_token(identity=str(user.id), additional_claims=claims),
             "token_type": "Bearer",
         }
 
     @staticmethod
-    def refreshed_access_token(user: User) -> dict[str, str]:
-        token = create_access_token(identity=str(user.id), additional_claims={"role": user.role.value})
-        return {"access_token": token, "token_type": "Bearer"}
-
-    @staticmethod
-    def revoke(token: dict[str, Any]) -> None:
-        """Revoke a decoded token; revoking it twice, even at the same instant, is not an error."""
-        settle_race(
-            lambda: AuthService._record_revocation(token),
-            lambda _: None,
-            lost_on=[RevokedToken.one_revocation_per_token],
-        )
+    def refreshed_access_token(user: User, refresh_token: dict[str, Any]) -> dict[str, str]:
+        """A new access token of the refresh token's session (the session was checked live)."""
+        claims = {"role": user.role.value, "sid": refresh_token["sid"]}
+        return {
+            "access_token": create_access_token(identity=str(user.id), additional_claims=claims),
+            "token_type": "Bearer",
+        }
 
     @staticmethod
     @retry_on_lock_conflict
     @transactional
-    def _record_revocation(token: dict[str, Any]) -> None:
-        db.session.add(
-            RevokedToken(
-                jti=token["jti"],
-                token_type=token["type"],
-                user_id=int(token["sub"]),
-                expires_at=datetime.fromtimestamp(token["exp"], UTC).replace(tzinfo=None),
-            )
+    def end_session(token: dict[str, Any]) -> None:
+        """Log out: end the session of a decoded token, which refuses every token of that login.
+        Ending it twice, even at the same instant, is not an error."""
+        db.session.execute(
+            update(UserSession)
+            .where(UserSession.id == token["sid"], UserSession.user_id == int(token["sub"]))
+            .where(UserSession.ended_at.is_(None))
+            .values(ended_at=utcnow())
         )
 
     @staticmethod
-    def principal(identity: str, jti: str) -> tuple[User | None, bool]:
+    @transactional
+    def end_all_sessions(user: User) -> int:
+        """Log out everywhere: end every session of `user`. The number of sessions ended."""
+        return AuthService._end_sessions(user, keep=None)
+
+    @staticmethod
+    @transactional
+    def end_other_sessions(user: User, current_session: str) -> int:
+        """End every session of `user` but `current_session` (a password change keeps the
+        session that made it). The number of sessions ended."""
+        return AuthService._end_sessions(user, keep=current_session)
+
+    @staticmethod
+    def _end_sessions(user: User, keep: str | None) -> int:
+        statement = update(UserSession).where(UserSession.user_id == user.id, UserSession.ended_at.is_(None))
+        if keep is not None:
+            statement = statement.where(UserSession.id != keep)
+        return db.session.execute(statement.values(ended_at=utcnow())).rowcount or 0
+
+    @staticmethod
+    def principal(identity: str, session_id: Any) -> tuple[User | None, bool]:
         """The token's active user (with its customer profile) and whether the token is
-        revoked, in one statement: the work every authenticated request starts with."""
+        refused because its session ended, in one statement: the work every authenticated
+        request starts with. Tokens without a session id (issued before sessions) are refused."""
         try:
             user_id = int(identity)
         except ValueError:
             return None, False
-        revoked = select(RevokedToken.id).where(RevokedToken.jti == jti).exists()
+        if not isinstance(session_id, str):
+            return None, True
+        live = (
+            select(UserSession.id)
+            .where(UserSession.id == session_id, UserSession.user_id == user_id, UserSession.ended_at.is_(None))
+            .exists()
+        )
         row = db.session.execute(
-            select(User, revoked).where(User.id == user_id).options(joinedload(User.customer))
+            select(User, live).where(User.id == user_id).options(joinedload(User.customer))
         ).first()
         if row is None:
-            return None, AuthService.is_revoked(jti)
-        user, is_revoked = row
-        return (user if user.is_active else None), bool(is_revoked)
-
-    @staticmethod
-    def is_revoked(jti: str) -> bool:
-        return db.session.execute(select(RevokedToken.id).where(RevokedToken.jti == jti)).first() is not None
+            return None, False
+        user, is_live = row
+        return (user if user.is_active else None), not is_live
 
     @staticmethod
     def active_user(identity: str) -> User | None:
@@ -160,9 +189,9 @@ class AuthService:
 
     @staticmethod
     @transactional
-    def purge_expired_revocations() -> int:
-        """Revoked tokens past their expiry are refused anyway; forget them."""
-        result = db.session.execute(delete(RevokedToken).where(RevokedToken.expires_at < utcnow()))
+    def purge_expired_sessions() -> int:
+        """Sessions whose tokens have all expired refuse nothing more than a missing row; forget them."""
+        result = db.session.execute(delete(UserSession).where(UserSession.expires_at < utcnow()))
         return result.rowcount or 0
 
     @staticmethod

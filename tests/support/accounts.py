@@ -6,7 +6,6 @@ import itertools
 from typing import Any
 
 from flask.testing import FlaskClient
-from flask_jwt_extended import create_access_token
 
 from shared.models import User
 from shared.phone import normalise_phone
@@ -38,6 +37,13 @@ def register(client: FlaskClient, **overrides: Any) -> dict[str, Any]:
     return response.get_json()
 
 
+def login(client: FlaskClient, email: str, password: str = PASSWORD, **kwargs: Any) -> dict[str, Any]:
+    """A new session of an account through the login route."""
+    response = client.post("/api/auth/login", json={"email": email, "password": password}, **kwargs)
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
 def create_admin(email: str | None = None, phone_number: str | None = None, **extra: Any) -> User:
     n = next(_sequence)
     return AuthService.create_admin(
@@ -52,9 +58,8 @@ def create_admin(email: str | None = None, phone_number: str | None = None, **ex
 
 
 def bearer(user_or_token: User | str) -> dict[str, str]:
-    token = (
-        user_or_token
-        if isinstance(user_or_token, str)
-        else create_access_token(identity=str(user_or_token.id), additional_claims={"role": user_or_token.role.value})
-    )
+    """The Authorization header of a token, or of a new session of a user."""
+    if isinstance(user_or_token, str):
+        return {"Authorization": f"Bearer {user_or_token}"}
+    token = AuthService.start_session(user_or_token)["access_token"]
     return {"Authorization": f"Bearer {token}"}
