@@ -26,7 +26,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 import requests  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from scripts.bench_support import bench_customer, create_database  # noqa: E402
+from scripts.bench_support import BENCH_SECRET, bench_customer, create_database, gunicorn  # noqa: E402
 
 DEFAULT_URL = "mysql+pymysql://root@127.0.0.1:3306/exam_shop_bench_api"
 BUYERS = 120  # each buys single subjects; 120 x 31 demo subjects is plenty for one run
@@ -77,26 +76,6 @@ def wrk(url: str, seconds: int, connections: int, script: Path | None = None) ->
     )
 
 
-def gunicorn(module: str, port: int, workers: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    command = [
-        str(Path(sys.executable).parent / "gunicorn"),
-        "--workers", str(workers),
-        "--bind", f"127.0.0.1:{port}",
-        "--log-level", "warning",
-        module,
-    ]  # fmt: skip
-    process = subprocess.Popen(
-        command, cwd=ROOT, env={**os.environ, **env}, stdout=log.open("wb"), stderr=subprocess.STDOUT
-    )
-    for _ in range(100):
-        try:
-            requests.get(f"http://127.0.0.1:{port}/health", timeout=1)
-            return process
-        except requests.RequestException:
-            time.sleep(0.2)
-    raise RuntimeError(f"{module} did not start; see {log}")
-
-
 def prepare(database_url: str) -> tuple[str, list[tuple[str, int]]]:
     """Schema, demo data, a student owning the 20-subject bundle, and buyers with their subjects."""
     url = make_url(database_url)
@@ -125,8 +104,6 @@ def prepare(database_url: str) -> tuple[str, list[tuple[str, int]]]:
         db.session.commit()
     return student_token, [(token, subject) for token in buyers for subject in subjects]
 
-
-BENCH_SECRET = "bench-only-secret-long-enough-for-hs256-signing-0123456789"  # noqa: S105
 
 PURCHASE_SCRIPT = """
 local orders = {%s}

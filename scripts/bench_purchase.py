@@ -3,13 +3,15 @@
 
     python scripts/bench_purchase.py [--database-url URL] [--repeat 15]
 
-Runs in-process (Flask test client) on MariaDB, in a database of its own (default
-exam_shop_bench, created and migrated when missing). For bundles of 1, 5 and 20
-subjects it times POST /api/purchases and, alternating with it, the floor: one raw
-PyMySQL multi-row INSERT of the same card rows plus COMMIT. It prints each as a ratio
-to the floor, then the ratio of our card creation
-(MockTestService.create_test_cards_for_purchase) to one INSERT statement per row.
-Medians of --repeat runs. The machines are shared and noisy: read the ratios.
+Runs on MariaDB, in a database of its own (default exam_shop_bench, created and
+migrated when missing). For bundles of 1, 5 and 20 subjects it times POST
+/api/purchases twice, in-process (Flask test client) and over HTTP (gunicorn with one
+worker, PAYMENT_PROVIDER=none so that a purchase is fulfilled at once), each alternating
+with the floor: one raw PyMySQL multi-row INSERT of the same card rows plus COMMIT,
+sent from the client side. It prints each as a ratio to the floor, then the ratio of
+our card creation (MockTestService.create_test_cards_for_purchase) to one INSERT
+statement per row. Medians of --repeat runs. The machines are shared and noisy: read
+the ratios.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import itertools
 import os
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -28,15 +31,18 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pymysql
+import requests
 from flask import Flask
 from flask_migrate import upgrade
 from sqlalchemy import insert
 from sqlalchemy.engine import make_url
 
-from scripts.bench_support import bench_customer, connect, create_database
+from scripts.bench_support import BENCH_SECRET, bench_customer, connect, create_database, gunicorn
 
 DEFAULT_URL = "mysql+pymysql://root@127.0.0.1:3306/exam_shop_bench"
 SIZES = (1, 5, 20)
+TARGET = 1.5
+HTTP_PORT = 5611
 CARD_COLUMNS = "(purchase_id, customer_id, subject_id, test_number, status, created_at, updated_at)"
 CARD_INSERT = f"INSERT INTO mock_test_attempts {CARD_COLUMNS} VALUES "  # noqa: S608 - constant
 ROW = "(%s,%s,%s,%s,%s,%s,%s)"
@@ -141,8 +147,32 @@ def raw_row_by_row(connection: pymysql.Connection, rows: list[tuple[Any, ...]]) 
     connection.commit()
 
 
-def bench_purchases(app: Flask, fixtures: Fixtures, raw: pymysql.Connection, size: int, repeat: int) -> float:
+Post = Callable[[dict[str, Any], str], tuple[int, dict[str, Any]]]
+
+
+def in_process(app: Flask) -> Post:
     client = app.test_client()
+
+    def post(body: dict[str, Any], token: str) -> tuple[int, dict[str, Any]]:
+        response = client.post("/api/purchases", json=body, headers={"Authorization": f"Bearer {token}"})
+        return response.status_code, response.get_json()
+
+    return post
+
+
+def over_http(base_url: str) -> Post:
+    session = requests.Session()
+
+    def post(body: dict[str, Any], token: str) -> tuple[int, dict[str, Any]]:
+        response = session.post(
+            f"{base_url}/api/purchases", json=body, headers={"Authorization": f"Bearer {token}"}, timeout=30
+        )
+        return response.status_code, response.json()
+
+    return post
+
+
+def bench_purchases(post: Post, fixtures: Fixtures, raw: pymysql.Connection, size: int, repeat: int) -> float:
     bundles = [fixtures.bundle(size) for _ in range(repeat + 1)]
     buyers: Iterator[tuple[int, str]] = iter([fixtures.customer() for _ in range(repeat + 1)])
     for_sale = iter(bundles)
@@ -151,13 +181,9 @@ def bench_purchases(app: Flask, fixtures: Fixtures, raw: pymysql.Connection, siz
     def purchase() -> None:
         _, token = next(buyers)
         bundle_id, _ = next(for_sale)
-        response = client.post(
-            "/api/purchases",
-            json={"purchase_type": "bundle", "bundle_id": bundle_id},
-            headers={"Authorization": f"Bearer {token}"},
-        )
-        assert response.status_code == 201, response.get_json()
-        assert response.get_json()["cards_created"] == 50 * size
+        status, body = post({"purchase_type": "bundle", "bundle_id": bundle_id}, token)
+        assert status == 201, body
+        assert body["cards_created"] == 50 * size
 
     api_ms, floor_ms = paired_medians(purchase, lambda: raw_multi_row(raw, next(floors)), repeat)
     print(f"{size:>8} {50 * size:>6} {api_ms:>11.2f} ms {floor_ms:>9.2f} ms {api_ms / floor_ms:>6.2f}x")
@@ -202,18 +228,38 @@ def main() -> int:
     os.environ.setdefault("APP_ENV", "testing")
     from app import create_app
 
-    app = create_app({"DATABASE_URL": args.database_url, "RATELIMIT_ENABLED": False, "LOG_LEVEL": "WARNING"})
+    settings = {
+        "APP_ENV": "testing",
+        "DATABASE_URL": args.database_url,
+        "JWT_SECRET_KEY": BENCH_SECRET,
+        "RATELIMIT_ENABLED": "false",
+        "PAYMENT_PROVIDER": "none",
+        "LOG_LEVEL": "WARNING",
+    }
+    app = create_app({**settings, "RATELIMIT_ENABLED": False})
     raw = connect(url, url.database)
     with app.app_context():
         upgrade()
         fixtures = Fixtures(app)
-        print(f"MariaDB database {url.database}; medians of {args.repeat} alternating runs\n")
-        print(f"{'subjects':>8} {'cards':>6} {'API purchase':>14} {'raw INSERT':>12} {'ratio':>7}")
-        ratios = {size: bench_purchases(app, fixtures, raw, size, args.repeat) for size in SIZES}
+        log = Path(tempfile.mkdtemp(prefix="bench-purchase-")) / "gunicorn.log"
+        server = gunicorn("app:app", HTTP_PORT, 1, settings, log)
+        try:
+            print(f"MariaDB database {url.database}; medians of {args.repeat} alternating runs")
+            ratios = {}
+            for mode, post in (
+                ("in-process", in_process(app)),
+                ("HTTP, 1 gunicorn worker", over_http(f"http://127.0.0.1:{HTTP_PORT}")),
+            ):
+                print(f"\n{mode}\n{'subjects':>8} {'cards':>6} {'API purchase':>14} {'raw INSERT':>12} {'ratio':>7}")
+                ratios[mode] = {size: bench_purchases(post, fixtures, raw, size, args.repeat) for size in SIZES}
+        finally:
+            server.terminate()
+            server.wait()
         bench_card_creation(fixtures, raw, 20, args.repeat)
     raw.close()
-    verdict = "within" if ratios[20] <= 3 else "NOT within"
-    print(f"20-subject bundle purchase: {ratios[20]:.2f}x the raw-INSERT floor ({verdict} 3x)")
+    for mode, by_size in ratios.items():
+        verdict = "within" if by_size[20] <= TARGET else "NOT within"
+        print(f"20-subject bundle purchase, {mode}: {by_size[20]:.2f}x the raw-INSERT floor ({verdict} {TARGET}x)")
     return 0
 
 

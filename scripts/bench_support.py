@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import os
 import secrets
+import subprocess
+import sys
+import time
 from datetime import timedelta
+from pathlib import Path
 
 import pymysql
+import requests
 from flask_jwt_extended import create_access_token
 from sqlalchemy.engine import URL
 
 from shared.extensions import db
 from shared.models import Customer, Role, User, UserSession
 from shared.models.base import utcnow
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_SECRET = "bench-only-secret-long-enough-for-hs256-signing-0123456789"  # noqa: S105
 
 
 def connect(url: URL, database: str | None = None) -> pymysql.Connection:
@@ -47,3 +56,23 @@ def bench_customer(email: str, phone_number: str) -> tuple[Customer, str]:
     db.session.add(session)
     db.session.flush()
     return customer, create_access_token(identity=str(user.id), additional_claims={"sid": session.id})
+
+
+def gunicorn(module: str, port: int, workers: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    command = [
+        str(Path(sys.executable).parent / "gunicorn"),
+        "--workers", str(workers),
+        "--bind", f"127.0.0.1:{port}",
+        "--log-level", "warning",
+        module,
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        command, cwd=ROOT, env={**os.environ, **env}, stdout=log.open("wb"), stderr=subprocess.STDOUT
+    )
+    for _ in range(100):
+        try:
+            requests.get(f"http://127.0.0.1:{port}/health", timeout=1)
+            return process
+        except requests.RequestException:
+            time.sleep(0.2)
+    raise RuntimeError(f"{module} did not start; see {log}")
