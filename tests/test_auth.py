@@ -101,7 +101,7 @@ def test_a_fullwidth_email_is_stored_normalised(client: FlaskClient) -> None:
 
 def test_login_limit_per_account_counts_every_spelling_of_the_email(app: Flask, client: FlaskClient) -> None:
     register(client, email="student@example.com")
-    allowed = int(app.config["RATELIMIT_LOGIN_PER_ACCOUNT"].split()[0])
+    allowed = int(app.config["RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT_CLIENT"].split()[0])
     spellings = ["student@example.com", "STUDENT@example.com", FULLWIDTH_TWIN]
     for n in range(allowed):
         failed = client.post("/api/auth/login", json={"email": spellings[n % 3], "password": "wrong-12345"})

@@ -39,7 +39,8 @@ def test_bench_purchase_runs_and_prints_its_ratios(mariadb: Flask) -> None:
     url = sibling_url(mariadb.config["SQLALCHEMY_DATABASE_URI"], "bench")
     result = run("scripts/bench_purchase.py", "--database-url", url, "--repeat", "2")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    assert "20-subject bundle purchase:" in result.stdout
+    assert "20-subject bundle purchase, in-process:" in result.stdout
+    assert "20-subject bundle purchase, HTTP, 1 gunicorn worker:" in result.stdout
     assert "ours / row-by-row" in result.stdout
 
 

@@ -76,7 +76,7 @@ class AuthService:
         return AuthService.start_session(user)
 
     @staticmethod
-    @transactional
+    @transactional(join=True)
     def start_session(user: User) -> dict[str, Any]:
         """A new session of `user`: the user and a fresh pair of tokens carrying its id (`sid`)."""
         config = current_app.config
