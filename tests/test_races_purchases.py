@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,10 +17,11 @@ from flask import Flask
 from sqlalchemy import select
 
 from shared.extensions import db
-from shared.models import MockTestAttempt, Purchase, PurchaseItem
+from shared.models import IdempotencyKey, MockTestAttempt, Purchase, PurchaseItem, Subject
+from tests.conftest import server_env
 from tests.support.accounts import bearer, create_admin, register
 from tests.support.catalog import make_course
-from tests.support.live_server import LiveServer, fire_concurrently
+from tests.support.live_server import LiveServer, fire_concurrently, start_gunicorn
 from tests.support.queries import count_rows
 
 pytestmark = pytest.mark.race
@@ -108,3 +115,58 @@ def test_admin_sees_each_purchase_once(mariadb: Flask, live_server: LiveServer, 
     listed = requests.get(live_server.url("/api/purchases"), headers=admin, timeout=30).json()
     assert listed["total"] == 1
     assert listed["items"][0]["cards_total"] == 50
+
+
+def worker_pids(server: LiveServer) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(server.process.pid)], capture_output=True, text=True, check=False)
+    return [int(pid) for pid in found.stdout.split()]
+
+
+def test_a_key_whose_worker_was_killed_is_taken_over_after_the_claim_timeout(
+    mariadb: Flask, student: dict[str, str], tmp_path: Path
+) -> None:
+    """SIGKILL the worker while its purchase waits on a row lock, after it claimed its key:
+    a retry is told when to come back (Retry-After), then buys exactly once."""
+    claim_timeout = 6
+    env = server_env(
+        mariadb.config["SQLALCHEMY_DATABASE_URI"], IDEMPOTENCY_CLAIM_TIMEOUT=claim_timeout, DB_STATEMENT_TIMEOUT=0
+    )
+    server = start_gunicorn(env, tmp_path / "gunicorn.log", workers=2)
+    course = make_course(subjects=1)
+    db.session.commit()
+    headers = {**student, "Idempotency-Key": "killed-worker"}
+    body = {"purchase_type": "single_subject", "subject_id": course.subject_ids[0]}
+    db.session.remove()
+    try:
+        with db.engine.connect() as blocker:
+            # The purchase's items check their subject (a foreign key): they wait on this lock,
+            # after the key was claimed.
+            blocker.execute(select(Subject.id).where(Subject.id == course.subject_ids[0]).with_for_update())
+            first = ThreadPoolExecutor(1).submit(purchase, server, body, headers)
+            deadline = time.monotonic() + 20
+            while count_rows(IdempotencyKey) == 0:
+                assert time.monotonic() < deadline, server.log_tail()
+                db.session.remove()  # a fresh snapshot for the next look
+                time.sleep(0.1)
+            time.sleep(0.5)  # the claim is committed; the purchase is waiting on the lock
+            for pid in worker_pids(server):
+                os.kill(pid, signal.SIGKILL)
+            with pytest.raises(requests.ConnectionError):
+                first.result(timeout=30)
+            blocker.rollback()
+        in_flight = purchase(server, body, headers)
+        assert in_flight.status_code == 409, in_flight.text
+        assert in_flight.json()["type"].endswith("idempotency-key-in-flight")
+        retry_after = int(in_flight.headers["Retry-After"])
+        assert 1 <= retry_after <= claim_timeout
+        time.sleep(retry_after + 0.5)
+        taken_over = purchase(server, body, headers)
+        assert taken_over.status_code == 201, taken_over.text
+        replay = purchase(server, body, headers)
+        assert replay.status_code == 201
+        assert replay.headers["Idempotent-Replayed"] == "true"
+        assert replay.json() == taken_over.json()
+        db.session.remove()
+        assert (count_rows(Purchase), count_rows(MockTestAttempt)) == (1, 50)
+    finally:
+        server.stop()

@@ -174,6 +174,20 @@ def test_logins_work_while_the_rate_limit_store_is_away_and_share_limits_again_a
         assert code == (200 if n % 2 else 401), server.log_tail()
         timings.append(seconds)
     assert max(timings) < QUICK_SECONDS, timings
+    # Sessions live in the database: a logout needs no Redis, and holds at once.
+    tokens = requests.post(
+        server.url("/api/auth/login"),
+        json={"email": email, "password": PASSWORD},
+        headers={"X-Forwarded-For": "198.51.100.200"},
+        timeout=60,
+    ).json()
+    assert (
+        requests.post(server.url("/api/auth/logout"), headers=bearer(tokens["access_token"]), timeout=60).status_code
+        == 204
+    )
+    assert (
+        requests.get(server.url("/api/auth/me"), headers=bearer(tokens["access_token"]), timeout=60).status_code == 401
+    )
     # The limits still hold, counted in each worker's memory: of one client's failures against
     # one account, at most 5 per worker get through.
     codes = [timed_login(server, "203.0.113.99", email, WRONG)[0] for _ in range(4 * 5 + 4)]
