@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from flask_smorest import Api
 
-from blueprints import auth, courses, customers, health, mock_tests, purchases, questions
+from blueprints import accounts, cards, catalog, health, purchases, questions
 
 
 def register_blueprints(api: Api) -> None:
-    for module in (health, auth, customers, courses, questions, purchases, mock_tests):
-        api.register_blueprint(module.blp)
+    for blueprint in (
+        health.blp,
+        accounts.auth,
+        accounts.customers,
+        catalog.blp,
+        questions.blp,
+        purchases.blp,
+        cards.blp,
+    ):
+        api.register_blueprint(blueprint)

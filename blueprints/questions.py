@@ -6,7 +6,7 @@ from typing import Any
 
 from shared.models import Question
 from shared.openapi import Blueprint
-from shared.schemas.mock_tests import (
+from shared.schemas.questions import (
     ImportResultSchema,
     QuestionAdminSchema,
     QuestionImportSchema,

@@ -87,7 +87,7 @@ def prepare(database_url: str) -> tuple[str, list[tuple[str, int]]]:
     from app import create_app
     from shared.extensions import db
     from shared.models import Bundle, PurchaseType, Subject, User
-    from shared.services.auth import AuthService
+    from shared.services.accounts import AuthService
     from shared.services.demo import DemoDataService
     from shared.services.purchases import PurchaseService
 

@@ -192,7 +192,7 @@ def bench_purchases(post: Post, fixtures: Fixtures, raw: pymysql.Connection, siz
 
 def bench_card_creation(fixtures: Fixtures, raw: pymysql.Connection, size: int, repeat: int) -> None:
     from shared.models import Purchase
-    from shared.services.mock_tests import MockTestService
+    from shared.services.cards import MockTestService
 
     ours = iter(
         [

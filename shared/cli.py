@@ -13,7 +13,7 @@ from shared.constraint_check import run
 from shared.errors import ProblemError
 from shared.schemas.base import Schema
 from shared.schemas.fields import Email, Name, Password, PhoneNumber
-from shared.services.auth import AuthService
+from shared.services.accounts import AuthService
 from shared.services.demo import DEMO_ADMIN, DEMO_STUDENT, DemoDataService
 from shared.services.idempotency import IdempotencyService
 

@@ -22,8 +22,8 @@ from shared.config import PROJECT_ROOT, engine_options
 from shared.errors import is_conflict, is_lock_error
 from shared.extensions import db
 from shared.models import MockTestAttempt, Purchase
-from shared.models.purchase import COMPOSITE_CARD_CONSTRAINT, OLD_CARD_CONSTRAINT
-from shared.services.mock_tests import CardsReport, add_missing_cards
+from shared.models.cards import COMPOSITE_CARD_CONSTRAINT, OLD_CARD_CONSTRAINT
+from shared.services.cards import CardsReport, add_missing_cards
 
 CARDS_TABLE = MockTestAttempt.__tablename__
 COMPOSITE_COLUMNS = next(

@@ -13,7 +13,7 @@ from flask_smorest.utils import deepupdate
 from shared.errors import Forbidden, Unauthorized
 from shared.extensions import jwt
 from shared.models import User
-from shared.services.auth import AuthService
+from shared.services.accounts import AuthService
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -10,9 +10,9 @@ from sqlalchemy import select, text
 
 from shared.extensions import db
 from shared.models import Customer, Role, Subscription, User
-from shared.models.customer import ALREADY_CUSTOMER
+from shared.models.accounts import ALREADY_CUSTOMER
 from shared.passwords import hash_password
-from shared.services.customers import CustomerService
+from shared.services.accounts import CustomerService
 from tests.support.accounts import bearer, create_admin, register, registration
 from tests.support.queries import count_rows
 

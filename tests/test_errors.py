@@ -15,7 +15,7 @@ from app import create_app
 from shared.errors import Conflict, Forbidden
 from shared.extensions import limiter
 from shared.openapi import Blueprint
-from shared.services.auth import AuthService
+from shared.services.accounts import AuthService
 from tests.conftest import LEAK_MARKERS, app_config, migrate_to_head
 from tests.support.accounts import create_admin
 

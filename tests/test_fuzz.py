@@ -26,7 +26,7 @@ from sqlalchemy import select
 
 from shared.extensions import db
 from shared.models import Bundle
-from shared.services.auth import AuthService
+from shared.services.accounts import AuthService
 from shared.services.demo import DemoDataService
 from tests.support.accounts import bearer, create_admin, register
 from tests.support.purchases import make_purchase

@@ -14,8 +14,8 @@ from shared.errors import Conflict, ValidationFailed
 from shared.extensions import db
 from shared.models import IdempotencyKey, MockTestAttempt, Purchase, PurchaseItem, PurchaseType
 from shared.models.base import utcnow
+from shared.services.cards import MockTestService, add_missing_cards
 from shared.services.idempotency import Claim, parse_key
-from shared.services.mock_tests import MockTestService, add_missing_cards
 from shared.services.purchases import PurchaseService
 from tests.support.accounts import bearer, create_admin, register
 from tests.support.catalog import CourseFixture, make_course

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from app import create_app
 from shared.extensions import db
 from shared.models import User, UserSession
-from shared.services.auth import AuthService
+from shared.services.accounts import AuthService
 from tests.conftest import CheckedClient, app_config
 from tests.support.accounts import PASSWORD, bearer, login, register, registration
 from tests.support.queries import count_rows

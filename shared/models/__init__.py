@@ -1,17 +1,11 @@
 """All models, imported here so that `db.metadata` (and Alembic) sees every table."""
 
-from shared.models.course import Bundle, CatalogVersion, Course, Subject, bundle_subjects
-from shared.models.customer import Customer, Plan, Subscription, SubscriptionStatus
-from shared.models.purchase import (
-    CardStatus,
-    IdempotencyKey,
-    MockTestAttempt,
-    Purchase,
-    PurchaseItem,
-    PurchaseType,
-)
-from shared.models.question import Difficulty, Question
-from shared.models.user import Role, User, UserSession
+from shared.models.accounts import Customer, Plan, Role, Subscription, SubscriptionStatus, User, UserSession
+from shared.models.cards import CardStatus, MockTestAttempt
+from shared.models.catalog import Bundle, CatalogVersion, Course, Subject, bundle_subjects
+from shared.models.idempotency import IdempotencyKey
+from shared.models.purchases import Purchase, PurchaseItem, PurchaseType
+from shared.models.questions import Difficulty, Question
 
 __all__ = [
     "Bundle",

@@ -16,7 +16,7 @@ from sqlalchemy.orm import aliased, selectinload
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.extensions import cache, db
 from shared.models import Bundle, CatalogVersion, Course, Purchase, PurchaseItem, Subject
-from shared.models.course import bundle_subjects
+from shared.models.catalog import bundle_subjects
 from shared.services.base import Page, apply_changes, escape_like, paginate, require, transactional
 
 log = logging.getLogger(__name__)

@@ -22,11 +22,11 @@ from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.extensions import db
 from shared.models import Bundle, Course, MockTestAttempt, Purchase, PurchaseItem, PurchaseType, Subject, User
 from shared.models.base import utcnow
+from shared.services.accounts import CustomerService
 from shared.services.base import Page, paginate, retry_on_lock_conflict, settle_race, transactional
+from shared.services.cards import MockTestService
 from shared.services.catalog import bundle_for_sale, course_for_sale, subject_for_sale
-from shared.services.customers import CustomerService
 from shared.services.idempotency import Claim, record, run_idempotently
-from shared.services.mock_tests import MockTestService
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from flask.testing import FlaskClient
 
 from shared.models import User
 from shared.phone import normalise_phone
-from shared.services.auth import AuthService
+from shared.services.accounts import AuthService
 
 PASSWORD = "correct-horse-42"
 _sequence = itertools.count(1)

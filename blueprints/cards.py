@@ -8,7 +8,7 @@ from flask_jwt_extended import current_user
 
 from shared.models import MockTestAttempt
 from shared.openapi import Blueprint
-from shared.schemas.mock_tests import (
+from shared.schemas.cards import (
     AnswersSchema,
     CardListQuerySchema,
     CardPageSchema,
@@ -20,7 +20,7 @@ from shared.schemas.mock_tests import (
 )
 from shared.security import login_required
 from shared.services.base import Page
-from shared.services.mock_tests import MockTestService, Paper, Review
+from shared.services.cards import MockTestService, Paper, Review
 
 blp = Blueprint("mock_tests", __name__, url_prefix="/api/mock-tests", description="Taking the mock tests")
 

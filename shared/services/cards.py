@@ -15,8 +15,8 @@ from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.extensions import db
 from shared.models import CardStatus, MockTestAttempt, Purchase, PurchaseItem, Question, Subject, User
 from shared.models.base import PreciseDateTime, utcnow
+from shared.services.accounts import CustomerService
 from shared.services.base import Page, paginate, retry_on_lock_conflict, transactional
-from shared.services.customers import CustomerService
 
 
 def card_numbers(session: Session, count: int) -> FromClause:
