@@ -83,10 +83,12 @@ def changes_catalog(method: Callable[P, R]) -> Callable[P, R]:
 # correlated subqueries on aliases), so it adds no statement and no join to a query.
 
 
+@functools.cache  # an immutable expression: built once, reused by every statement
 def course_for_sale() -> ColumnElement[bool]:
     return Course.is_active.is_(True)
 
 
+@functools.cache
 def subject_for_sale() -> ColumnElement[bool]:
     """An active subject of an active course."""
     course = aliased(Course)
@@ -96,6 +98,7 @@ def subject_for_sale() -> ColumnElement[bool]:
     )
 
 
+@functools.cache
 def bundle_for_sale() -> ColumnElement[bool]:
     """An active bundle of an active course whose subjects are all active: its price and
     saving are never shown over a subject that is no longer sold."""

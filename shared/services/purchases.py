@@ -16,7 +16,7 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import Select, func, insert, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload
 
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.extensions import db
@@ -168,8 +168,14 @@ class PurchaseService:
             ],
         )
         cards = MockTestService.create_test_cards_for_purchase(purchase)
+        # Everything the answer shows was just written: no need to read it back.
+        per_subject = current_app.config["MOCK_TESTS_PER_SUBJECT"]
+        subjects = [
+            PurchasedSubject(subject.id, subject.name, subject.price, per_subject)
+            for subject in sorted(order.subjects, key=lambda s: s.id)
+        ]
         return PurchaseResult(
-            status=CREATED, purchases=PurchaseService._views_of([purchase]), cards_created=cards.created
+            status=CREATED, purchases=[PurchaseService._view(purchase, subjects)], cards_created=cards.created
         )
 
     @staticmethod
@@ -237,9 +243,13 @@ class PurchaseService:
 
     @staticmethod
     def _bundle_order(bundle_id: int, course_id: int | None) -> tuple[_Order | None, str, list[str]]:
-        bundle = db.session.execute(
-            select(Bundle).where(Bundle.id == bundle_id, bundle_for_sale()).options(selectinload(Bundle.subjects))
-        ).scalar_one_or_none()
+        bundle = (
+            db.session.execute(
+                select(Bundle).where(Bundle.id == bundle_id, bundle_for_sale()).options(joinedload(Bundle.subjects))
+            )
+            .unique()
+            .scalar_one_or_none()
+        )
         if bundle is None:
             return None, "bundle_id", ["There is no bundle for sale with this id."]
         if course_id is not None and bundle.course_id != course_id:
@@ -332,17 +342,18 @@ class PurchaseService:
             subjects[purchase_id].append(
                 PurchasedSubject(subject_id, name, price, cards.get((purchase_id, subject_id), 0))
             )
-        return [
-            PurchaseView(
-                id=p.id,
-                customer_id=p.customer_id,
-                purchase_type=p.purchase_type,
-                course_id=p.course_id,
-                bundle_id=p.bundle_id,
-                total_cost=p.total_cost,
-                currency=p.currency,
-                created_at=p.created_at,
-                subjects=subjects[p.id],
-            )
-            for p in purchases
-        ]
+        return [PurchaseService._view(p, subjects[p.id]) for p in purchases]
+
+    @staticmethod
+    def _view(purchase: Purchase, subjects: list[PurchasedSubject]) -> PurchaseView:
+        return PurchaseView(
+            id=purchase.id,
+            customer_id=purchase.customer_id,
+            purchase_type=purchase.purchase_type,
+            course_id=purchase.course_id,
+            bundle_id=purchase.bundle_id,
+            total_cost=purchase.total_cost,
+            currency=purchase.currency,
+            created_at=purchase.created_at,
+            subjects=subjects,
+        )
