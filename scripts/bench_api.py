@@ -1,20 +1,24 @@
 #!/usr/bin/env python3
-"""Benchmark: the API under load beside a bare Flask endpoint, served the same way, same run.
+"""Benchmark: the API under load beside its floors, served the same way, in the same run.
 
-    python scripts/bench_api.py [--database-url URL] [--duration 10] [--connections 16] [--workers 4]
+    python scripts/bench_api.py [--database-url URL] [--duration 10] [--connections 16]
+                                [--workers 4] [--cache-redis-url URL]
 
 Serves the app (on MariaDB, database exam_shop_bench_api, recreated, migrated and seeded
-with the demo data) and
-scripts/bare_app.py with identical gunicorn settings, then loads each with wrk
+with the demo data; PAYMENT_PROVIDER=none) and scripts/bare_app.py with identical
+gunicorn settings (the shipped gunicorn.conf.py, --workers), then loads each with wrk
 (Debian package `wrk`):
 
-- GET /api/courses                      against GET /bare
-- GET /api/mock-tests (student, 1000 cards, 20 per page)  against GET /bare
-- POST /api/purchases (fresh customer and subject per request)  against POST /bare
+- GET /api/courses (uncached)            against /floor/courses: raw PyMySQL, count + page
+- GET /api/courses with If-None-Match (304) against GET /bare: no database at all
+- GET /api/mock-tests (1000 cards, 20 a page) against /floor/mock-tests: PyJWT, account and
+  session in one statement, count + page, raw PyMySQL
+- POST /api/purchases (a new subject each)  against POST /bare (no target; to watch)
 
 It prints requests per second and p50/p99 latency of each, and each API figure as a
-ratio to its bare endpoint measured in the same run. The machines are shared and noisy:
-read the ratios.
+ratio to its floor measured in the same run. The machines are shared and noisy: read
+the ratios. With --cache-redis-url (default: Redis db 3 on localhost; '' for none) the
+catalog version comes from Redis through Flask-Caching, so a 304 needs no database.
 """
 
 from __future__ import annotations
@@ -136,6 +140,10 @@ AUTH_SCRIPT = """
 wrk.headers["Authorization"] = "Bearer %s"
 """
 
+CONDITIONAL_SCRIPT = """
+wrk.headers["If-None-Match"] = '%s'
+"""
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -143,6 +151,7 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--cache-redis-url", default="redis://127.0.0.1:6379/3")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is needed: apt-get install wrk", file=sys.stderr)
@@ -160,21 +169,39 @@ def main() -> int:
         "DATABASE_URL": args.database_url,
         "JWT_SECRET_KEY": BENCH_SECRET,
         "RATELIMIT_ENABLED": "false",
+        "PAYMENT_PROVIDER": "none",
         "LOG_LEVEL": "WARNING",
+        "CACHE_REDIS_URL": args.cache_redis_url,
+        "CACHE_KEY_PREFIX": f"bench-{os.getpid()}:",
     }
+    floor_env = {"FLOOR_DATABASE_URL": args.database_url, "JWT_SECRET_KEY": BENCH_SECRET}
     app_server = gunicorn("app:app", 5601, args.workers, env, work / "app.log")
-    bare_server = gunicorn("scripts.bare_app:app", 5602, args.workers, {}, work / "bare.log")
+    bare_server = gunicorn("scripts.bare_app:app", 5602, args.workers, floor_env, work / "bare.log")
     try:
         api, bare = "http://127.0.0.1:5601", "http://127.0.0.1:5602"
-        assert (
-            requests.get(
-                f"{api}/api/mock-tests", headers={"Authorization": f"Bearer {student_token}"}, timeout=10
-            ).json()["total"]
-            == 1000
-        )
+        auth = {"Authorization": f"Bearer {student_token}"}
+        # The floors answer the same pages as the app (1000 cards, the 4 demo courses).
+        for path, floor, total in (
+            ("/api/mock-tests", "/floor/mock-tests", 1000),
+            ("/api/courses", "/floor/courses", 4),
+        ):
+            ours_body = requests.get(f"{api}{path}", headers=auth, timeout=10).json()
+            floor_body = requests.get(f"{bare}{floor}", headers=auth, timeout=10).json()
+            assert ours_body["total"] == floor_body["total"] == total
+            assert [item["id"] for item in ours_body["items"]] == [item["id"] for item in floor_body["items"]]
+        etag = requests.get(f"{api}/api/courses", timeout=10).headers["ETag"]
+        assert requests.get(f"{api}/api/courses", headers={"If-None-Match": etag}, timeout=10).status_code == 304
+        (work / "conditional.lua").write_text(CONDITIONAL_SCRIPT % etag)
         runs = [
-            ("GET /api/courses", f"{api}/api/courses", None, f"{bare}/bare", None),
-            ("GET /api/mock-tests", f"{api}/api/mock-tests", work / "auth.lua", f"{bare}/bare", None),
+            ("GET /api/courses", f"{api}/api/courses", None, f"{bare}/floor/courses", None),
+            ("GET /api/courses 304", f"{api}/api/courses", work / "conditional.lua", f"{bare}/bare", None),
+            (
+                "GET /api/mock-tests",
+                f"{api}/api/mock-tests",
+                work / "auth.lua",
+                f"{bare}/floor/mock-tests",
+                work / "auth.lua",
+            ),
             (
                 "POST /api/purchases",
                 f"{api}/api/purchases",
@@ -183,15 +210,19 @@ def main() -> int:
                 work / "bare_post.lua",
             ),
         ]
-        print(f"gunicorn --workers {args.workers}, wrk -t2 -c{args.connections} -d{args.duration}s, MariaDB\n")
-        print(f"{'endpoint':<22} {'req/s':>9} {'p50':>9} {'p99':>9} | {'bare req/s':>10} {'p50':>8} {'p99':>8} | ratio")
+        cache = args.cache_redis_url or "none"
+        print(f"gunicorn.conf.py --workers {args.workers}, wrk -t2 -c{args.connections} -d{args.duration}s, MariaDB")
+        print(f"catalog version cache: {cache}\n")
+        print(
+            f"{'endpoint':<22} {'req/s':>9} {'p50':>9} {'p99':>9} | {'floor req/s':>11} {'p50':>8} {'p99':>8} | ratio"
+        )
         for name, url, script, bare_url, bare_script in runs:
             baseline = wrk(bare_url, args.duration, args.connections, bare_script)
             ours = wrk(url, args.duration, args.connections, script)
             ratio = ours.rps / baseline.rps
             print(
                 f"{name:<22} {ours.rps:>9.0f} {ours.p50_ms:>7.2f}ms {ours.p99_ms:>7.2f}ms | "
-                f"{baseline.rps:>10.0f} {baseline.p50_ms:>6.2f}ms {baseline.p99_ms:>6.2f}ms | {ratio:.2f}"
+                f"{baseline.rps:>11.0f} {baseline.p50_ms:>6.2f}ms {baseline.p99_ms:>6.2f}ms | {ratio:.2f}"
                 + (f"  ({ours.non_2xx} non-2xx)" if ours.non_2xx else "")
             )
     finally:

@@ -75,6 +75,7 @@ def engine_options(
     read_timeout: int,
     statement_timeout: int = 0,
     pool_timeout: int | None = None,
+    pre_ping: bool = False,
 ) -> dict[str, Any]:
     """Engine options per dialect: utf8mb4, pool hygiene and timeouts for MySQL.
 
@@ -96,7 +97,9 @@ def engine_options(
                 f" /*M! , SESSION max_statement_time = {statement_timeout} */"
             )
         return {
-            "pool_pre_ping": True,
+            # Without a ping per checkout (a round trip per request), a connection the server
+            # dropped fails its request once (503) and SQLAlchemy then renews the whole pool.
+            "pool_pre_ping": pre_ping,
             "pool_recycle": 280,
             "pool_size": 10,
             "max_overflow": 10,
@@ -238,6 +241,7 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
             read_timeout=limits.read_timeout,
             statement_timeout=limits.statement_timeout,
             pool_timeout=limits.pool_timeout,
+            pre_ping=_env_bool("DB_POOL_PRE_PING", False),
         ),
         "TIME_LIMITS": limits,
         "JWT_SECRET_KEY": _env("JWT_SECRET_KEY", DEVELOPMENT_JWT_SECRET),

@@ -164,13 +164,20 @@ class Page(Generic[T]):
         return (self.total + self.per_page - 1) // self.per_page if self.total else 0
 
 
-def paginate(statement: Select[tuple[T]], page: int, per_page: int) -> Page[T]:
-    """Two statements whatever the page size: the count, then the page.
+def paginate(
+    statement: Select[Any], page: int, per_page: int, *, counting: Select[Any] | None = None, rows: bool = False
+) -> Page[Any]:
+    """Two statements whatever the page size: the count, then the page (of entities, or of
+    `rows`). `counting` is the statement whose rows are counted, when the page's own (a
+    join, a GROUP BY) is not it.
 
     (A window COUNT(*) OVER () would make it one, but forces the database to read every
     matching row before the LIMIT: slower than an index-only count on MariaDB.)
     """
-    counting = statement.with_only_columns(func.count(), maintain_column_froms=True).order_by(None)
-    total = db.session.execute(counting).scalar_one()
-    items = list(db.session.execute(statement.limit(per_page).offset((page - 1) * per_page)).unique().scalars())
+    counted = statement if counting is None else counting
+    total = db.session.execute(
+        counted.with_only_columns(func.count(), maintain_column_froms=True).order_by(None)
+    ).scalar_one()
+    result = db.session.execute(statement.limit(per_page).offset((page - 1) * per_page))
+    items = list(result.all()) if rows else list(result.unique().scalars())
     return Page(items=items, page=page, per_page=per_page, total=total)

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from flask import current_app
 from sqlalchemy import FromClause, Select, and_, case, column, func, insert, literal, select, table, true, type_coerce
-from sqlalchemy.orm import Session, defer, joinedload, selectinload
+from sqlalchemy.orm import Session, contains_eager, defer, joinedload, selectinload
 
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.extensions import db
@@ -164,21 +164,22 @@ class MockTestService:
         user: User, page: int, per_page: int, subject_id: int | None, status: CardStatus | None
     ) -> Page[MockTestAttempt]:
         # Read in index order (customer_id, subject_id, test_number): no sort, no JSON columns;
-        # the subject names come in a second small statement.
-        statement = (
-            MockTestService._cards_of(CustomerService.customer_id_of(user))
+        # the subject's name joined by its primary key; the count without the join.
+        cards = MockTestService._cards_of(CustomerService.customer_id_of(user))
+        if subject_id is not None:
+            cards = cards.where(MockTestAttempt.subject_id == subject_id)
+        if status is not None:
+            cards = cards.where(MockTestAttempt.status == status)
+        page_of_cards = (
+            cards.join(MockTestAttempt.subject)
             .options(
                 defer(MockTestAttempt.question_ids),
                 defer(MockTestAttempt.answers),
-                selectinload(MockTestAttempt.subject).load_only(Subject.name),
+                contains_eager(MockTestAttempt.subject).load_only(Subject.name),
             )
             .order_by(MockTestAttempt.subject_id, MockTestAttempt.test_number, MockTestAttempt.id)
         )
-        if subject_id is not None:
-            statement = statement.where(MockTestAttempt.subject_id == subject_id)
-        if status is not None:
-            statement = statement.where(MockTestAttempt.status == status)
-        return paginate(statement, page, per_page)
+        return paginate(page_of_cards, page, per_page, counting=cards)
 
     @staticmethod
     def get_card(user: User, card_id: int) -> MockTestAttempt:

@@ -140,37 +140,27 @@ class CatalogService:
 
     @staticmethod
     def list_courses(page: int, per_page: int, search: str | None, include_inactive: bool) -> Page[CourseSummary]:
-        """Three statements: count, page, and the subject figures of the page's courses."""
-        statement = select(Course).order_by(Course.title, Course.id)
+        """Two statements: the count, and the page with each course's subject figures."""
+        courses = select(Course.id).order_by(Course.title, Course.id)
+        subjects = Subject.course_id == Course.id
         if not include_inactive:
-            statement = statement.where(course_for_sale())
+            courses = courses.where(course_for_sale())
+            subjects = and_(subjects, Subject.is_active.is_(True))  # the course is for sale already
         if search:
-            statement = statement.where(Course.title.like(f"%{escape_like(search)}%", escape="\\"))
-        courses = paginate(statement, page, per_page)
-
-        figures_query = (
-            select(Subject.course_id, func.count(Subject.id), func.min(Subject.price), func.max(Subject.price))
-            .where(Subject.course_id.in_([course.id for course in courses.items]))
-            .group_by(Subject.course_id)
-        )
-        if not include_inactive:
-            figures_query = figures_query.where(subject_for_sale())
-        figures = {row[0]: row[1:] for row in db.session.execute(figures_query)} if courses.items else {}
-        summaries = [
-            CourseSummary(
-                id=course.id,
-                slug=course.slug,
-                title=course.title,
-                description=course.description,
-                is_active=course.is_active,
-                subject_count=subject_count,
-                min_price=min_price,
-                max_price=max_price,
-            )
-            for course in courses.items
-            for subject_count, min_price, max_price in [figures.get(course.id, (0, None, None))]
-        ]
-        return Page(items=summaries, page=courses.page, per_page=courses.per_page, total=courses.total)
+            courses = courses.where(Course.title.like(f"%{escape_like(search)}%", escape="\\"))
+        rows = courses.with_only_columns(
+            Course.id,
+            Course.slug,
+            Course.title,
+            Course.description,
+            Course.is_active,
+            func.count(Subject.id),
+            func.min(Subject.price),
+            func.max(Subject.price),
+        ).outerjoin(Subject, subjects)
+        found = paginate(rows.group_by(Course.id), page, per_page, counting=courses, rows=True)
+        summaries = [CourseSummary(*row) for row in found.items]
+        return Page(items=summaries, page=found.page, per_page=found.per_page, total=found.total)
 
     @staticmethod
     def get_course(course_id: int, include_inactive: bool) -> Course:
