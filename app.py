@@ -12,7 +12,7 @@ from shared import models  # noqa: F401 - registers every table on db.metadata
 from shared.cli import register_cli
 from shared.config import PROJECT_ROOT, load_config
 from shared.errors import register_error_handlers
-from shared.extensions import cache, cors, db, jwt, limiter, migrate
+from shared.extensions import cache, cors, db, jwt, limiter, migrate, worker_cache
 from shared.openapi import ProblemApi, register_conventions
 from shared.request_body import init_request_body
 from shared.request_id import configure_logging, init_request_id
@@ -58,6 +58,13 @@ def init_extensions(app: Flask) -> None:
     )
     limiter.init_app(app)
     cache.init_app(app)
+    seconds = app.config["CATALOG_VERSION_WORKER_SECONDS"]
+    worker_cache.init_app(
+        app,
+        config={"CACHE_TYPE": "SimpleCache", "CACHE_DEFAULT_TIMEOUT": seconds, "CACHE_THRESHOLD": 16}
+        if seconds
+        else {"CACHE_TYPE": "NullCache", "CACHE_NO_NULL_WARNING": True},
+    )
 
 
 app = create_app()

@@ -254,6 +254,9 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         # Catalog reads: ETag from the catalog version, and how long clients may reuse them.
         "CATALOG_MAX_AGE": _env_int("CATALOG_MAX_AGE", 30),
         "CATALOG_STALE_WHILE_REVALIDATE": _env_int("CATALOG_STALE_WHILE_REVALIDATE", 60),
+        # Each worker remembers the catalog version this long (0: asks every time), so that a
+        # 304 needs no round trip; well inside CATALOG_MAX_AGE, which clients may reuse anyway.
+        "CATALOG_VERSION_WORKER_SECONDS": _env_int("CATALOG_VERSION_WORKER_SECONDS", 1),
         # Optional shared cache (Flask-Caching on Redis) of the catalog version.
         **cache_settings(_env("CACHE_REDIS_URL")),
         "MAX_CONTENT_LENGTH": _env_int("MAX_CONTENT_LENGTH", 1024 * 1024, minimum=1024),

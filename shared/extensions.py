@@ -38,6 +38,8 @@ jwt = JWTManager()
 cors = CORS()
 limiter = Limiter(key_func=get_remote_address)
 cache = Cache()
+# The catalog version, remembered for a second by each worker (README "Catalog").
+worker_cache = Cache()
 
 
 @event.listens_for(Engine, "connect")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
@@ -10,17 +11,19 @@ from typing import Any
 
 import pytest
 import redis
+import requests
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import insert, select
 
 from app import create_app
-from shared.extensions import db
+from shared.extensions import db, worker_cache
 from shared.models import Course, Subject
 from shared.services.demo import DemoDataService
 from tests.conftest import CheckedClient, app_config
-from tests.support.accounts import bearer, register
+from tests.support.accounts import bearer, create_admin, register
 from tests.support.databases import mariadb_required
+from tests.support.live_server import LiveServer, fire_concurrently
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
@@ -355,6 +358,10 @@ def test_a_current_copy_is_a_304_without_building_the_page(
     assert again.status_code == 304
     assert again.data == b""
     assert again.headers["ETag"] == first.headers["ETag"]
+    assert queries.count == 0  # the worker remembers the catalog version for a second
+    worker_cache.clear()
+    with query_counter() as queries:
+        assert client.get("/api/courses", headers={"If-None-Match": first.headers["ETag"]}).status_code == 304
     assert queries.count == 1  # the catalog version, nothing else
     stale = client.get("/api/courses", headers={"If-None-Match": '"catalog-0"'})
     assert stale.status_code == 200
@@ -431,3 +438,27 @@ def test_the_shared_cache_serves_the_version_and_forgets_it_on_change(
         assert client.get("/api/courses", headers={"If-None-Match": etag}).status_code == 200
         db.session.remove()
         db.engine.dispose()
+
+
+@pytest.mark.race
+def test_every_worker_gives_the_new_etag_within_the_version_memory(mariadb: Flask, live_server: LiveServer) -> None:
+    """gunicorn, 4 workers: each remembers the catalog version for CATALOG_VERSION_WORKER_SECONDS
+    (1 s); past that, no worker answers 304 to a copy a catalog change replaced."""
+    DemoDataService.seed()
+    admin = bearer(create_admin())
+    course = mariadb.test_client().get("/api/courses").get_json()["items"][0]["id"]
+    old = fire_concurrently(16, lambda _: requests.get(live_server.url("/api/courses"), timeout=30))
+    etag = old[0].headers["ETag"]
+    assert {r.headers["ETag"] for r in old} == {etag}
+    renamed = requests.patch(
+        live_server.url(f"/api/courses/{course}"), json={"title": "Renamed"}, headers=admin, timeout=30
+    )
+    assert renamed.status_code == 200
+    time.sleep(1.2)
+    fresh = fire_concurrently(
+        16, lambda _: requests.get(live_server.url("/api/courses"), headers={"If-None-Match": etag}, timeout=30)
+    )
+    assert {r.status_code for r in fresh} == {200}
+    assert len({r.headers["ETag"] for r in fresh}) == 1
+    assert fresh[0].headers["ETag"] != etag
+    assert all("Renamed" in [c["title"] for c in r.json()["items"]] for r in fresh)

@@ -14,7 +14,7 @@ from sqlalchemy import ColumnElement, Select, and_, func, select, update
 from sqlalchemy.orm import aliased, selectinload
 
 from shared.errors import Conflict, NotFound, ValidationFailed
-from shared.extensions import cache, db
+from shared.extensions import cache, db, worker_cache
 from shared.models import Bundle, CatalogVersion, Course, Purchase, PurchaseItem, Subject
 from shared.models.catalog import bundle_subjects
 from shared.services.base import Page, apply_changes, escape_like, paginate, require, transactional
@@ -51,7 +51,9 @@ def bump_catalog_version() -> None:
 
 
 def forget_catalog_version() -> None:
-    """After the commit: the shared cache reads the new version at once."""
+    """After the commit: this worker and the shared cache read the new version at once
+    (other workers within CATALOG_VERSION_WORKER_SECONDS)."""
+    worker_cache.delete(CATALOG_VERSION_KEY)
     try:
         cache.delete(CATALOG_VERSION_KEY)
     except _CACHE_ERRORS:
@@ -124,13 +126,21 @@ class CatalogService:
 
     @staticmethod
     def version() -> int:
-        """The catalog's version: one primary-key read, or none while the cache holds it."""
+        """The catalog's version: what this worker remembers, else the shared cache's, else
+        one primary-key read."""
+        remembered = worker_cache.get(CATALOG_VERSION_KEY)
+        if remembered is not None:
+            return int(remembered)
         try:
-            cached = cache.get(CATALOG_VERSION_KEY)
+            shared = cache.get(CATALOG_VERSION_KEY)
         except _CACHE_ERRORS:
-            cached = None
-        if cached is not None:
-            return int(cached)
+            shared = None
+        version = int(shared) if shared is not None else CatalogService._read_version()
+        worker_cache.set(CATALOG_VERSION_KEY, version)
+        return version
+
+    @staticmethod
+    def _read_version() -> int:
         version = db.session.execute(select(CatalogVersion.version).where(CatalogVersion.id == 1)).scalar_one()
         try:
             cache.set(CATALOG_VERSION_KEY, version)
