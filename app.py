@@ -61,7 +61,13 @@ def init_extensions(app: Flask) -> None:
     seconds = app.config["CATALOG_VERSION_WORKER_SECONDS"]
     worker_cache.init_app(
         app,
-        config={"CACHE_TYPE": "SimpleCache", "CACHE_DEFAULT_TIMEOUT": seconds, "CACHE_THRESHOLD": 16}
+        # Its own settings only: the shared cache's (a Redis URL, socket options) are not for it.
+        config={
+            "CACHE_TYPE": "SimpleCache",
+            "CACHE_DEFAULT_TIMEOUT": seconds,
+            "CACHE_THRESHOLD": 16,
+            "CACHE_OPTIONS": {},
+        }
         if seconds
         else {"CACHE_TYPE": "NullCache", "CACHE_NO_NULL_WARNING": True},
     )

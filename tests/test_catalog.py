@@ -17,6 +17,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import insert, select
 
 from app import create_app
+from shared.config import cache_settings
 from shared.extensions import db, worker_cache
 from shared.models import Course, Subject
 from shared.services.demo import DemoDataService
@@ -414,11 +415,14 @@ def test_the_shared_cache_serves_the_version_and_forgets_it_on_change(
     cached_app = create_app(
         app_config(
             app.config["SQLALCHEMY_DATABASE_URI"],
-            CACHE_TYPE="RedisCache",
-            CACHE_REDIS_URL=REDIS_URL,
-            CACHE_KEY_PREFIX=f"test-{uuid.uuid4().hex}:",
-            CACHE_DEFAULT_TIMEOUT=60,
+            **{
+                **cache_settings(REDIS_URL),
+                "CACHE_KEY_PREFIX": f"test-{uuid.uuid4().hex}:",
+                "CACHE_DEFAULT_TIMEOUT": 60,
+            },
+            CATALOG_VERSION_WORKER_SECONDS=0,
         )
+        | {"CACHE_DEFAULT_TIMEOUT": 60}
     )
     try:
         redis.Redis.from_url(REDIS_URL, socket_timeout=1).ping()
