@@ -108,6 +108,8 @@ def any_token_required(view: Callable[P, R]) -> Callable[P, R]:
 def viewer_is_admin() -> bool:
     """On public routes: does the request carry a valid admin token? (A bad token is still a 401.)
     Asked once per request."""
+    if "Authorization" not in request.headers:  # tokens come in this header only: anonymous
+        return False
     known = request.environ.get(_VIEWER_IS_ADMIN)  # per request: `g` outlives it in tests
     if known is None:
         verify_jwt_in_request(optional=True)
