@@ -121,7 +121,7 @@ def logout_all() -> None:
 @login_required
 @auth.response(200, MeSchema)
 @auth.problems(401)
-def me() -> dict[str, Any]:
+def get_me() -> dict[str, Any]:
     """The caller's account, customer profile and current subscription."""
     return AuthService.profile(current_user)
 
@@ -136,7 +136,7 @@ customers = Blueprint(
 @customers.arguments(UpgradeSchema)
 @customers.response(201, UpgradeResultSchema)
 @customers.problems(401, 403, 409, 422)
-def upgrade(data: dict[str, Any]) -> dict[str, Any]:
+def upgrade_to_customer(data: dict[str, Any]) -> dict[str, Any]:
     """Make the calling admin a customer, with a subscription.
 
     409 with `errors.email` or `errors.phone_number` when another customer holds them,

@@ -53,8 +53,8 @@ catalog_read = conditional_read(catalog_etag, catalog_cache_control)
 
 
 @blp.route("/courses")
+@blp.arguments(CourseListQuerySchema, location="query")  # invalid queries are a 422, never a 304
 @catalog_read
-@blp.arguments(CourseListQuerySchema, location="query")
 @blp.response(200, CoursePageSchema)
 @blp.problems(401, 422)
 def list_courses(query: dict[str, Any]) -> Page[CourseSummary]:
@@ -80,8 +80,8 @@ def list_subjects(course_id: int) -> list[Subject]:
 
 
 @blp.route("/bundles")
+@blp.arguments(BundleListQuerySchema, location="query")  # invalid queries are a 422, never a 304
 @catalog_read
-@blp.arguments(BundleListQuerySchema, location="query")
 @blp.response(200, BundlePageSchema)
 @blp.problems(401, 422)
 def list_bundles(query: dict[str, Any]) -> Page[Bundle]:

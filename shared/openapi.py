@@ -61,6 +61,39 @@ def register_conventions(app: Flask, api: ProblemApi) -> None:
     api.register_converter(IdConverter, lambda _: {"type": "integer", "minimum": 1, "maximum": MAX_ID})
     api.register_field(Money, "string", "decimal")  # and its subclass Percent
     api.ma_plugin.converter.add_attribute_function(_no_default_when_partial)
+    api.ma_plugin.converter.add_attribute_function(_typed_enums_and_nullable_references)
+
+
+def operation_id(view_name: str) -> str:
+    """The operationId of a view: its function name in lower camel case (`create_purchase`
+    -> `createPurchase`), which generated clients use as the method's name."""
+    head, *rest = view_name.split("_")
+    return head + "".join(word.capitalize() for word in rest)
+
+
+_JSON_TYPES = {str: "string", bool: "boolean", int: "integer", float: "number"}
+
+
+def _typed_enums_and_nullable_references(
+    _converter: Any, field: ma.fields.Field, ret: dict[str, Any], **_: Any
+) -> dict[str, Any]:
+    """Two things apispec leaves to the client generators to guess, said in OpenAPI 3.0:
+
+    - an enum's `type` (apispec gives only the values of a `fields.Enum(by_value=True)`);
+    - a nullable reference as `allOf: [$ref]` with `nullable: true`, instead of an `anyOf`
+      with a bare `{type: object, nullable: true}` that generators type as "any object".
+    """
+    if isinstance(field, ma.fields.Enum) and "type" not in ret:
+        values = [member.value if field.by_value else member.name for member in field.enum]
+        types = {_JSON_TYPES.get(type(value)) for value in values}
+        if len(types) == 1 and None not in types:
+            ret["type"] = types.pop()
+    any_of = ret.get("anyOf")
+    if any_of and {"type": "object", "nullable": True} in any_of:
+        ret.pop("anyOf")
+        ret["allOf"] = [item for item in any_of if item != {"type": "object", "nullable": True}]
+        ret["nullable"] = True
+    return {}
 
 
 def _no_default_when_partial(_converter: Any, field: ma.fields.Field, ret: dict[str, Any], **_: Any) -> dict[str, Any]:
@@ -80,11 +113,35 @@ class RequestParser(FlaskParser):
         return req.get_json()
 
 
+EXTRA_PARAMETERS = "extra_parameters"
+
+
+def _prepare_extra_parameters_doc(doc: dict[str, Any], doc_info: dict[str, Any], **_: Any) -> dict[str, Any]:
+    """Parameters a decorator documents under `_apidoc[EXTRA_PARAMETERS]` join those of
+    `@arguments`; a manual `parameters` list (`@blp.doc`) would replace them."""
+    extra = doc_info.get(EXTRA_PARAMETERS)
+    if extra:
+        doc["parameters"] = [*doc.get("parameters", []), *extra]
+    return doc
+
+
 class Blueprint(flask_smorest.Blueprint):
     """A flask-smorest blueprint that reads bodies with `RequestParser` and can document
     the problems a view returns."""
 
     ARGUMENTS_PARSER = RequestParser()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._prepare_doc_cbks.append(_prepare_extra_parameters_doc)
+
+    def _store_endpoint_docs(self, endpoint: str, obj: Any, parameters: Any, tags: Any, **options: Any) -> None:
+        """Every operation gets its operationId from one rule (`operation_id`)."""
+        super()._store_endpoint_docs(endpoint, obj, parameters, tags, **options)
+        methods = [method for method in self._docs[endpoint] if method != "parameters"]
+        for method in methods:
+            name = obj.__name__ if len(methods) == 1 else f"{method}_{obj.__name__}"
+            self._docs[endpoint][method].setdefault("manual_doc", {}).setdefault("operationId", operation_id(name))
 
     def problems(self, *statuses: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Document the error statuses a view really returns, as problem+json."""
