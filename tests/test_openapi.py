@@ -118,3 +118,11 @@ def test_nullable_references_are_typed(spec: dict[str, Any]) -> None:
 def test_documented_headers_keep_the_query_parameters(spec: dict[str, Any]) -> None:
     listed = spec["paths"]["/api/courses"]["get"]["parameters"]
     assert {(p["in"], p["name"]) for p in listed} >= {("query", "page"), ("query", "q"), ("header", "If-None-Match")}
+
+
+def test_every_create_documents_its_location_and_every_json_body_its_415(spec: dict[str, Any]) -> None:
+    creates = [(label, op) for label, op in operations(spec) if "201" in op["responses"]]
+    assert len(creates) >= 8
+    assert [label for label, op in creates if "Location" not in op["responses"]["201"].get("headers", {})] == []
+    bodies = [(label, op) for label, op in operations(spec) if "requestBody" in op]
+    assert [label for label, op in bodies if "415" not in op["responses"]] == []

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -27,20 +26,11 @@ from shared.services.demo import DemoDataService
 from tests.conftest import app_config
 from tests.support.accounts import PASSWORD, registration
 from tests.support.live_server import PROJECT_ROOT, LiveServer
+from tests.support.tools import require_tool
 
 TYPESCRIPT = PROJECT_ROOT / "tests" / "typescript"
 PYTHON_CLIENT_CONFIG = PROJECT_ROOT / "tests" / "clients" / "python-client.yaml"
 PYTHON_PACKAGE = "exam_shop_client"
-
-
-def required_tool(path: Path, what: str) -> Path:
-    """A missing tool skips locally and fails in CI (`make test` installs it)."""
-    if not path.exists():
-        message = f"{what} is missing at {path}: run `make test` (it installs it)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +62,7 @@ def run(command: list[str], cwd: Path) -> None:
 
 
 def test_typescript_types_from_the_document_type_check_the_spa_usage(document: str) -> None:
-    bin_dir = required_tool(TYPESCRIPT / "node_modules" / ".bin", "node_modules of tests/typescript")
+    bin_dir = require_tool(TYPESCRIPT / "node_modules" / ".bin", "node_modules of tests/typescript")
     lock = (TYPESCRIPT / "package-lock.json").read_text()
 
     def build(spec: Path, out: Path) -> None:
@@ -96,7 +86,7 @@ def test_typescript_types_from_the_document_type_check_the_spa_usage(document: s
 
 @pytest.fixture
 def python_client(document: str) -> Iterator[Any]:
-    generator = required_tool(Path(sys.executable).parent / "openapi-python-client", "openapi-python-client")
+    generator = require_tool(Path(sys.executable).parent / "openapi-python-client", "openapi-python-client")
     version = subprocess.run([str(generator), "--version"], capture_output=True, text=True, check=True).stdout
 
     def build(spec: Path, out: Path) -> None:
