@@ -11,7 +11,7 @@ from blueprints import register_blueprints
 from shared import models  # noqa: F401 - registers every table on db.metadata
 from shared.cli import register_cli
 from shared.config import PROJECT_ROOT, load_config
-from shared.errors import register_error_handlers
+from shared.errors import register_error_handlers, retry_after_only_when_refused
 from shared.extensions import cache, cors, db, jwt, limiter, migrate, worker_cache
 from shared.openapi import ProblemApi, register_conventions
 from shared.request_body import init_request_body
@@ -44,6 +44,19 @@ def trust_proxies(app: Flask) -> None:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
 
 
+# The response headers a browser client may read (CORS hides the others from JavaScript).
+EXPOSED_HEADERS = [
+    "X-Request-ID",
+    "Location",
+    "ETag",
+    "Retry-After",
+    "Idempotent-Replayed",
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Reset",
+]
+
+
 def init_extensions(app: Flask) -> None:
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         (PROJECT_ROOT / "instance").mkdir(exist_ok=True)
@@ -53,9 +66,11 @@ def init_extensions(app: Flask) -> None:
     cors.init_app(
         app,
         resources={r"/api/*": {"origins": app.config["CORS_ORIGINS"]}},
-        expose_headers=["X-Request-ID", "Retry-After", "Location"],
-        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+        expose_headers=EXPOSED_HEADERS,
+        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID", "If-None-Match"],
     )
+    # Flask runs after-request functions in reverse order: this one runs after the limiter's.
+    app.after_request(retry_after_only_when_refused)
     limiter.init_app(app)
     cache.init_app(app)
     seconds = app.config["CATALOG_VERSION_WORKER_SECONDS"]

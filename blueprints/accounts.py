@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, current_app, request
+from flask import Response, current_app, request, url_for
 from flask_jwt_extended import current_user, get_jwt
 from flask_limiter.util import get_remote_address
 
@@ -52,7 +52,7 @@ def _failed_login(response: Response) -> bool:
 @auth.route("/register", methods=["POST"])
 @limiter.limit(lambda: current_app.config["RATELIMIT_REGISTER_PER_CLIENT"], key_func=get_remote_address)
 @auth.arguments(RegisterSchema)
-@auth.response(201, SessionSchema)
+@auth.response(201, SessionSchema, location=lambda _session: url_for("auth.get_me"))
 @auth.problems(409, 422, 429)
 def register(data: dict[str, Any]) -> dict[str, Any]:
     """Create a student account with its customer profile, and log it in.
@@ -121,7 +121,7 @@ def logout_all() -> None:
 @login_required
 @auth.response(200, MeSchema)
 @auth.problems(401)
-def me() -> dict[str, Any]:
+def get_me() -> dict[str, Any]:
     """The caller's account, customer profile and current subscription."""
     return AuthService.profile(current_user)
 
@@ -134,9 +134,9 @@ customers = Blueprint(
 @customers.route("/upgrade", methods=["POST"])
 @admin_required
 @customers.arguments(UpgradeSchema)
-@customers.response(201, UpgradeResultSchema)
+@customers.response(201, UpgradeResultSchema, location=lambda _result: url_for("customers.get_own_profile"))
 @customers.problems(401, 403, 409, 422)
-def upgrade(data: dict[str, Any]) -> dict[str, Any]:
+def upgrade_to_customer(data: dict[str, Any]) -> dict[str, Any]:
     """Make the calling admin a customer, with a subscription.
 
     409 with `errors.email` or `errors.phone_number` when another customer holds them,

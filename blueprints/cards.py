@@ -41,7 +41,7 @@ def list_cards(query: dict[str, Any]) -> Page[MockTestAttempt]:
 @login_required
 @blp.response(200, ProgressSchema)
 @blp.problems(401, 403)
-def progress() -> dict[str, Any]:
+def get_progress() -> dict[str, Any]:
     """Per owned subject: cards, submitted, average and best score, last activity."""
     return {"subjects": MockTestService.progress(current_user)}
 
@@ -59,7 +59,7 @@ def get_card(card_id: int) -> MockTestAttempt:
 @login_required
 @blp.response(200, PaperSchema)
 @blp.problems(401, 403, 404, 409)
-def start(card_id: int) -> Paper:
+def start_card(card_id: int) -> Paper:
     """Start the test (or resume it): its questions without the answers, the deadline.
 
     409 when the subject has no questions yet, or the test was submitted.
@@ -82,7 +82,7 @@ def save_answers(data: dict[str, Any], card_id: int) -> Paper:
 @blp.arguments(SubmitSchema)
 @blp.response(200, CardSchema)
 @blp.problems(401, 403, 404, 409, 422)
-def submit(data: dict[str, Any], card_id: int) -> MockTestAttempt:
+def submit_card(data: dict[str, Any], card_id: int) -> MockTestAttempt:
     """Score the test on the server; a second submit is a 409.
 
     After the deadline plus MOCK_TEST_GRACE_SECONDS the card becomes `expired` and only
@@ -95,6 +95,6 @@ def submit(data: dict[str, Any], card_id: int) -> MockTestAttempt:
 @login_required
 @blp.response(200, ReviewSchema)
 @blp.problems(401, 403, 404, 409)
-def review(card_id: int) -> Review:
+def review_card(card_id: int) -> Review:
     """After submission: each question with your answer, the correct option, the explanation."""
     return MockTestService.review(current_user, card_id)

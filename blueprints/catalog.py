@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
+from flask import current_app, url_for
 
 from shared.conditional import conditional_read
 from shared.models import Bundle, Course, Subject
@@ -53,8 +53,8 @@ catalog_read = conditional_read(catalog_etag, catalog_cache_control)
 
 
 @blp.route("/courses")
+@blp.arguments(CourseListQuerySchema, location="query")  # invalid queries are a 422, never a 304
 @catalog_read
-@blp.arguments(CourseListQuerySchema, location="query")
 @blp.response(200, CoursePageSchema)
 @blp.problems(401, 422)
 def list_courses(query: dict[str, Any]) -> Page[CourseSummary]:
@@ -80,8 +80,8 @@ def list_subjects(course_id: int) -> list[Subject]:
 
 
 @blp.route("/bundles")
+@blp.arguments(BundleListQuerySchema, location="query")  # invalid queries are a 422, never a 304
 @catalog_read
-@blp.arguments(BundleListQuerySchema, location="query")
 @blp.response(200, BundlePageSchema)
 @blp.problems(401, 422)
 def list_bundles(query: dict[str, Any]) -> Page[Bundle]:
@@ -100,7 +100,7 @@ def get_bundle(bundle_id: int) -> Bundle:
 @blp.route("/courses", methods=["POST"])
 @admin_required
 @blp.arguments(CourseCreateSchema)
-@blp.response(201, CourseDetailSchema)
+@blp.response(201, CourseDetailSchema, location=lambda course: url_for("courses.get_course", course_id=course.id))
 @blp.problems(401, 403, 409, 422)
 def create_course(data: dict[str, Any]) -> Course:
     """Create a course (a taken slug is a 409 on `slug`)."""
@@ -128,7 +128,9 @@ def delete_course(course_id: int) -> None:
 @blp.route("/courses/<id:course_id>/subjects", methods=["POST"])
 @admin_required
 @blp.arguments(SubjectCreateSchema)
-@blp.response(201, SubjectSchema)
+@blp.response(
+    201, SubjectSchema, location=lambda subject, **_: url_for("courses.update_subject", subject_id=subject.id)
+)
 @blp.problems(401, 403, 404, 409, 422)
 def create_subject(data: dict[str, Any], course_id: int) -> Subject:
     """Add a subject (names are unique within a course: 409 on `name`)."""
@@ -156,7 +158,7 @@ def delete_subject(subject_id: int) -> None:
 @blp.route("/bundles", methods=["POST"])
 @admin_required
 @blp.arguments(BundleCreateSchema)
-@blp.response(201, BundleSchema)
+@blp.response(201, BundleSchema, location=lambda bundle: url_for("courses.get_bundle", bundle_id=bundle.id))
 @blp.problems(401, 403, 409, 422)
 def create_bundle(data: dict[str, Any]) -> Bundle:
     """Create a bundle of subjects of one course (others are a 422 on `subject_ids`)."""

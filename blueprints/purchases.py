@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import request
+from flask import request, url_for
 from flask_jwt_extended import current_user
 
 from shared.openapi import Blueprint
@@ -26,7 +26,12 @@ blp = Blueprint("purchases", __name__, url_prefix="/api/purchases", description=
 @blp.route("", methods=["POST"])
 @login_required
 @blp.arguments(PurchaseRequestSchema)
-@blp.response(201, PurchaseResultSchema, description="Bought: the purchase and the number of cards created")
+@blp.response(
+    201,
+    PurchaseResultSchema,
+    description="Bought: the purchase and the number of cards created",
+    location=lambda result: url_for("purchases.get_purchase", purchase_id=result.purchase.id),
+)
 @blp.alt_response(200, schema=PurchaseResultSchema, success=True, description="Everything already owned")
 @blp.problems(401, 403, 409, 422)
 @blp.doc(

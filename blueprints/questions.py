@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import url_for
+
 from shared.models import Question
 from shared.openapi import Blueprint
 from shared.schemas.questions import (
@@ -34,7 +36,13 @@ def list_questions(query: dict[str, Any], subject_id: int) -> Page[Question]:
 @blp.route("/<id:subject_id>/questions", methods=["POST"])
 @admin_required
 @blp.arguments(QuestionInputSchema)
-@blp.response(201, QuestionAdminSchema)
+@blp.response(
+    201,
+    QuestionAdminSchema,
+    location=lambda question, subject_id: url_for(
+        "questions.update_question", subject_id=subject_id, question_id=question.id
+    ),
+)
 @blp.problems(401, 403, 404, 422)
 def create_question(data: dict[str, Any], subject_id: int) -> Question:
     """Add a question: 2 to 6 options and the 0-based index of the correct one."""
@@ -44,7 +52,11 @@ def create_question(data: dict[str, Any], subject_id: int) -> Question:
 @blp.route("/<id:subject_id>/questions/import", methods=["POST"])
 @admin_required
 @blp.arguments(QuestionImportSchema)
-@blp.response(201, ImportResultSchema)
+@blp.response(
+    201,
+    ImportResultSchema,
+    location=lambda _result, subject_id: url_for("questions.list_questions", subject_id=subject_id),
+)
 @blp.problems(401, 403, 404, 422)
 def import_questions(data: dict[str, Any], subject_id: int) -> dict[str, Any]:
     """Import a list of questions, all or nothing.

@@ -12,19 +12,20 @@ from flask_smorest.utils import deepupdate
 
 P = ParamSpec("P")
 
+# `extra_parameters`: see shared/openapi.py (a manual list would hide the query parameters).
 _DOC = {
+    "extra_parameters": [
+        {
+            "in": "header",
+            "name": "If-None-Match",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": "The ETag of the copy the client holds: 304 while it is current.",
+        }
+    ],
     "manual_doc": {
-        "parameters": [
-            {
-                "in": "header",
-                "name": "If-None-Match",
-                "required": False,
-                "schema": {"type": "string"},
-                "description": "The ETag of the copy the client holds: 304 while it is current.",
-            }
-        ],
         "responses": {"304": {"description": "Not Modified: the copy named by If-None-Match is current."}},
-    }
+    },
 }
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from dotenv import load_dotenv
 
@@ -22,6 +23,13 @@ DEVELOPMENT_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me"  # noqa: S105
 
 class ConfigError(RuntimeError):
     """The environment describes a configuration the app must not run with."""
+
+
+def load_dotenv_file() -> None:
+    """`.env` fills in what the environment does not say, unless ENV_FILE=none (the test
+    suite sets it: its settings must not depend on a developer's file)."""
+    if os.environ.get("ENV_FILE", "").strip().lower() != "none":
+        load_dotenv(PROJECT_ROOT / ".env", override=False)
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -58,6 +66,41 @@ def _env_list(name: str, default: list[str]) -> list[str]:
     if value is None:
         return default
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def normalise_origins(origins: str | list[str]) -> list[str]:
+    """CORS_ORIGINS (a list, or text separated by commas) as browsers send `Origin`:
+    `scheme://host[:port]`, lower case, no trailing slash (`https://shop.example/` would match
+    nothing). `*` allows every origin. Anything else (a path, a query, no scheme or host) is
+    refused, not silently never matched."""
+    if isinstance(origins, str):
+        origins = [item.strip() for item in origins.split(",") if item.strip()]
+    normalised: list[str] = []
+    for origin in origins:
+        if origin == "*":
+            normalised.append(origin)
+            continue
+        try:
+            parts = urlsplit(origin.rstrip("/"))
+            port = parts.port
+        except ValueError:
+            parts, port = None, None
+        if (
+            parts is None
+            or parts.scheme.lower() not in {"http", "https"}
+            or not parts.hostname
+            or parts.path
+            or parts.query
+            or parts.fragment
+            or parts.username is not None
+        ):
+            raise ConfigError(
+                f"CORS_ORIGINS: {origin!r} is not an origin; write scheme://host[:port], "
+                "for example https://shop.example.com or http://localhost:5173"
+            )
+        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+        normalised.append(f"{parts.scheme.lower()}://{host}" + (f":{port}" if port is not None else ""))
+    return normalised
 
 
 def normalise_database_url(url: str) -> str:
@@ -171,7 +214,7 @@ class TimeLimits:
 
 
 def time_limits_from_env() -> TimeLimits:
-    load_dotenv(PROJECT_ROOT / ".env", override=False)
+    load_dotenv_file()
     return TimeLimits(
         worker_timeout=_env_int("WORKER_TIMEOUT", 30, minimum=1),
         connect_timeout=_env_int("DB_CONNECT_TIMEOUT", 3, minimum=1),
@@ -182,6 +225,12 @@ def time_limits_from_env() -> TimeLimits:
 
 
 REDIS_SCHEMES = ("redis://", "rediss://", "redis+unix://", "valkey://", "valkeys://", "valkey+unix://")
+
+
+# flask-limiter writes its Retry-After on every response of a limited route (a successful
+# login said `Retry-After: 0`); it writes this header instead, and only a 429 passes it on
+# as Retry-After (shared/errors.py: retry_after_only_when_refused).
+LIMITER_RETRY_AFTER = "X-Limiter-Retry-After"
 
 
 def rate_limit_config() -> dict[str, Any]:
@@ -208,6 +257,7 @@ def rate_limit_config() -> dict[str, Any]:
         "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": _env_bool("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True),
         "RATELIMIT_SWALLOW_ERRORS": True,
         "RATELIMIT_HEADERS_ENABLED": True,
+        "RATELIMIT_HEADER_RETRY_AFTER": LIMITER_RETRY_AFTER,
         "RATELIMIT_LOGIN_PER_CLIENT": _env("RATELIMIT_LOGIN_PER_CLIENT", "20 per minute"),
         "RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT_CLIENT": _env(
             "RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT_CLIENT", "5 per minute"
@@ -219,7 +269,7 @@ def rate_limit_config() -> dict[str, Any]:
 
 def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Build the Flask config mapping from the environment, then apply overrides."""
-    load_dotenv(PROJECT_ROOT / ".env", override=False)
+    load_dotenv_file()
     overrides = dict(overrides or {})
 
     app_env = overrides.pop("APP_ENV", None) or _env("APP_ENV", "development")
@@ -281,9 +331,11 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "OPENAPI_URL_PREFIX": "/api",
         "OPENAPI_JSON_PATH": "openapi.json",
         "OPENAPI_SWAGGER_UI_PATH": "docs",
-        "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
+        # Served by the app from the swagger-ui-bundle package (shared/openapi.py): no CDN.
+        "OPENAPI_SWAGGER_UI_URL": "/api/docs/assets/",
     }
     config.update(overrides)
+    config["CORS_ORIGINS"] = normalise_origins(config["CORS_ORIGINS"])
     validate_config(config)
     return config
 

@@ -22,6 +22,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, SQLAl
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
 
+from shared.config import LIMITER_RETRY_AFTER
 from shared.extensions import db
 from shared.models.base import PROBLEM_FIELD, PROBLEM_MESSAGE
 from shared.request_id import current_request_id
@@ -115,6 +116,19 @@ class ServiceUnavailable(ProblemError):
     def __init__(self, detail: str | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("headers", {"Retry-After": str(current_app.config["RETRY_AFTER_SECONDS"])})
         super().__init__(detail, **kwargs)
+
+
+class UnsupportedMediaType(ProblemError):
+    status, slug, title = 415, "unsupported-media-type", "Unsupported Media Type"
+
+
+def retry_after_only_when_refused(response: Response) -> Response:
+    """The limiter's Retry-After reaches a client on a 429 only. The problems that set their
+    own (503, and the 409 of an Idempotency-Key still being worked on) keep theirs."""
+    value = response.headers.pop(LIMITER_RETRY_AFTER, None)
+    if response.status_code == 429 and value is not None:
+        response.headers["Retry-After"] = value
+    return response
 
 
 def problem_type(slug: str | None) -> str:

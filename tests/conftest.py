@@ -34,6 +34,7 @@ from tests.support.live_server import LiveServer, start_gunicorn
 from tests.support.queries import count_queries
 from tests.support.tcp_proxy import TcpProxy
 
+SPA_ORIGIN = "http://localhost:5173"  # the Vite dev server's; tests/test_browser.py serves a page there
 TEST_JWT_SECRET = "test-only-secret-that-is-long-enough-for-hs256-signing"
 BACKENDS = ["sqlite", "mariadb"]
 _mariadb_version: dict[str, str] = {}
@@ -55,6 +56,7 @@ def app_config(database_url: str, **extra: Any) -> dict[str, Any]:
         "JWT_SECRET_KEY": TEST_JWT_SECRET,
         # Tests register hundreds of accounts from one address; the limit has its own tests.
         "RATELIMIT_REGISTER_PER_CLIENT": "100000 per hour",
+        "CORS_ORIGINS": SPA_ORIGIN,
         **extra,
     }
 
@@ -167,7 +169,8 @@ def assert_no_leaks(response: Any) -> None:
 
 
 class CheckedClient(FlaskClient):
-    """A test client that fails any test whose responses leak internals.
+    """A test client that fails any test whose responses leak internals, or that gets a 201
+    without the created resource's `Location`.
 
     Each request runs on a fresh database session, as it would in a server, instead of
     the test's own session (whose identity map would hide queries).
@@ -179,6 +182,8 @@ class CheckedClient(FlaskClient):
         db.session.remove()
         if response.request.path != "/api/openapi.json":
             assert_no_leaks(response)
+        if response.status_code == 201:
+            assert response.headers.get("Location"), f"a 201 from {response.request.path} without Location"
         return response
 
 

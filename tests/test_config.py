@@ -158,3 +158,18 @@ def test_the_old_per_account_login_limit_is_refused_with_its_replacements(monkey
     monkeypatch.setenv("RATELIMIT_LOGIN_PER_ACCOUNT", "5 per minute")
     with pytest.raises(ConfigError, match="RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT_CLIENT"):
         load_config()
+
+
+def test_cors_origins_are_normalised_and_malformed_ones_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CORS_ORIGINS", "https://Shop.Example.com/, http://localhost:5173 ,http://[::1]:8080/")
+    assert load_config()["CORS_ORIGINS"] == ["https://shop.example.com", "http://localhost:5173", "http://[::1]:8080"]
+    for malformed in (
+        "localhost:5173",
+        "https://shop.example.com/app",
+        "ftp://shop.example.com",
+        "http://",
+        "http://x:99999",
+    ):
+        monkeypatch.setenv("CORS_ORIGINS", malformed)
+        with pytest.raises(ConfigError, match="CORS_ORIGINS"):
+            load_config()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 
 from shared.models import Plan, Role, SubscriptionStatus
-from shared.schemas.base import Schema
+from shared.schemas.base import ResponseSchema, Schema
 from shared.schemas.fields import Email, Name, Password, PhoneNumber, UtcDateTime
 from shared.schemas.pagination import PageQuerySchema, page_schema
 
@@ -22,7 +22,7 @@ class LoginSchema(Schema):
     password = Password(required=True, check_strength=False)
 
 
-class UserSchema(Schema):
+class UserSchema(ResponseSchema):
     id = ma.fields.Integer(dump_only=True)
     email = ma.fields.String(dump_only=True)
     full_name = ma.fields.String(dump_only=True)
@@ -32,7 +32,7 @@ class UserSchema(Schema):
     created_at = UtcDateTime(dump_only=True)
 
 
-class SubscriptionSchema(Schema):
+class SubscriptionSchema(ResponseSchema):
     id = ma.fields.Integer(dump_only=True)
     plan = ma.fields.Enum(Plan, by_value=True, dump_only=True)
     status = ma.fields.Enum(SubscriptionStatus, by_value=True, dump_only=True)
@@ -40,7 +40,7 @@ class SubscriptionSchema(Schema):
     expires_at = UtcDateTime(dump_only=True, allow_none=True)
 
 
-class CustomerSchema(Schema):
+class CustomerSchema(ResponseSchema):
     id = ma.fields.Integer(dump_only=True)
     user_id = ma.fields.Integer(dump_only=True)
     email = ma.fields.String(dump_only=True)
@@ -53,7 +53,7 @@ class CustomerDetailSchema(CustomerSchema):
     subscriptions = ma.fields.List(ma.fields.Nested(SubscriptionSchema), dump_only=True)
 
 
-class AccessTokenSchema(Schema):
+class AccessTokenSchema(ResponseSchema):
     access_token = ma.fields.String(required=True)
     token_type = ma.fields.String(required=True, metadata={"example": "Bearer"})
 
@@ -65,7 +65,7 @@ class SessionSchema(AccessTokenSchema):
     refresh_token = ma.fields.String(required=True)
 
 
-class MeSchema(Schema):
+class MeSchema(ResponseSchema):
     user = ma.fields.Nested(UserSchema, required=True)
     customer = ma.fields.Nested(CustomerSchema, allow_none=True)
     subscription = ma.fields.Nested(SubscriptionSchema, allow_none=True)
@@ -78,7 +78,7 @@ class UpgradeSchema(Schema):
     plan = ma.fields.Enum(Plan, by_value=True, load_default=Plan.BASIC)
 
 
-class UpgradeResultSchema(Schema):
+class UpgradeResultSchema(ResponseSchema):
     customer = ma.fields.Nested(CustomerSchema, required=True)
     subscription = ma.fields.Nested(SubscriptionSchema, required=True)
 

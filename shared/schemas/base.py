@@ -38,3 +38,11 @@ class Schema(ma.Schema):
         if _has_lone_surrogate(data):
             raise ma.ValidationError("Text must be valid Unicode (no lone surrogates).", "_request")
         return data
+
+
+class ResponseSchema(Schema):
+    """A shape the API answers with: every field is always present (null where allowed), so
+    each is `required` in the OpenAPI document and generated clients need no `undefined`."""
+
+    def on_bind_field(self, field_name: str, field_obj: ma.fields.Field) -> None:
+        field_obj.required = True

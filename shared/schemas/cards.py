@@ -7,7 +7,7 @@ from typing import Any
 import marshmallow as ma
 
 from shared.models import CardStatus
-from shared.schemas.base import Schema
+from shared.schemas.base import ResponseSchema, Schema
 from shared.schemas.fields import Id, Integer, Percent, UtcDateTime
 from shared.schemas.pagination import PageQuerySchema, page_schema
 from shared.schemas.questions import MAX_OPTIONS
@@ -24,7 +24,7 @@ def answers_field(**kwargs: Any) -> ma.fields.Dict:
     )
 
 
-class CardSchema(Schema):
+class CardSchema(ResponseSchema):
     id = ma.fields.Integer()
     purchase_id = ma.fields.Integer()
     subject_id = ma.fields.Integer()
@@ -44,7 +44,7 @@ class CardListQuerySchema(PageQuerySchema):
     status = ma.fields.Enum(CardStatus, by_value=True)
 
 
-class PaperQuestionSchema(Schema):
+class PaperQuestionSchema(ResponseSchema):
     """A question as the student sees it while taking the test."""
 
     id = ma.fields.Integer()
@@ -52,7 +52,7 @@ class PaperQuestionSchema(Schema):
     options = ma.fields.List(ma.fields.String())
 
 
-class PaperSchema(Schema):
+class PaperSchema(ResponseSchema):
     card = ma.fields.Nested(CardSchema)
     questions = ma.fields.List(ma.fields.Nested(PaperQuestionSchema))
     answers = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer())
@@ -67,7 +67,7 @@ class SubmitSchema(Schema):
     answers = answers_field(load_default=dict)
 
 
-class ReviewQuestionSchema(Schema):
+class ReviewQuestionSchema(ResponseSchema):
     id = ma.fields.Integer()
     text = ma.fields.String()
     options = ma.fields.List(ma.fields.String())
@@ -77,12 +77,12 @@ class ReviewQuestionSchema(Schema):
     explanation = ma.fields.String()
 
 
-class ReviewSchema(Schema):
+class ReviewSchema(ResponseSchema):
     card = ma.fields.Nested(CardSchema)
     questions = ma.fields.List(ma.fields.Nested(ReviewQuestionSchema))
 
 
-class SubjectProgressSchema(Schema):
+class SubjectProgressSchema(ResponseSchema):
     subject_id = ma.fields.Integer()
     subject_name = ma.fields.String()
     course_id = ma.fields.Integer()
@@ -93,7 +93,7 @@ class SubjectProgressSchema(Schema):
     last_activity = UtcDateTime(allow_none=True)
 
 
-class ProgressSchema(Schema):
+class ProgressSchema(ResponseSchema):
     subjects = ma.fields.List(ma.fields.Nested(SubjectProgressSchema))
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import marshmallow as ma
 
-from shared.schemas.base import Schema
+from shared.schemas.base import ResponseSchema, Schema
 from shared.schemas.fields import SLUG, Currency, Id, Money, Name, validate_price
 from shared.schemas.pagination import PageQuerySchema, page_schema
 
@@ -17,7 +17,7 @@ def description_field(**kwargs: object) -> ma.fields.String:
     return ma.fields.String(validate=ma.validate.Length(max=5000), **kwargs)
 
 
-class SubjectSchema(Schema):
+class SubjectSchema(ResponseSchema):
     id = ma.fields.Integer(dump_only=True)
     course_id = ma.fields.Integer(dump_only=True)
     name = ma.fields.String(dump_only=True)
@@ -27,13 +27,13 @@ class SubjectSchema(Schema):
     is_active = ma.fields.Boolean(dump_only=True)
 
 
-class BundleSubjectSchema(Schema):
+class BundleSubjectSchema(ResponseSchema):
     id = ma.fields.Integer(dump_only=True)
     name = ma.fields.String(dump_only=True)
     price = Money(dump_only=True)
 
 
-class BundleSchema(Schema):
+class BundleSchema(ResponseSchema):
     id = ma.fields.Integer(dump_only=True)
     slug = ma.fields.String(dump_only=True)
     title = ma.fields.String(dump_only=True)
@@ -47,7 +47,7 @@ class BundleSchema(Schema):
     subjects = ma.fields.List(ma.fields.Nested(BundleSubjectSchema), dump_only=True)
 
 
-class CourseSummarySchema(Schema):
+class CourseSummarySchema(ResponseSchema):
     id = ma.fields.Integer(dump_only=True)
     slug = ma.fields.String(dump_only=True)
     title = ma.fields.String(dump_only=True)
@@ -59,7 +59,7 @@ class CourseSummarySchema(Schema):
     currency = Currency()
 
 
-class CourseDetailSchema(Schema):
+class CourseDetailSchema(ResponseSchema):
     id = ma.fields.Integer(dump_only=True)
     slug = ma.fields.String(dump_only=True)
     title = ma.fields.String(dump_only=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import marshmallow as ma
 
-from shared.schemas.base import Schema
+from shared.schemas.base import ResponseSchema, Schema
 
 
 class ProblemSchema(Schema):
@@ -16,8 +16,8 @@ class ProblemSchema(Schema):
     )
     title = ma.fields.String(required=True, metadata={"description": "Short summary of the problem kind"})
     status = ma.fields.Integer(required=True, metadata={"description": "The HTTP status code"})
-    detail = ma.fields.String(metadata={"description": "What went wrong with this request"})
-    instance = ma.fields.String(metadata={"description": "The request path"})
+    detail = ma.fields.String(required=True, metadata={"description": "What went wrong with this request"})
+    instance = ma.fields.String(required=True, metadata={"description": "The request path"})
     errors = ma.fields.Dict(
         keys=ma.fields.String(),
         values=ma.fields.List(ma.fields.String()),
@@ -32,7 +32,7 @@ class ProblemSchema(Schema):
         unknown = ma.INCLUDE
 
 
-class HealthSchema(Schema):
+class HealthSchema(ResponseSchema):
     status = ma.fields.String(required=True, metadata={"example": "ok"})
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import marshmallow as ma
 
-from shared.schemas.base import Schema
+from shared.schemas.base import ResponseSchema, Schema
 from shared.schemas.fields import Integer
 
 MAX_PER_PAGE = 100
@@ -17,7 +17,7 @@ class PageQuerySchema(Schema):
 
 def page_schema(item_schema: type[ma.Schema], name: str) -> type[ma.Schema]:
     """`{items: [...], page, per_page, total, pages}` around `item_schema`."""
-    return Schema.from_dict(
+    return ResponseSchema.from_dict(
         {
             "items": ma.fields.List(ma.fields.Nested(item_schema), required=True),
             "page": ma.fields.Integer(required=True),

@@ -7,7 +7,7 @@ from typing import Any
 import marshmallow as ma
 
 from shared.models import PurchaseType
-from shared.schemas.base import Schema
+from shared.schemas.base import ResponseSchema, Schema
 from shared.schemas.catalog import MAX_BUNDLE_SUBJECTS, subject_ids_field
 from shared.schemas.fields import Currency, Id, Money, UtcDateTime
 from shared.schemas.pagination import PageQuerySchema, page_schema
@@ -51,14 +51,14 @@ class PurchaseRequestSchema(Schema):
             raise ma.ValidationError(errors)
 
 
-class PurchasedSubjectSchema(Schema):
+class PurchasedSubjectSchema(ResponseSchema):
     subject_id = ma.fields.Integer()
     name = ma.fields.String()
     price = Money()
     cards = ma.fields.Integer(metadata={"description": "Test cards of this subject in this purchase"})
 
 
-class PurchaseSchema(Schema):
+class PurchaseSchema(ResponseSchema):
     id = ma.fields.Integer()
     customer_id = ma.fields.Integer()
     purchase_type = ma.fields.Enum(PurchaseType, by_value=True)
@@ -71,7 +71,7 @@ class PurchaseSchema(Schema):
     cards_total = ma.fields.Integer()
 
 
-class PurchaseResultSchema(Schema):
+class PurchaseResultSchema(ResponseSchema):
     status = ma.fields.String(
         required=True,
         validate=ma.validate.OneOf(["created", "already_owned"]),

@@ -7,7 +7,7 @@ from typing import Any
 import marshmallow as ma
 
 from shared.models import Difficulty
-from shared.schemas.base import Schema
+from shared.schemas.base import ResponseSchema, Schema
 from shared.schemas.fields import Integer
 from shared.schemas.pagination import PageQuerySchema, page_schema
 
@@ -51,7 +51,7 @@ class QuestionImportSchema(Schema):
     )
 
 
-class QuestionAdminSchema(Schema):
+class QuestionAdminSchema(ResponseSchema):
     id = ma.fields.Integer()
     subject_id = ma.fields.Integer()
     text = ma.fields.String()
@@ -66,7 +66,7 @@ class QuestionListQuerySchema(PageQuerySchema):
     include_inactive = ma.fields.Boolean(load_default=False)
 
 
-class ImportResultSchema(Schema):
+class ImportResultSchema(ResponseSchema):
     imported = ma.fields.Integer(required=True)
     questions = ma.fields.List(ma.fields.Nested(QuestionAdminSchema))
 
