@@ -5,7 +5,7 @@ from shared.models.cards import CardStatus, MockTestAttempt
 from shared.models.catalog import Bundle, CatalogVersion, Course, Subject, bundle_subjects
 from shared.models.idempotency import IdempotencyKey
 from shared.models.purchases import Purchase, PurchaseItem, PurchaseType
-from shared.models.questions import Difficulty, Question
+from shared.models.questions import Difficulty, Question, QuestionType, QuestionVersion
 
 __all__ = [
     "Bundle",
@@ -21,6 +21,8 @@ __all__ = [
     "PurchaseItem",
     "PurchaseType",
     "Question",
+    "QuestionType",
+    "QuestionVersion",
     "Role",
     "Subject",
     "Subscription",
