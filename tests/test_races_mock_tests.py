@@ -8,10 +8,10 @@ from collections import Counter
 import pytest
 import requests
 from flask import Flask
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from shared.extensions import db
-from shared.models import MockTestAttempt
+from shared.models import MockTestAttempt, Paper, QuestionVersion
 from tests.support.catalog import make_course
 from tests.support.live_server import LiveServer, fire_concurrently
 from tests.support.mock_tests import add_questions, card_id, correct_options
@@ -90,3 +90,24 @@ def test_taking_a_test_does_not_lock_its_subject(mariadb: Flask) -> None:
     worker.join()
     assert not still_waiting, "starting a test waited for the subject's row lock"
     assert answers == [200, 200]
+
+
+def test_first_starts_of_one_paper_by_many_students_compose_it_once(mariadb: Flask, live_server: LiveServer) -> None:
+    client = mariadb.test_client()
+    subject = make_course(subjects=1).subject_ids[0]
+    add_questions(subject, 12)
+    students = [student_with(client, [subject]) for _ in range(10)]
+    cards = [card_id(client, student, subject, 3) for student in students]
+    db.session.remove()
+
+    def start(n: int) -> requests.Response:
+        return requests.post(live_server.url(f"/api/mock-tests/{cards[n]}/start"), headers=students[n], timeout=60)
+
+    starts = fire_concurrently(10, start)
+    assert [r.status_code for r in starts] == [200] * 10, live_server.log_tail()
+    assert len({r.json()["paper"]["id"] for r in starts}) == 1
+    assert len({tuple(q["id"] for q in r.json()["questions"]) for r in starts}) == 1
+    papers = db.session.execute(select(Paper.version).where(Paper.subject_id == subject)).scalars().all()
+    assert papers == [1]
+    versions = db.session.execute(select(func.count()).select_from(QuestionVersion)).scalar_one()
+    assert versions == 10

@@ -15,6 +15,9 @@ from shared.services.base import Page, paginate, transactional
 from shared.services.catalog import SUBJECT_NOT_FOUND
 
 QUESTION_NOT_FOUND = "There is no question with this id in this subject."
+QUESTION_VERSION_UNIQUE = next(
+    constraint for constraint in QuestionVersion.__table__.constraints if constraint.info.get("problem_message")
+)
 KEY_FIELDS = ("options", "correct_option", "correct_options", "answer", "tolerance", "decimal_places")
 
 
@@ -50,9 +53,14 @@ def freeze_versions(session: Session, question_ids: list[int]) -> dict[int, int]
         Question.id, Question.version, *(getattr(Question, name) for name in VERSIONED_COLUMNS), Question.updated_at
     ).where(Question.id.in_(question_ids), ~select(version.c.id).where(current).exists())
     session.execute(insert(version).from_select(columns, rows))
+    # A locking read sees the versions a concurrent freeze committed, as the INSERT's did
+    # (a plain read would see this transaction's older snapshot on MariaDB).
     return dict(
         session.execute(
-            select(Question.id, version.c.id).join(version, current).where(Question.id.in_(question_ids))
+            select(Question.id, version.c.id)
+            .join(version, current)
+            .where(Question.id.in_(question_ids))
+            .with_for_update(read=True)
         ).all()
     )
 
