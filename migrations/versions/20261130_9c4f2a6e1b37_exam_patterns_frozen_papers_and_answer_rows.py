@@ -51,6 +51,11 @@ def _json(value):
     return json.loads(value) if isinstance(value, str) else value
 
 
+def _datetime(value):
+    """A DATETIME read with text(): a datetime on MariaDB, a string on SQLite."""
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
 def upgrade():
     op.create_table(
         "exam_patterns",
@@ -193,8 +198,9 @@ def _bring_started_cards_along():
         if key not in papers:
             versions[key[:2]] += 1
             minutes = 30
-            if card.started_at and card.deadline_at:
-                minutes = max(1, round((card.deadline_at - card.started_at).total_seconds() / 60))
+            started, deadline = _datetime(card.started_at), _datetime(card.deadline_at)
+            if started and deadline:
+                minutes = max(1, round((deadline - started).total_seconds() / 60))
             paper_id = connection.execute(
                 sa.text(
                     "INSERT INTO papers (subject_id, test_number, version, question_count, duration_minutes, "
@@ -206,7 +212,7 @@ def _bring_started_cards_along():
                     "version": versions[key[:2]],
                     "count": len(ids),
                     "minutes": minutes,
-                    "now": card.started_at or now,
+                    "now": _datetime(card.started_at) or now,
                 },
             ).lastrowid
             if ids:

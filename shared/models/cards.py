@@ -43,6 +43,8 @@ class MockTestAttempt(Timestamps, db.Model):
         ),
         # A customer's cards in list order, read straight from the index (no sort).
         Index("ix_mock_test_attempts_customer_id_subject_id_test_number", "customer_id", "subject_id", "test_number"),
+        # The cards `flask finalize-overdue` looks for.
+        Index("ix_mock_test_attempts_status_deadline_at", "status", "deadline_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

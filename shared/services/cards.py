@@ -157,6 +157,8 @@ CARDS_OF_ITEM = and_(
     MockTestAttempt.purchase_id == PurchaseItem.purchase_id, MockTestAttempt.subject_id == PurchaseItem.subject_id
 )
 MARK_FIELDS = tuple(f"{kind}_{what}" for kind in QuestionType for what in ("correct", "wrong", "unanswered"))
+# Overdue cards a card list or progress read finalises first (the rest on the next read).
+OVERDUE_PER_READ = 100
 NO_QUESTIONS = "This subject has no questions yet, so its tests cannot start. Please try again later."
 PAPER_VERSION_UNIQUE = next(
     constraint for constraint in Paper.__table__.constraints if constraint.info.get("problem_message")
@@ -502,8 +504,10 @@ class MockTestService:
     ) -> Page[MockTestAttempt]:
         # Read in index order (customer_id, subject_id, test_number): no sort, no JSON columns;
         # the subject names come in a second small statement.
+        customer_id = CustomerService.customer_id_of(user)
+        MockTestService._finalize(OVERDUE_PER_READ, MockTestAttempt.customer_id == customer_id)
         statement = (
-            MockTestService._cards_of(CustomerService.customer_id_of(user))
+            MockTestService._cards_of(customer_id)
             .options(
                 defer(MockTestAttempt.question_ids),
                 defer(MockTestAttempt.answers),
@@ -519,7 +523,7 @@ class MockTestService:
 
     @staticmethod
     def get_card(user: User, card_id: int) -> MockTestAttempt:
-        return MockTestService._card(user, card_id, admin_may_read=True)
+        return MockTestService._read_card(user, card_id)
 
     @staticmethod
     def start(user: User, card_id: int) -> Sheet:
@@ -588,7 +592,7 @@ class MockTestService:
 
     @staticmethod
     def review(user: User, card_id: int) -> Review:
-        card = MockTestService._card(user, card_id, admin_may_read=True)
+        card = MockTestService._read_card(user, card_id)
         if card.status not in SUBMITTED:
             raise Conflict("The review opens once the test is submitted.", slug="test-not-submitted")
         questions = MockTestService._paper_questions(card.paper_id)
@@ -625,6 +629,7 @@ class MockTestService:
     def progress(user: User) -> list[SubjectProgress]:
         """One statement: every owned subject with its card figures."""
         customer_id = CustomerService.customer_id_of(user)
+        MockTestService._finalize(OVERDUE_PER_READ, MockTestAttempt.customer_id == customer_id)
         submitted = case((MockTestAttempt.status.in_(SUBMITTED), 1), else_=0)
         activity = type_coerce(func.coalesce(MockTestAttempt.submitted_at, MockTestAttempt.started_at), PreciseDateTime)
         rows = db.session.execute(
@@ -666,6 +671,50 @@ class MockTestService:
             for subject_id, name, course_id, cards, completed, average, best, average_marks, best_marks, last in rows
         ]
 
+    @staticmethod
+    def finalize_overdue(batch: int = 500) -> int:
+        """Finalise every card past its deadline plus MOCK_TEST_GRACE_SECONDS, scored from the
+        answers saved in time (`flask finalize-overdue`, from cron). Safe to run several at once:
+        each batch locks its cards and skips cards another run holds."""
+        total = 0
+        while True:
+            done = MockTestService._finalize(batch)
+            total += done
+            if done < batch:
+                return total
+
+    @staticmethod
+    @retry_on_lock_conflict
+    @transactional
+    def _finalize(limit: int, among: ColumnElement[bool] | None = None) -> int:
+        """Four statements whatever the number of cards: lock them, mark them expired, score them.
+
+        The cron run (`among` None) skips cards another transaction holds; a read of some
+        cards (`among`) waits for them, so that it shows them as they end up.
+        """
+        grace = timedelta(seconds=current_app.config["MOCK_TEST_GRACE_SECONDS"])
+        overdue = (
+            select(MockTestAttempt.id)
+            .where(MockTestAttempt.status == CardStatus.IN_PROGRESS, MockTestAttempt.deadline_at < utcnow() - grace)
+            .order_by(MockTestAttempt.id)
+            .limit(limit)
+            .with_for_update(skip_locked=among is None)
+        )
+        if among is not None:
+            overdue = overdue.where(among)
+        ids = list(db.session.execute(overdue).scalars())
+        if not ids:
+            return 0
+        chosen = MockTestAttempt.id.in_(ids)
+        db.session.execute(
+            update(MockTestAttempt)
+            .where(chosen, MockTestAttempt.status == CardStatus.IN_PROGRESS)
+            .values(status=CardStatus.EXPIRED, submitted_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        score_cards(db.session(), chosen)
+        return len(ids)
+
     # ------------------------------------------------------------------ helpers
 
     @staticmethod
@@ -690,10 +739,19 @@ class MockTestService:
                 .execution_options(populate_existing=True)
             )
         else:
-            statement = statement.options(joinedload(MockTestAttempt.subject))
+            statement = statement.options(joinedload(MockTestAttempt.subject)).execution_options(populate_existing=True)
         card = db.session.execute(statement).scalar_one_or_none()
         if card is None:
             raise NotFound(CARD_NOT_FOUND)
+        return card
+
+    @staticmethod
+    def _read_card(user: User, card_id: int) -> MockTestAttempt:
+        """The card, finalised first when it is past its deadline and the grace."""
+        card = MockTestService._card(user, card_id, admin_may_read=True)
+        if card.status is CardStatus.IN_PROGRESS and MockTestService._past_grace(card):
+            MockTestService._finalize(1, MockTestAttempt.id == card.id)
+            card = MockTestService._card(user, card_id, admin_may_read=True)
         return card
 
     @staticmethod
