@@ -16,5 +16,6 @@ def register_blueprints(api: Api) -> None:
         questions.blp,
         purchases.blp,
         cards.blp,
+        cards.papers,
     ):
         api.register_blueprint(blueprint)

@@ -1,4 +1,4 @@
-"""Test cards: list, start, answer, submit, review, progress."""
+"""Test cards: list, start, answer, submit, review, progress; exam patterns and papers."""
 
 from __future__ import annotations
 
@@ -6,23 +6,27 @@ from typing import Any
 
 from flask_jwt_extended import current_user
 
-from shared.models import MockTestAttempt
+from shared.models import ExamPattern, MockTestAttempt, Paper
 from shared.openapi import Blueprint
 from shared.schemas.cards import (
     AnswersSchema,
     CardListQuerySchema,
     CardPageSchema,
     CardSchema,
+    PaperInfoSchema,
+    PaperListSchema,
     PaperSchema,
+    PatternSchema,
     ProgressSchema,
     ReviewSchema,
     SubmitSchema,
 )
-from shared.security import login_required
+from shared.security import admin_required, login_required
 from shared.services.base import Page
-from shared.services.cards import MockTestService, Paper, Review
+from shared.services.cards import MockTestService, PaperService, Review, Sheet
 
 blp = Blueprint("mock_tests", __name__, url_prefix="/api/mock-tests", description="Taking the mock tests")
+papers = Blueprint("papers", __name__, url_prefix="/api", description="Exam patterns and papers")
 
 
 @blp.route("")
@@ -59,7 +63,7 @@ def get_card(card_id: int) -> MockTestAttempt:
 @login_required
 @blp.response(200, PaperSchema)
 @blp.problems(401, 403, 404, 409)
-def start_card(card_id: int) -> Paper:
+def start_card(card_id: int) -> Sheet:
     """Start the test (or resume it): its questions without the answers, the deadline.
 
     409 when the subject has no questions yet, or the test was submitted.
@@ -72,8 +76,12 @@ def start_card(card_id: int) -> Paper:
 @blp.arguments(AnswersSchema)
 @blp.response(200, PaperSchema)
 @blp.problems(401, 403, 404, 409, 422)
-def save_answers(data: dict[str, Any], card_id: int) -> Paper:
-    """Save progress: `{answers: {question_id: option_index}}` (null clears one)."""
+def save_answers(data: dict[str, Any], card_id: int) -> Sheet:
+    """Save progress: `{answers: {question_id: answer}}` in each question type's shape.
+
+    An option index (single), a list of option indexes (multiple), a value string
+    (numerical), null to clear it, or `{answer?, marked_for_review?, time_spent_seconds?}`.
+    """
     return MockTestService.save_answers(current_user, card_id, data["answers"])
 
 
@@ -98,3 +106,41 @@ def submit_card(data: dict[str, Any], card_id: int) -> MockTestAttempt:
 def review_card(card_id: int) -> Review:
     """After submission: each question with your answer, the correct option, the explanation."""
     return MockTestService.review(current_user, card_id)
+
+
+@papers.route("/subjects/<id:subject_id>/pattern")
+@admin_required
+@papers.response(200, PatternSchema)
+@papers.problems(401, 403, 404)
+def get_pattern(subject_id: int) -> ExamPattern:
+    """The subject's exam pattern (the defaults when none was set)."""
+    return PaperService.pattern(subject_id)
+
+
+@papers.route("/subjects/<id:subject_id>/pattern", methods=["PUT"])
+@admin_required
+@papers.arguments(PatternSchema)
+@papers.response(200, PatternSchema)
+@papers.problems(401, 403, 404, 422)
+def set_pattern(data: dict[str, Any], subject_id: int) -> ExamPattern:
+    """Set the exam pattern: papers composed from now on follow it; composed papers keep theirs."""
+    return PaperService.set_pattern(subject_id, data)
+
+
+@papers.route("/subjects/<id:subject_id>/papers")
+@admin_required
+@papers.response(200, PaperListSchema)
+@papers.problems(401, 403, 404)
+def list_papers(subject_id: int) -> dict[str, Any]:
+    """Every composed paper of the subject, each version, by test number."""
+    return {"papers": PaperService.list_papers(subject_id)}
+
+
+@papers.route("/papers/<id:paper_id>/versions", methods=["POST"])
+@admin_required
+@papers.response(201, PaperInfoSchema)
+@papers.problems(401, 403, 404, 409)
+def publish_version(paper_id: int) -> Paper:
+    """Publish a new version of this paper from today's bank and pattern: later starts get
+    it; cards already started keep theirs."""
+    return PaperService.publish_version(paper_id)

@@ -14,6 +14,7 @@ from shared.errors import ProblemError
 from shared.schemas.base import Schema
 from shared.schemas.fields import Email, Name, Password, PhoneNumber
 from shared.services.accounts import AuthService
+from shared.services.cards import MockTestService
 from shared.services.demo import DEMO_ADMIN, DEMO_STUDENT, DemoDataService
 from shared.services.idempotency import IdempotencyService
 
@@ -86,6 +87,13 @@ def purge_idempotency_keys_command() -> None:
     click.echo(f"Purged {IdempotencyService.purge_expired()} expired idempotency keys.")
 
 
+@click.command("finalize-overdue")
+@click.option("--batch", default=500, show_default=True, help="Cards finalised per transaction.")
+def finalize_overdue_command(batch: int) -> None:
+    """Finalise the tests nobody submitted by their deadline plus the grace (run it every minute)."""
+    click.echo(f"Finalised {MockTestService.finalize_overdue(batch)} overdue test(s).")
+
+
 def register_cli(app: Flask) -> None:
     """Attach the project's commands (Flask-Migrate adds `flask db ...` itself)."""
     for command in (
@@ -94,6 +102,7 @@ def register_cli(app: Flask) -> None:
         purge_idempotency_keys_command,
         seed_demo_command,
         check_constraints_command,
+        finalize_overdue_command,
     ):
         app.cli.add_command(command)
     app.cli.add_command(purge_expired_sessions_command, "purge-revoked-tokens")  # cron jobs of old deployments

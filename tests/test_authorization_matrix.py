@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from shared.extensions import db
 from shared.models import Customer, MockTestAttempt, Question
+from shared.services.cards import PaperService
 from tests.support.accounts import bearer, create_admin, login, register
 from tests.support.catalog import make_course
 from tests.support.mock_tests import add_questions
@@ -74,6 +75,10 @@ def matrix(ids: dict[str, int]) -> list[Row]:
         Row("GET", f"/api/mock-tests/{card}/review", (401, 409, 404, 409)),  # not submitted yet
         Row("POST", f"/api/mock-tests/{card}/submit", (401, 200, 404, 403), {}),
         Row("GET", f"/api/mock-tests/{card}/review", (401, 200, 404, 200)),
+        Row("GET", f"/api/subjects/{subject}/pattern", (401, 403, 403, 200)),
+        Row("PUT", f"/api/subjects/{subject}/pattern", (401, 403, 403, 422), {}),
+        Row("GET", f"/api/subjects/{subject}/papers", (401, 403, 403, 200)),
+        Row("POST", f"/api/papers/{ids['paper']}/versions", (401, 403, 403, 201)),
         Row("DELETE", f"/api/subjects/{subject}/questions/{question}", (401, 403, 403, 204)),
         Row("POST", "/api/customers/upgrade", (401, 403, 403, 201), {}),
         # Last: they end sessions. A logout ends only its own; the spare one is still live.
@@ -106,6 +111,7 @@ def _world(client: FlaskClient) -> tuple[dict[str, int], dict[str, dict[str, dic
         "card": card,
         "customer": db.session.execute(select(Customer.id).where(Customer.user_id == owner["user"]["id"])).scalar_one(),
         "question": db.session.execute(select(Question.id).limit(1)).scalar_one(),
+        "paper": PaperService.compose(course.subject_ids[0], 1, 1),
     }
     admin = create_admin(phone_number="+919811100001")
     main = {"anonymous": {}, "owner": owner_headers, "other": bearer(other["access_token"]), "admin": bearer(admin)}
@@ -150,6 +156,7 @@ def _template(path: str) -> str:
         "mock-tests": "card_id",
         "customers": "customer_id",
         "questions": "question_id",
+        "papers": "paper_id",
     }
     parts = path.split("/")
     for index, part in enumerate(parts):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -12,7 +13,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask import Flask
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import insert, inspect, select, text
+from sqlalchemy import bindparam, insert, inspect, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from app import create_app
@@ -23,7 +24,7 @@ from shared.models.base import utcnow
 from shared.passwords import hash_password
 from shared.services.idempotency import key_digest
 from tests.conftest import app_config
-from tests.support.accounts import bearer
+from tests.support.accounts import bearer, create_admin
 from tests.support.databases import DatabaseUnderTest, recreate_mariadb_database, sibling_url
 from tests.support.purchases import make_purchase
 
@@ -338,4 +339,105 @@ def test_exact_idempotency_keys_upgrade_and_downgrade_with_data(
     assert _keys() == kept_after
     upgrade()
     assert _keys() == kept_after
+    assert_schema_matches_the_models()
+
+
+BEFORE_PAPERS = "46343628adeb"
+
+
+def test_started_and_finished_cards_keep_their_papers_through_the_upgrade(scratch_app: Flask) -> None:
+    upgrade(revision=BEFORE_COMPOSITE)
+    seeded = _seed_old_schema_data()
+    upgrade(revision=BEFORE_PAPERS)
+    now = utcnow()
+    with db.engine.connect() as connection:
+        subject = connection.execute(text("SELECT subject_id FROM mock_test_attempts LIMIT 1")).scalar_one()
+    with db.engine.begin() as connection:
+        for n in range(12):
+            connection.execute(
+                text(
+                    "INSERT INTO questions (subject_id, text, options, correct_option, explanation, difficulty, "
+                    "is_active, created_at, updated_at) VALUES (:s, :t, :o, :c, :e, 'easy', 1, :now, :now)"
+                ),
+                {
+                    "s": subject,
+                    "t": f"Old {n}",
+                    "o": json.dumps(["A", "B", "C", "D"]),
+                    "c": n % 4,
+                    "e": f"E{n}",
+                    "now": now,
+                },
+            )
+        ids = connection.execute(text("SELECT id FROM questions ORDER BY id")).scalars().all()[:10]
+        key = {qid: n % 4 for n, qid in enumerate(ids)}
+        seven_right = {str(q): key[q] for q in ids[:7]} | {str(ids[7]): (key[ids[7]] + 1) % 4}
+        cards = (
+            connection.execute(
+                text("SELECT id FROM mock_test_attempts WHERE test_number IN (1, 2, 3) ORDER BY test_number")
+            )
+            .scalars()
+            .all()
+        )
+        started = {"ids": json.dumps(ids), "now": now, "deadline": now + timedelta(minutes=30)}
+        connection.execute(
+            text(
+                "UPDATE mock_test_attempts SET status = 'completed', question_ids = :ids, question_count = 10, "
+                "answers = :answers, correct_count = 7, score = 70.00, started_at = :now, deadline_at = :deadline, "
+                "submitted_at = :now WHERE id = :id"
+            ),
+            {**started, "answers": json.dumps(seven_right), "id": cards[0]},
+        )
+        connection.execute(
+            text(
+                "UPDATE mock_test_attempts SET status = 'in_progress', question_ids = :ids, question_count = 10, "
+                "answers = :answers, started_at = :now, deadline_at = :deadline WHERE id = :id"
+            ),
+            {**started, "answers": json.dumps({str(ids[0]): key[ids[0]]}), "id": cards[1]},
+        )
+
+    upgrade()
+    user = db.session.get(User, seeded["user_id"])
+    client = scratch_app.test_client()
+    headers = bearer(user)
+    finished = client.get(f"/api/mock-tests/{cards[0]}", headers=headers).get_json()
+    assert (finished["status"], finished["score"], finished["correct_count"], finished["marks"]) == (
+        "completed",
+        "70.00",
+        7,
+        "7.00",
+    )
+    assert (finished["wrong_count"], finished["unanswered_count"]) == (1, 2)
+    review = client.get(f"/api/mock-tests/{cards[0]}/review", headers=headers).get_json()
+    assert [q["id"] for q in review["questions"]] == ids
+    assert [q["text"] for q in review["questions"]][:2] == ["Old 0", "Old 1"]
+    assert {str(q["id"]): q["your_answer"] for q in review["questions"] if q["your_answer"] is not None} == seven_right
+    assert review["paper"]["version"] == 1
+
+    # The bank changes afterwards; the finished review and the started test do not.
+    admin = bearer(create_admin())
+    client.patch(
+        f"/api/subjects/{subject}/questions/{ids[0]}", json={"text": "New", "correct_option": 3}, headers=admin
+    )
+    assert client.get(f"/api/mock-tests/{cards[0]}/review", headers=headers).get_json() == review
+    resumed = client.post(f"/api/mock-tests/{cards[1]}/start", headers=headers).get_json()
+    assert (resumed["paper"]["test_number"], resumed["paper"]["version"]) == (2, 1)
+    assert resumed["answers"] == {str(ids[0]): key[ids[0]]}
+    assert resumed["questions"][0]["text"] == "Old 0"
+    done = client.post(f"/api/mock-tests/{cards[1]}/submit", json={}, headers=headers).get_json()
+    assert (done["correct_count"], done["score"]) == (1, "10.00")
+
+    db.session.remove()  # a session left open would hold a metadata lock the ALTERs wait for
+    downgrade(revision="5b1e7d93c2a4")
+    with db.engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT id, question_ids, answers, score FROM mock_test_attempts WHERE id IN :ids").bindparams(
+                bindparam("ids", expanding=True)
+            ),
+            {"ids": cards[:2]},
+        ).all()
+    back = {row.id: (json.loads(row.question_ids), json.loads(row.answers), row.score) for row in rows}
+    assert back[cards[0]] == (ids, seven_right, Decimal("70.00"))
+    assert back[cards[1]][:2] == (ids, {str(ids[0]): key[ids[0]]})
+    downgrade(revision=BEFORE_PAPERS)
+    upgrade()
     assert_schema_matches_the_models()

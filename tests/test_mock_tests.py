@@ -203,8 +203,11 @@ def test_answers_must_fit_the_paper(client: FlaskClient, course: CourseFixture) 
     assert list(not_in_paper.get_json()["errors"]) == [f"answers.{outside}"]
     db.session.execute(update(Question).where(Question.id == first).values(options=["A", "B"]))
     db.session.commit()
-    no_such_option = client.put(f"/api/mock-tests/{card}/answers", json={"answers": {str(first): 3}}, headers=student)
+    frozen = client.put(f"/api/mock-tests/{card}/answers", json={"answers": {str(first): 3}}, headers=student)
+    assert frozen.status_code == 200  # the paper keeps the four options it froze
+    no_such_option = client.put(f"/api/mock-tests/{card}/answers", json={"answers": {str(first): 4}}, headers=student)
     assert no_such_option.status_code == 422
+    assert list(no_such_option.get_json()["errors"]) == [f"answers.{first}"]
     assert (
         client.put(f"/api/mock-tests/{card}/answers", json={"answers": {"abc": 1}}, headers=student).status_code == 422
     )

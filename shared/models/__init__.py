@@ -1,26 +1,41 @@
 """All models, imported here so that `db.metadata` (and Alembic) sees every table."""
 
 from shared.models.accounts import Customer, Plan, Role, Subscription, SubscriptionStatus, User, UserSession
-from shared.models.cards import CardStatus, MockTestAttempt
+from shared.models.cards import (
+    AttemptAnswer,
+    CardStatus,
+    ExamPattern,
+    MockTestAttempt,
+    Outcome,
+    Paper,
+    PaperQuestion,
+)
 from shared.models.catalog import Bundle, CatalogVersion, Course, Subject, bundle_subjects
 from shared.models.idempotency import IdempotencyKey
 from shared.models.purchases import Purchase, PurchaseItem, PurchaseType
-from shared.models.questions import Difficulty, Question
+from shared.models.questions import Difficulty, Question, QuestionType, QuestionVersion
 
 __all__ = [
+    "AttemptAnswer",
     "Bundle",
     "CardStatus",
     "CatalogVersion",
     "Course",
     "Customer",
     "Difficulty",
+    "ExamPattern",
     "IdempotencyKey",
     "MockTestAttempt",
+    "Outcome",
+    "Paper",
+    "PaperQuestion",
     "Plan",
     "Purchase",
     "PurchaseItem",
     "PurchaseType",
     "Question",
+    "QuestionType",
+    "QuestionVersion",
     "Role",
     "Subject",
     "Subscription",

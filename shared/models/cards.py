@@ -7,12 +7,13 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, Numeric
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, Numeric
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shared.extensions import db
-from shared.models.base import PreciseDateTime, Timestamps, string_enum, unique_constraint
+from shared.models.base import PreciseDateTime, Timestamps, string_enum, unique_constraint, utcnow
 from shared.models.catalog import Subject
+from shared.models.questions import NumericAnswer, QuestionType, QuestionVersion
 
 CARD_EXISTS = "This test card already exists."
 # The names deployed databases carry; kept exactly.
@@ -42,6 +43,8 @@ class MockTestAttempt(Timestamps, db.Model):
         ),
         # A customer's cards in list order, read straight from the index (no sort).
         Index("ix_mock_test_attempts_customer_id_subject_id_test_number", "customer_id", "subject_id", "test_number"),
+        # The cards `flask finalize-overdue` looks for.
+        Index("ix_mock_test_attempts_status_deadline_at", "status", "deadline_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -51,13 +54,120 @@ class MockTestAttempt(Timestamps, db.Model):
     subject_id: Mapped[int] = mapped_column(ForeignKey("subjects.id"), index=True)
     test_number: Mapped[int] = mapped_column(Integer)
     status: Mapped[CardStatus] = mapped_column(string_enum(CardStatus), default=CardStatus.AVAILABLE)
+    # The paper version fixed when the card started; scoring, review and analysis read it alone.
+    paper_id: Mapped[int | None] = mapped_column(ForeignKey("papers.id"), index=True)
+    # Before papers: the question ids and answers of the card (kept for a downgrade).
     question_ids: Mapped[list[int] | None] = mapped_column(JSON)
     question_count: Mapped[int | None] = mapped_column(Integer)
     answers: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     correct_count: Mapped[int | None] = mapped_column(Integer)
+    wrong_count: Mapped[int | None] = mapped_column(Integer)
+    unanswered_count: Mapped[int | None] = mapped_column(Integer)
+    partial_count: Mapped[int | None] = mapped_column(Integer)
+    marks: Mapped[Decimal | None] = mapped_column(Numeric(8, 2))
     score: Mapped[Decimal | None] = mapped_column(Numeric(5, 2))
     started_at: Mapped[datetime | None] = mapped_column(PreciseDateTime)
     deadline_at: Mapped[datetime | None] = mapped_column(PreciseDateTime)
     submitted_at: Mapped[datetime | None] = mapped_column(PreciseDateTime)
 
     subject: Mapped[Subject] = relationship(lazy="raise")
+
+
+# Marks per question: DECIMAL(6, 2), negative for negative marking.
+Marks = Numeric(6, 2, asdecimal=True)
+# A card's or a paper's total marks.
+TotalMarks = Numeric(8, 2, asdecimal=True)
+
+
+class Outcome(enum.StrEnum):
+    CORRECT = "correct"
+    PARTIAL = "partial"
+    WRONG = "wrong"
+    UNANSWERED = "unanswered"
+
+
+class ExamPattern(db.Model):
+    """A subject's exam pattern (admins set it); a subject without one uses the defaults
+    (MOCK_TEST_QUESTION_COUNT questions, MOCK_TEST_DURATION_MINUTES, +1/0/0)."""
+
+    __tablename__ = "exam_patterns"
+
+    subject_id: Mapped[int] = mapped_column(ForeignKey("subjects.id", ondelete="CASCADE"), primary_key=True)
+    questions_per_paper: Mapped[int] = mapped_column(Integer)
+    duration_minutes: Mapped[int] = mapped_column(Integer)
+    single_correct: Mapped[Decimal] = mapped_column(Marks)
+    single_wrong: Mapped[Decimal] = mapped_column(Marks)
+    single_unanswered: Mapped[Decimal] = mapped_column(Marks)
+    multiple_correct: Mapped[Decimal] = mapped_column(Marks)
+    multiple_wrong: Mapped[Decimal] = mapped_column(Marks)
+    multiple_unanswered: Mapped[Decimal] = mapped_column(Marks)
+    # JEE Advanced: this much per correct option chosen when no wrong one is (0: no partial marks).
+    multiple_partial: Mapped[Decimal] = mapped_column(Marks)
+    numerical_correct: Mapped[Decimal] = mapped_column(Marks)
+    numerical_wrong: Mapped[Decimal] = mapped_column(Marks)
+    numerical_unanswered: Mapped[Decimal] = mapped_column(Marks)
+    updated_at: Mapped[datetime] = mapped_column(PreciseDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Paper(db.Model):
+    """Version `version` of paper `test_number` of a subject, frozen when it was composed:
+    its question versions, their order and their marking."""
+
+    __tablename__ = "papers"
+    __table_args__ = (
+        unique_constraint(
+            "subject_id", "test_number", "version", field=None, message="This version of the paper exists already."
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # No foreign key: InnoDB's check would take a shared lock on the subject's row, and a
+    # first start would wait for an admin editing the subject. Papers exist only for bought
+    # subjects, which cannot be deleted.
+    subject_id: Mapped[int] = mapped_column(Integer)
+    test_number: Mapped[int] = mapped_column(Integer)
+    version: Mapped[int] = mapped_column(Integer)
+    question_count: Mapped[int] = mapped_column(Integer)
+    duration_minutes: Mapped[int] = mapped_column(Integer)
+    max_marks: Mapped[Decimal] = mapped_column(TotalMarks)
+    created_at: Mapped[datetime] = mapped_column(PreciseDateTime, default=utcnow)
+
+
+class PaperQuestion(db.Model):
+    """Question `position` of a paper: the version it froze and its marking. The key is
+    copied here from the version, so that a regrade corrects this paper's key alone."""
+
+    __tablename__ = "paper_questions"
+
+    paper_id: Mapped[int] = mapped_column(ForeignKey("papers.id", ondelete="CASCADE"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    question_id: Mapped[int] = mapped_column(ForeignKey("questions.id"), index=True)
+    question_version_id: Mapped[int] = mapped_column(ForeignKey("question_versions.id"), index=True)
+    type: Mapped[QuestionType] = mapped_column(string_enum(QuestionType))
+    option_count: Mapped[int] = mapped_column(Integer)
+    # single and multiple: bit i set when option i is right.
+    key_mask: Mapped[int | None] = mapped_column(Integer)
+    key_answer: Mapped[Decimal | None] = mapped_column(NumericAnswer)
+    key_tolerance: Mapped[Decimal | None] = mapped_column(NumericAnswer)
+    marks_correct: Mapped[Decimal] = mapped_column(Marks)
+    marks_wrong: Mapped[Decimal] = mapped_column(Marks)
+    marks_unanswered: Mapped[Decimal] = mapped_column(Marks)
+    marks_partial: Mapped[Decimal] = mapped_column(Marks)
+    dropped: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    version: Mapped[QuestionVersion] = relationship(lazy="raise")
+
+
+class AttemptAnswer(db.Model):
+    """A card's answer to question `position` of its paper, and its marks once scored."""
+
+    __tablename__ = "attempt_answers"
+
+    card_id: Mapped[int] = mapped_column(ForeignKey("mock_test_attempts.id", ondelete="CASCADE"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    choice_mask: Mapped[int | None] = mapped_column(Integer)
+    value: Mapped[Decimal | None] = mapped_column(NumericAnswer)
+    marked_for_review: Mapped[bool] = mapped_column(Boolean, default=False)
+    time_spent_seconds: Mapped[int] = mapped_column(Integer, default=0)
+    outcome: Mapped[Outcome | None] = mapped_column(string_enum(Outcome))
+    marks: Mapped[Decimal | None] = mapped_column(Marks)

@@ -1,25 +1,76 @@
-"""Test cards: the card list, papers, answers, reviews and progress."""
+"""Test cards: the card list, papers, answers, reviews, progress; exam patterns and papers."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import marshmallow as ma
 
-from shared.models import CardStatus
+from shared.models import CardStatus, QuestionType
+from shared.models.cards import Outcome
 from shared.schemas.base import ResponseSchema, Schema
 from shared.schemas.fields import Id, Integer, Percent, UtcDateTime
 from shared.schemas.pagination import PageQuerySchema, page_schema
-from shared.schemas.questions import MAX_OPTIONS
+from shared.schemas.questions import MAX_OPTIONS, within
+
+MAX_TIME_SPENT = 24 * 3600
+MARKS_RANGE = within(-100, 100)
+
+
+class AnswerEntry(ma.fields.Field):
+    """One answer in its question type's shape: an option index (single), a list of
+    option indexes (multiple), a value string (numerical), null to clear it; or an object
+    `{answer?, marked_for_review?, time_spent_seconds?}`. Loaded as that object."""
+
+    default_error_messages = {  # noqa: RUF012 - marshmallow's own convention
+        "invalid": "An option index, a list of option indexes, a value string, null, or an object "
+        "{{answer, marked_for_review, time_spent_seconds}}."
+    }
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> dict[str, Any]:
+        if isinstance(value, dict):
+            unknown = set(value) - {"answer", "marked_for_review", "time_spent_seconds"}
+            marked, spent = value.get("marked_for_review"), value.get("time_spent_seconds")
+            if unknown or (marked is not None and not isinstance(marked, bool)) or not self._seconds(spent):
+                raise self.make_error("invalid")
+            entry: dict[str, Any] = {"marked_for_review": marked, "time_spent_seconds": spent}
+            if "answer" in value:
+                entry["answer"] = self._answer(value["answer"])
+            return entry
+        return {"answer": self._answer(value)}
+
+    def _answer(self, value: Any) -> Any:
+        if value is None or self._index(value):
+            return value
+        if isinstance(value, list) and len(value) <= MAX_OPTIONS and all(self._index(v) for v in value):
+            return value
+        if isinstance(value, str) and 0 < len(value) <= 40:
+            return value
+        raise self.make_error("invalid")
+
+    @staticmethod
+    def _index(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < MAX_OPTIONS
+
+    @staticmethod
+    def _seconds(value: Any) -> bool:
+        return value is None or (
+            isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_TIME_SPENT
+        )
 
 
 def answers_field(**kwargs: Any) -> ma.fields.Dict:
-    """question id -> chosen option index; null clears an answer."""
+    """question id -> answer in its type's shape (null clears it)."""
     return ma.fields.Dict(
         keys=ma.fields.String(validate=ma.validate.Regexp(r"^[1-9][0-9]{0,9}$", error="Not a question id.")),
-        values=Integer(allow_none=True, validate=ma.validate.Range(min=0, max=MAX_OPTIONS - 1)),
+        values=AnswerEntry(allow_none=True),
         validate=ma.validate.Length(max=200),
-        metadata={"description": "question id -> chosen option index (null clears the answer)"},
+        metadata={
+            "description": "question id -> answer: an option index (single), a list of option indexes (multiple), "
+            'a value string such as "3.14" (numerical), null to clear it; or '
+            "{answer?, marked_for_review?, time_spent_seconds?}"
+        },
         **kwargs,
     )
 
@@ -31,8 +82,12 @@ class CardSchema(ResponseSchema):
     subject_name = ma.fields.String(attribute="subject.name")
     test_number = ma.fields.Integer()
     status = ma.fields.Enum(CardStatus, by_value=True)
+    paper_id = ma.fields.Integer(allow_none=True, metadata={"description": "the paper version fixed at the start"})
     question_count = ma.fields.Integer(allow_none=True)
     correct_count = ma.fields.Integer(allow_none=True)
+    wrong_count = ma.fields.Integer(allow_none=True)
+    unanswered_count = ma.fields.Integer(allow_none=True)
+    marks = ma.fields.Decimal(as_string=True, places=2, allow_none=True)
     score = Percent(allow_none=True)
     started_at = UtcDateTime(allow_none=True)
     deadline_at = UtcDateTime(allow_none=True)
@@ -44,18 +99,43 @@ class CardListQuerySchema(PageQuerySchema):
     status = ma.fields.Enum(CardStatus, by_value=True)
 
 
+def marks_field(**kwargs: Any) -> ma.fields.Decimal:
+    return ma.fields.Decimal(as_string=True, places=2, **kwargs)
+
+
+class PaperInfoSchema(ResponseSchema):
+    id = ma.fields.Integer()
+    subject_id = ma.fields.Integer()
+    test_number = ma.fields.Integer()
+    version = ma.fields.Integer()
+    question_count = ma.fields.Integer()
+    duration_minutes = ma.fields.Integer()
+    max_marks = marks_field()
+    created_at = UtcDateTime()
+
+
 class PaperQuestionSchema(ResponseSchema):
     """A question as the student sees it while taking the test."""
 
     id = ma.fields.Integer()
+    position = ma.fields.Integer()
+    type = ma.fields.Enum(QuestionType, by_value=True)
     text = ma.fields.String()
     options = ma.fields.List(ma.fields.String())
+    marks_correct = marks_field()
+    marks_wrong = marks_field()
+    marks_unanswered = marks_field()
 
 
 class PaperSchema(ResponseSchema):
     card = ma.fields.Nested(CardSchema)
+    paper = ma.fields.Nested(PaperInfoSchema)
     questions = ma.fields.List(ma.fields.Nested(PaperQuestionSchema))
-    answers = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer())
+    answers = ma.fields.Dict(
+        keys=ma.fields.String(), values=ma.fields.Raw(), metadata={"description": "question id -> saved answer"}
+    )
+    marked_for_review = ma.fields.List(ma.fields.Integer())
+    time_spent_seconds = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer())
     seconds_left = ma.fields.Integer()
 
 
@@ -69,16 +149,27 @@ class SubmitSchema(Schema):
 
 class ReviewQuestionSchema(ResponseSchema):
     id = ma.fields.Integer()
+    position = ma.fields.Integer()
+    type = ma.fields.Enum(QuestionType, by_value=True)
     text = ma.fields.String()
     options = ma.fields.List(ma.fields.String())
-    your_answer = ma.fields.Integer(allow_none=True)
-    correct_option = ma.fields.Integer()
+    your_answer = ma.fields.Raw(allow_none=True)
+    correct_option = ma.fields.Integer(allow_none=True)
+    correct_options = ma.fields.List(ma.fields.Integer(), allow_none=True)
+    answer = ma.fields.Decimal(as_string=True, allow_none=True)
+    tolerance = ma.fields.Decimal(as_string=True, allow_none=True)
     is_correct = ma.fields.Boolean()
+    outcome = ma.fields.Enum(Outcome, by_value=True)
+    marks = marks_field()
     explanation = ma.fields.String()
+    dropped = ma.fields.Boolean()
+    marked_for_review = ma.fields.Boolean()
+    time_spent_seconds = ma.fields.Integer()
 
 
 class ReviewSchema(ResponseSchema):
     card = ma.fields.Nested(CardSchema)
+    paper = ma.fields.Nested(PaperInfoSchema)
     questions = ma.fields.List(ma.fields.Nested(ReviewQuestionSchema))
 
 
@@ -90,11 +181,39 @@ class SubjectProgressSchema(ResponseSchema):
     completed = ma.fields.Integer(metadata={"description": "Submitted cards (completed or expired)"})
     average_score = Percent(allow_none=True)
     best_score = Percent(allow_none=True)
+    average_marks = marks_field(allow_none=True)
+    best_marks = marks_field(allow_none=True)
     last_activity = UtcDateTime(allow_none=True)
 
 
 class ProgressSchema(ResponseSchema):
     subjects = ma.fields.List(ma.fields.Nested(SubjectProgressSchema))
+
+
+class PatternSchema(Schema):
+    """A subject's exam pattern: papers composed from now on follow it."""
+
+    subject_id = ma.fields.Integer(dump_only=True)
+    questions_per_paper = Integer(required=True, validate=ma.validate.Range(min=1, max=200))
+    duration_minutes = Integer(required=True, validate=ma.validate.Range(min=1, max=600))
+    single_correct = marks_field(load_default=Decimal(1), validate=MARKS_RANGE)
+    single_wrong = marks_field(load_default=Decimal(0), validate=MARKS_RANGE)
+    single_unanswered = marks_field(load_default=Decimal(0), validate=MARKS_RANGE)
+    multiple_correct = marks_field(load_default=Decimal(1), validate=MARKS_RANGE)
+    multiple_wrong = marks_field(load_default=Decimal(0), validate=MARKS_RANGE)
+    multiple_unanswered = marks_field(load_default=Decimal(0), validate=MARKS_RANGE)
+    multiple_partial = marks_field(
+        load_default=Decimal(0),
+        validate=within(0, 100),
+        metadata={"description": "per correct option chosen when no wrong one is (JEE Advanced: 1); 0: none"},
+    )
+    numerical_correct = marks_field(load_default=Decimal(1), validate=MARKS_RANGE)
+    numerical_wrong = marks_field(load_default=Decimal(0), validate=MARKS_RANGE)
+    numerical_unanswered = marks_field(load_default=Decimal(0), validate=MARKS_RANGE)
+
+
+class PaperListSchema(ResponseSchema):
+    papers = ma.fields.List(ma.fields.Nested(PaperInfoSchema))
 
 
 CardPageSchema = page_schema(CardSchema, "CardPage")

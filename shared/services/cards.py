@@ -1,22 +1,56 @@
-"""Test cards: creating them for purchases (and, later, taking the tests)."""
+"""Test cards: creating them for purchases, composing the frozen papers, taking the tests."""
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from flask import current_app
-from sqlalchemy import FromClause, Select, and_, case, column, func, insert, literal, select, table, true, type_coerce
+from sqlalchemy import (
+    ColumnElement,
+    FromClause,
+    Select,
+    and_,
+    case,
+    column,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    table,
+    true,
+    type_coerce,
+    update,
+)
 from sqlalchemy.orm import Session, contains_eager, defer, joinedload, selectinload
 
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.extensions import db
-from shared.models import CardStatus, MockTestAttempt, Purchase, PurchaseItem, Question, Subject, User
+from shared.models import (
+    AttemptAnswer,
+    CardStatus,
+    ExamPattern,
+    MockTestAttempt,
+    Outcome,
+    Paper,
+    PaperQuestion,
+    Purchase,
+    PurchaseItem,
+    Question,
+    QuestionType,
+    QuestionVersion,
+    Subject,
+    User,
+)
 from shared.models.base import PreciseDateTime, utcnow
 from shared.services.accounts import CustomerService
-from shared.services.base import Page, paginate, retry_on_lock_conflict, transactional
+from shared.services.base import Page, paginate, retry_on_lock_conflict, settle_race, transactional
+from shared.services.catalog import SUBJECT_NOT_FOUND
+from shared.services.questions import QUESTION_VERSION_UNIQUE, freeze_versions
 
 
 def card_numbers(session: Session, count: int) -> FromClause:
@@ -39,32 +73,60 @@ class CardsReport:
 
 
 @dataclass(frozen=True)
-class Paper:
-    """A started card with its questions (without answers) and the answers saved so far."""
+class SheetQuestion:
+    """A question as the student sees it while taking the test: no key, no explanation."""
+
+    id: int
+    position: int
+    type: QuestionType
+    text: str
+    options: list[str]
+    marks_correct: Decimal
+    marks_wrong: Decimal
+    marks_unanswered: Decimal
+
+
+@dataclass(frozen=True)
+class Sheet:
+    """A started card with its paper's questions and what the student saved so far."""
 
     card: MockTestAttempt
-    questions: list[Question]
-    answers: dict[str, int]
+    paper: Paper
+    questions: list[SheetQuestion]
+    answers: dict[str, Any]
+    marked_for_review: list[int]
+    time_spent_seconds: dict[str, int]
     seconds_left: int
 
 
 @dataclass(frozen=True)
 class ReviewedQuestion:
     id: int
+    position: int
+    type: QuestionType
     text: str
     options: list[str]
-    your_answer: int | None
-    correct_option: int
+    your_answer: Any
+    correct_option: int | None
+    correct_options: list[int] | None
+    answer: Decimal | None
+    tolerance: Decimal | None
+    outcome: Outcome
+    marks: Decimal
     explanation: str
+    dropped: bool
+    marked_for_review: bool
+    time_spent_seconds: int
 
     @property
     def is_correct(self) -> bool:
-        return self.your_answer == self.correct_option
+        return self.outcome is Outcome.CORRECT
 
 
 @dataclass(frozen=True)
 class Review:
     card: MockTestAttempt
+    paper: Paper
     questions: list[ReviewedQuestion]
 
 
@@ -77,22 +139,179 @@ class SubjectProgress:
     completed: int
     average_score: Decimal | None
     best_score: Decimal | None
+    average_marks: Decimal | None
+    best_marks: Decimal | None
     last_activity: datetime | None
 
 
 SUBMITTED = (CardStatus.COMPLETED, CardStatus.EXPIRED)
 CARD_NOT_FOUND = "There is no test card of yours with this id."
+PAPER_NOT_FOUND = "There is no paper with this id."
 TWO_PLACES = Decimal("0.01")
+MAX_OPTIONS = 6
+# Numerical answers are DECIMAL(20, 6): a distance below a millionth is no distance (on
+# SQLite, where they are floats, it may be rounding).
+EPSILON = Decimal("0.0000001")
 # A purchased subject's cards (join condition of purchase_items to mock_test_attempts).
 CARDS_OF_ITEM = and_(
     MockTestAttempt.purchase_id == PurchaseItem.purchase_id, MockTestAttempt.subject_id == PurchaseItem.subject_id
 )
+MARK_FIELDS = tuple(f"{kind}_{what}" for kind in QuestionType for what in ("correct", "wrong", "unanswered"))
+# Overdue cards a card list or progress read finalises first (the rest on the next read).
+OVERDUE_PER_READ = 100
+NO_QUESTIONS = "This subject has no questions yet, so its tests cannot start. Please try again later."
+PAPER_VERSION_UNIQUE = next(
+    constraint for constraint in Paper.__table__.constraints if constraint.info.get("problem_message")
+)
 
 
-def paper_question_ids(subject_id: int, test_number: int, bank: list[int], count: int) -> list[int]:
+def paper_question_ids(subject_id: int, test_number: int, bank: list[int], count: int, version: int = 1) -> list[int]:
     """Paper k of a subject: the same questions, in the same order, for every student."""
-    chooser = random.Random(f"paper:{subject_id}:{test_number}")  # noqa: S311 - a shuffle, not a secret
+    seed = f"paper:{subject_id}:{test_number}" + (f":v{version}" if version > 1 else "")
+    chooser = random.Random(seed)  # noqa: S311 - a shuffle, not a secret
     return chooser.sample(sorted(bank), min(count, len(bank)))
+
+
+def option_mask(options: list[int]) -> int:
+    return sum(1 << option for option in set(options))
+
+
+def mask_options(mask: int | None) -> list[int]:
+    return [option for option in range(MAX_OPTIONS) if mask and mask & (1 << option)]
+
+
+def decimal_text(value: Decimal) -> str:
+    """3.140000 -> "3.14", 100.000000 -> "100"."""
+    text = format(value.normalize(), "f")
+    return "0" if text in ("-0", "") else text
+
+
+def default_pattern(subject_id: int) -> ExamPattern:
+    """Today's behaviour: MOCK_TEST_QUESTION_COUNT questions, MOCK_TEST_DURATION_MINUTES,
+    +1 for a right answer and 0 otherwise, so that percent is the share answered right."""
+    marks = {name: Decimal(1 if name.endswith("_correct") else 0) for name in MARK_FIELDS}
+    return ExamPattern(
+        subject_id=subject_id,
+        questions_per_paper=current_app.config["MOCK_TEST_QUESTION_COUNT"],
+        duration_minutes=current_app.config["MOCK_TEST_DURATION_MINUTES"],
+        multiple_partial=Decimal(0),
+        **marks,
+    )
+
+
+def shown_answer(kind: QuestionType, row: AttemptAnswer | None) -> Any:
+    """An answer in its type's shape: an option index, a list of them, a value string."""
+    if row is None:
+        return None
+    if kind is QuestionType.NUMERICAL:
+        return None if row.value is None else decimal_text(row.value)
+    if row.choice_mask is None:
+        return None
+    chosen = mask_options(row.choice_mask)
+    return chosen[0] if kind is QuestionType.SINGLE else chosen
+
+
+def stored_answer(question: PaperQuestion, answer: Any) -> tuple[int | None, Decimal | None]:
+    """(choice_mask, value) of an answer in its type's shape; ValueError with the reason."""
+    if answer is None:
+        return None, None
+    top = question.option_count - 1
+    if question.type is QuestionType.SINGLE:
+        if isinstance(answer, int) and not isinstance(answer, bool) and 0 <= answer <= top:
+            return 1 << answer, None
+        raise ValueError(f"Choose one option index from 0 to {top}.")
+    if question.type is QuestionType.MULTIPLE:
+        if (
+            isinstance(answer, list)
+            and all(isinstance(o, int) and not isinstance(o, bool) and 0 <= o <= top for o in answer)
+            and len(set(answer)) == len(answer)
+        ):
+            return (option_mask(answer) or None), None
+        raise ValueError(f"Choose a list of distinct option indexes from 0 to {top}.")
+    if isinstance(answer, str):
+        try:
+            value = Decimal(answer.strip())
+        except InvalidOperation:
+            value = None
+        if value is not None and value.is_finite() and abs(value) < Decimal(10) ** 14:
+            return None, value.quantize(Decimal("0.000001"))
+    raise ValueError('Give the value as a decimal string, e.g. "3.14".')
+
+
+def scoring_expressions() -> tuple[ColumnElement[Any], ColumnElement[Any]]:
+    """The outcome and the marks of an answer row (attempt_answers joined to its paper question),
+    in SQL: submit, finalisation and regrade score with these, one set-based UPDATE each."""
+    answer, question = AttemptAnswer.__table__.c, PaperQuestion.__table__.c
+    answered = or_(answer.choice_mask.is_not(None), answer.value.is_not(None))
+    numerical = question.type == QuestionType.NUMERICAL.value
+    right = or_(
+        and_(numerical, func.abs(answer.value - question.key_answer) <= question.key_tolerance + EPSILON),
+        and_(~numerical, answer.choice_mask == question.key_mask),
+    )
+    partial = and_(
+        question.type == QuestionType.MULTIPLE.value,
+        question.marks_partial != 0,
+        answer.choice_mask.op("|")(question.key_mask) == question.key_mask,
+    )
+    chosen = sum(
+        (case((answer.choice_mask.op("&")(1 << option) != 0, 1), else_=0) for option in range(1, MAX_OPTIONS)),
+        case((answer.choice_mask.op("&")(1) != 0, 1), else_=0),
+    )
+    dropped = question.dropped.is_(True)
+    outcome = case(
+        (dropped, Outcome.CORRECT.value),
+        (~answered, Outcome.UNANSWERED.value),
+        (right, Outcome.CORRECT.value),
+        (partial, Outcome.PARTIAL.value),
+        else_=Outcome.WRONG.value,
+    )
+    marks = case(
+        (dropped, question.marks_correct),
+        (~answered, question.marks_unanswered),
+        (right, question.marks_correct),
+        (partial, question.marks_partial * chosen),
+        else_=question.marks_wrong,
+    )
+    return outcome, marks
+
+
+def score_cards(session: Session, cards: ColumnElement[bool]) -> None:
+    """Score every card matching `cards` from its saved answers and its paper's marking:
+    two UPDATEs whatever the number of cards (the answers, then the cards' totals)."""
+    card, answer, question = MockTestAttempt.__table__, AttemptAnswer.__table__, PaperQuestion.__table__
+    outcome, marks = scoring_expressions()
+    session.execute(
+        update(answer)
+        .where(
+            answer.c.card_id == card.c.id,
+            question.c.paper_id == card.c.paper_id,
+            question.c.position == answer.c.position,
+            cards,
+        )
+        .values(outcome=outcome, marks=marks)
+    )
+    of_card = answer.c.card_id == card.c.id
+    total = select(func.coalesce(func.sum(answer.c.marks), 0)).where(of_card).scalar_subquery()
+
+    def count(what: Outcome) -> Any:
+        return select(func.count()).where(of_card, answer.c.outcome == what.value).scalar_subquery()
+
+    # Each column from its own subquery: MariaDB's SET sees the values set before it, SQLite's not.
+    max_marks = select(Paper.max_marks).where(Paper.id == card.c.paper_id).scalar_subquery()
+    total_again = select(func.coalesce(func.sum(answer.c.marks), 0)).where(of_card).scalar_subquery()
+    session.execute(
+        update(card)
+        .where(cards)
+        .values(
+            marks=total,
+            correct_count=count(Outcome.CORRECT),
+            wrong_count=count(Outcome.WRONG),
+            unanswered_count=count(Outcome.UNANSWERED),
+            partial_count=count(Outcome.PARTIAL),
+            score=func.round(total_again * 100 / func.nullif(max_marks, 0), 2),
+        )
+        .execution_options(synchronize_session=False)
+    )
 
 
 def add_missing_cards(session: Session, purchase_id: int, customer_id: int, per_subject: int) -> CardsReport:
@@ -145,6 +364,126 @@ def add_missing_cards(session: Session, purchase_id: int, customer_id: int, per_
     return CardsReport(created=created, existing=sum(counts.values()), created_per_subject=missing)
 
 
+class PaperService:
+    """Exam patterns and the frozen papers of each subject (admins)."""
+
+    @staticmethod
+    def pattern(subject_id: int) -> ExamPattern:
+        PaperService._require_subject(subject_id)
+        return db.session.get(ExamPattern, subject_id) or default_pattern(subject_id)
+
+    @staticmethod
+    @transactional
+    def set_pattern(subject_id: int, data: dict[str, Any]) -> ExamPattern:
+        """Papers composed from now on follow it; composed papers keep their marking."""
+        PaperService._require_subject(subject_id)
+        pattern = db.session.get(ExamPattern, subject_id, with_for_update=True)
+        if pattern is None:
+            pattern = default_pattern(subject_id)
+            db.session.add(pattern)
+        for name, value in data.items():
+            setattr(pattern, name, value)
+        db.session.flush()
+        return pattern
+
+    @staticmethod
+    def list_papers(subject_id: int) -> list[Paper]:
+        PaperService._require_subject(subject_id)
+        return list(
+            db.session.execute(
+                select(Paper).where(Paper.subject_id == subject_id).order_by(Paper.test_number, Paper.version)
+            ).scalars()
+        )
+
+    @staticmethod
+    def publish_version(paper_id: int) -> Paper:
+        """A new version of this paper, composed from today's bank and pattern, for later starts.
+        Two admins at once make one new version (the unique constraint decides)."""
+        paper = db.session.get(Paper, paper_id)
+        if paper is None:
+            raise NotFound(PAPER_NOT_FOUND)
+        subject_id, number = paper.subject_id, paper.test_number
+        latest = PaperService.latest(subject_id, number)
+        version = (latest.version if latest else 0) + 1
+        settle_race(
+            lambda: PaperService.compose(subject_id, number, version),
+            lambda _conflict: None,
+            lost_on=[PAPER_VERSION_UNIQUE, QUESTION_VERSION_UNIQUE],
+        )
+        return PaperService.latest(subject_id, number)  # type: ignore[return-value]
+
+    @staticmethod
+    def latest(subject_id: int, test_number: int) -> Paper | None:
+        return db.session.execute(
+            select(Paper)
+            .where(Paper.subject_id == subject_id, Paper.test_number == test_number)
+            .order_by(Paper.version.desc())
+            .limit(1)
+        ).scalar_one_or_none()
+
+    @staticmethod
+    @transactional
+    def compose(subject_id: int, test_number: int, version: int) -> int:
+        """Compose and freeze a paper: its question versions, order and marking. A fixed
+        number of statements: the pattern, the bank, the versions (2), the paper, its questions."""
+        session = db.session()
+        pattern = session.get(ExamPattern, subject_id) or default_pattern(subject_id)
+        bank = list(
+            session.execute(
+                select(Question.id).where(Question.subject_id == subject_id, Question.is_active.is_(True))
+            ).scalars()
+        )
+        if not bank:
+            raise Conflict(NO_QUESTIONS, slug="no-questions")
+        chosen = paper_question_ids(subject_id, test_number, bank, pattern.questions_per_paper, version)
+        frozen = freeze_versions(session, chosen)
+        versions = {
+            v.question_id: v
+            for v in session.execute(
+                select(QuestionVersion).where(QuestionVersion.id.in_(frozen.values())).with_for_update(read=True)
+            ).scalars()
+        }
+        rows = []
+        for position, question_id in enumerate(chosen, 1):
+            found = versions[question_id]
+            kind = found.type.value
+            key = found.correct_options if found.correct_options is not None else [found.correct_option]
+            rows.append(
+                {
+                    "position": position,
+                    "question_id": question_id,
+                    "question_version_id": found.id,
+                    "type": found.type,
+                    "option_count": len(found.options),
+                    "key_mask": None if found.type is QuestionType.NUMERICAL else option_mask(key),
+                    "key_answer": found.answer,
+                    "key_tolerance": found.tolerance,
+                    "marks_correct": getattr(pattern, f"{kind}_correct"),
+                    "marks_wrong": getattr(pattern, f"{kind}_wrong"),
+                    "marks_unanswered": getattr(pattern, f"{kind}_unanswered"),
+                    "marks_partial": pattern.multiple_partial if found.type is QuestionType.MULTIPLE else 0,
+                    "dropped": False,
+                }
+            )
+        paper = Paper(
+            subject_id=subject_id,
+            test_number=test_number,
+            version=version,
+            question_count=len(rows),
+            duration_minutes=pattern.duration_minutes,
+            max_marks=sum((Decimal(row["marks_correct"]) for row in rows), Decimal(0)),
+        )
+        session.add(paper)
+        session.flush()
+        session.execute(insert(PaperQuestion), [{**row, "paper_id": paper.id} for row in rows])
+        return paper.id
+
+    @staticmethod
+    def _require_subject(subject_id: int) -> None:
+        if db.session.execute(select(Subject.id).where(Subject.id == subject_id)).first() is None:
+            raise NotFound(SUBJECT_NOT_FOUND)
+
+
 class MockTestService:
     """Test cards: creating them for purchases, and taking the tests (each call one transaction)."""
 
@@ -164,8 +503,11 @@ class MockTestService:
         user: User, page: int, per_page: int, subject_id: int | None, status: CardStatus | None
     ) -> Page[MockTestAttempt]:
         # Read in index order (customer_id, subject_id, test_number): no sort, no JSON columns;
-        # the subject's name joined by its primary key; the count without the join.
-        cards = MockTestService._cards_of(CustomerService.customer_id_of(user))
+        # the subject's name joined by its primary key; the count without the join. Overdue
+        # cards are finalised first, so that none is listed "in progress" after its time.
+        customer_id = CustomerService.customer_id_of(user)
+        MockTestService._finalize(OVERDUE_PER_READ, MockTestAttempt.customer_id == customer_id)
+        cards = MockTestService._cards_of(customer_id)
         if subject_id is not None:
             cards = cards.where(MockTestAttempt.subject_id == subject_id)
         if status is not None:
@@ -183,88 +525,113 @@ class MockTestService:
 
     @staticmethod
     def get_card(user: User, card_id: int) -> MockTestAttempt:
-        return MockTestService._card(user, card_id, admin_may_read=True)
+        return MockTestService._read_card(user, card_id)
+
+    @staticmethod
+    def start(user: User, card_id: int) -> Sheet:
+        """Start (or resume) a card. Paper k of the subject is composed by the first start
+        anyone makes; concurrent first starts compose it once (the unique constraint decides)."""
+        card = MockTestService._card(user, card_id)
+        subject_id, number = card.subject_id, card.test_number
+        if card.status is CardStatus.AVAILABLE and PaperService.latest(subject_id, number) is None:
+            settle_race(
+                lambda: PaperService.compose(subject_id, number, 1),
+                lambda _conflict: None,
+                lost_on=[PAPER_VERSION_UNIQUE, QUESTION_VERSION_UNIQUE],
+            )
+        return MockTestService._start(user, card_id)
 
     @staticmethod
     @retry_on_lock_conflict
     @transactional
-    def start(user: User, card_id: int) -> Paper:
+    def _start(user: User, card_id: int) -> Sheet:
         card = MockTestService._card(user, card_id, lock=True)
         if card.status in SUBMITTED:
             raise Conflict("This test was submitted already; see its review.", slug="test-submitted")
         if card.status is CardStatus.AVAILABLE:
-            bank = list(
-                db.session.execute(
-                    select(Question.id).where(Question.subject_id == card.subject_id, Question.is_active.is_(True))
-                ).scalars()
-            )
-            if not bank:
-                raise Conflict(
-                    "This subject has no questions yet, so its tests cannot start. Please try again later.",
-                    slug="no-questions",
-                )
-            count = current_app.config["MOCK_TEST_QUESTION_COUNT"]
+            paper = PaperService.latest(card.subject_id, card.test_number)
+            if paper is None:
+                raise Conflict(NO_QUESTIONS, slug="no-questions")
             now = utcnow()
-            card.question_ids = paper_question_ids(card.subject_id, card.test_number, bank, count)
-            card.question_count = len(card.question_ids)
-            card.answers = {}
+            card.paper_id = paper.id
+            card.question_count = paper.question_count
             card.status = CardStatus.IN_PROGRESS
             card.started_at = now
-            card.deadline_at = now + timedelta(minutes=current_app.config["MOCK_TEST_DURATION_MINUTES"])
+            card.deadline_at = now + timedelta(minutes=paper.duration_minutes)
             db.session.flush()
-        return MockTestService._paper(card)
+            positions = select(literal(card.id), PaperQuestion.position).where(PaperQuestion.paper_id == paper.id)
+            db.session.execute(insert(AttemptAnswer).from_select(["card_id", "position"], positions))
+        return MockTestService._sheet(card)
 
     @staticmethod
     @retry_on_lock_conflict
     @transactional
-    def save_answers(user: User, card_id: int, answers: dict[str, int | None]) -> Paper:
+    def save_answers(user: User, card_id: int, answers: dict[str, dict[str, Any]]) -> Sheet:
         card = MockTestService._card(user, card_id, lock=True)
         MockTestService._require_in_progress(card)
         if MockTestService._past_grace(card):
             raise Conflict("The time for this test is up; submit it to get its score.", slug="time-up")
-        questions = MockTestService._questions(card)
-        card.answers = MockTestService._merged_answers(card, questions, answers)
-        db.session.flush()
-        return MockTestService._paper(card, questions)
+        questions = MockTestService._paper_questions(card.paper_id)
+        MockTestService._write_answers(card, questions, answers)
+        return MockTestService._sheet(card, questions)
 
     @staticmethod
     @retry_on_lock_conflict
     @transactional
-    def submit(user: User, card_id: int, last_answers: dict[str, int | None]) -> MockTestAttempt:
+    def submit(user: User, card_id: int, last_answers: dict[str, dict[str, Any]]) -> MockTestAttempt:
         """Score on the server. Concurrent submits queue on the row lock: one scores, the rest get 409."""
         card = MockTestService._card(user, card_id, lock=True)
         MockTestService._require_in_progress(card)
-        questions = MockTestService._questions(card)
         late = MockTestService._past_grace(card)
         if last_answers and not late:
-            card.answers = MockTestService._merged_answers(card, questions, last_answers)
-        saved = card.answers or {}
-        correct = sum(1 for q in questions if saved.get(str(q.id)) == q.correct_option)
-        card.correct_count = correct
-        card.score = (Decimal(100 * correct) / Decimal(len(questions) or 1)).quantize(TWO_PLACES)
+            MockTestService._write_answers(card, MockTestService._paper_questions(card.paper_id), last_answers)
         card.status = CardStatus.EXPIRED if late else CardStatus.COMPLETED
         card.submitted_at = utcnow()
         db.session.flush()
+        score_cards(db.session(), MockTestAttempt.id == card.id)
+        db.session.refresh(card, ["marks", "score", "correct_count", "wrong_count", "unanswered_count"])
         return card
 
     @staticmethod
     def review(user: User, card_id: int) -> Review:
-        card = MockTestService._card(user, card_id, admin_may_read=True)
+        card = MockTestService._read_card(user, card_id)
         if card.status not in SUBMITTED:
             raise Conflict("The review opens once the test is submitted.", slug="test-not-submitted")
-        saved = card.answers or {}
-        return Review(
-            card=card,
-            questions=[
-                ReviewedQuestion(q.id, q.text, q.options, saved.get(str(q.id)), q.correct_option, q.explanation)
-                for q in MockTestService._questions(card)
-            ],
-        )
+        questions = MockTestService._paper_questions(card.paper_id)
+        rows = MockTestService._answer_rows(card.id)
+        reviewed = []
+        for question in questions:
+            row = rows.get(question.position)
+            version = question.version
+            numerical = question.type is QuestionType.NUMERICAL
+            key = mask_options(question.key_mask)
+            reviewed.append(
+                ReviewedQuestion(
+                    id=question.question_id,
+                    position=question.position,
+                    type=question.type,
+                    text=version.text,
+                    options=version.options,
+                    your_answer=shown_answer(question.type, row),
+                    correct_option=key[0] if question.type is QuestionType.SINGLE and key else None,
+                    correct_options=None if numerical else key,
+                    answer=question.key_answer if numerical else None,
+                    tolerance=question.key_tolerance if numerical else None,
+                    outcome=(row.outcome if row and row.outcome else Outcome.UNANSWERED),
+                    marks=(row.marks if row and row.marks is not None else question.marks_unanswered),
+                    explanation=version.explanation,
+                    dropped=question.dropped,
+                    marked_for_review=bool(row and row.marked_for_review),
+                    time_spent_seconds=row.time_spent_seconds if row else 0,
+                )
+            )
+        return Review(card=card, paper=MockTestService._paper(card.paper_id), questions=reviewed)
 
     @staticmethod
     def progress(user: User) -> list[SubjectProgress]:
         """One statement: every owned subject with its card figures."""
         customer_id = CustomerService.customer_id_of(user)
+        MockTestService._finalize(OVERDUE_PER_READ, MockTestAttempt.customer_id == customer_id)
         submitted = case((MockTestAttempt.status.in_(SUBMITTED), 1), else_=0)
         activity = type_coerce(func.coalesce(MockTestAttempt.submitted_at, MockTestAttempt.started_at), PreciseDateTime)
         rows = db.session.execute(
@@ -276,6 +643,8 @@ class MockTestService:
                 func.coalesce(func.sum(submitted), 0),
                 func.avg(MockTestAttempt.score),
                 func.max(MockTestAttempt.score),
+                func.avg(MockTestAttempt.marks),
+                func.max(MockTestAttempt.marks),
                 func.max(activity),
             )
             .join(Subject, Subject.id == PurchaseItem.subject_id)
@@ -284,6 +653,10 @@ class MockTestService:
             .group_by(PurchaseItem.subject_id, Subject.name, Subject.course_id)
             .order_by(Subject.course_id, PurchaseItem.subject_id)
         ).all()
+
+        def two_places(value: Any) -> Decimal | None:
+            return None if value is None else Decimal(str(value)).quantize(TWO_PLACES)
+
         return [
             SubjectProgress(
                 subject_id=subject_id,
@@ -291,12 +664,58 @@ class MockTestService:
                 course_id=course_id,
                 cards=cards,
                 completed=int(completed),
-                average_score=None if average is None else Decimal(str(average)).quantize(TWO_PLACES),
-                best_score=None if best is None else Decimal(str(best)).quantize(TWO_PLACES),
+                average_score=two_places(average),
+                best_score=two_places(best),
+                average_marks=two_places(average_marks),
+                best_marks=two_places(best_marks),
                 last_activity=last,
             )
-            for subject_id, name, course_id, cards, completed, average, best, last in rows
+            for subject_id, name, course_id, cards, completed, average, best, average_marks, best_marks, last in rows
         ]
+
+    @staticmethod
+    def finalize_overdue(batch: int = 500) -> int:
+        """Finalise every card past its deadline plus MOCK_TEST_GRACE_SECONDS, scored from the
+        answers saved in time (`flask finalize-overdue`, from cron). Safe to run several at once:
+        each batch locks its cards and skips cards another run holds."""
+        total = 0
+        while True:
+            done = MockTestService._finalize(batch)
+            total += done
+            if done < batch:
+                return total
+
+    @staticmethod
+    @retry_on_lock_conflict
+    @transactional
+    def _finalize(limit: int, among: ColumnElement[bool] | None = None) -> int:
+        """Four statements whatever the number of cards: lock them, mark them expired, score them.
+
+        The cron run (`among` None) skips cards another transaction holds; a read of some
+        cards (`among`) waits for them, so that it shows them as they end up.
+        """
+        grace = timedelta(seconds=current_app.config["MOCK_TEST_GRACE_SECONDS"])
+        overdue = (
+            select(MockTestAttempt.id)
+            .where(MockTestAttempt.status == CardStatus.IN_PROGRESS, MockTestAttempt.deadline_at < utcnow() - grace)
+            .order_by(MockTestAttempt.id)
+            .limit(limit)
+            .with_for_update(skip_locked=among is None)
+        )
+        if among is not None:
+            overdue = overdue.where(among)
+        ids = list(db.session.execute(overdue).scalars())
+        if not ids:
+            return 0
+        chosen = MockTestAttempt.id.in_(ids)
+        db.session.execute(
+            update(MockTestAttempt)
+            .where(chosen, MockTestAttempt.status == CardStatus.IN_PROGRESS)
+            .values(status=CardStatus.EXPIRED, submitted_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        score_cards(db.session(), chosen)
+        return len(ids)
 
     # ------------------------------------------------------------------ helpers
 
@@ -315,12 +734,26 @@ class MockTestService:
         if lock:
             # MariaDB has no FOR UPDATE OF: a joined subject would be locked too, queueing
             # every test of that subject (and its admin edits). Lock the card alone.
-            statement = statement.with_for_update().options(selectinload(MockTestAttempt.subject))
+            # populate_existing: what an earlier read of this session holds may be stale.
+            statement = (
+                statement.with_for_update()
+                .options(selectinload(MockTestAttempt.subject))
+                .execution_options(populate_existing=True)
+            )
         else:
-            statement = statement.options(joinedload(MockTestAttempt.subject))
+            statement = statement.options(joinedload(MockTestAttempt.subject)).execution_options(populate_existing=True)
         card = db.session.execute(statement).scalar_one_or_none()
         if card is None:
             raise NotFound(CARD_NOT_FOUND)
+        return card
+
+    @staticmethod
+    def _read_card(user: User, card_id: int) -> MockTestAttempt:
+        """The card, finalised first when it is past its deadline and the grace."""
+        card = MockTestService._card(user, card_id, admin_may_read=True)
+        if card.status is CardStatus.IN_PROGRESS and MockTestService._past_grace(card):
+            MockTestService._finalize(1, MockTestAttempt.id == card.id)
+            card = MockTestService._card(user, card_id, admin_may_read=True)
         return card
 
     @staticmethod
@@ -336,39 +769,108 @@ class MockTestService:
         return card.deadline_at is not None and utcnow() > card.deadline_at + grace
 
     @staticmethod
-    def _questions(card: MockTestAttempt) -> list[Question]:
-        """The card's paper, in paper order (one statement)."""
-        ids = card.question_ids or []
-        by_id = {q.id: q for q in db.session.execute(select(Question).where(Question.id.in_(ids))).scalars()}
-        return [by_id[question_id] for question_id in ids if question_id in by_id]
+    def _paper(paper_id: int | None) -> Paper:
+        return db.session.get(Paper, paper_id)  # type: ignore[arg-type,return-value]
 
     @staticmethod
-    def _merged_answers(
-        card: MockTestAttempt, questions: list[Question], answers: dict[str, int | None]
-    ) -> dict[str, int]:
-        options = {str(q.id): len(q.options) for q in questions}
+    def _paper_questions(paper_id: int | None) -> list[PaperQuestion]:
+        """The paper's questions with their frozen versions, in paper order (one statement)."""
+        return list(
+            db.session.execute(
+                select(PaperQuestion)
+                .where(PaperQuestion.paper_id == paper_id)
+                .options(joinedload(PaperQuestion.version))
+                .order_by(PaperQuestion.position)
+            ).scalars()
+        )
+
+    @staticmethod
+    def _answer_rows(card_id: int) -> dict[int, AttemptAnswer]:
+        rows = db.session.execute(select(AttemptAnswer).where(AttemptAnswer.card_id == card_id)).scalars()
+        return {row.position: row for row in rows}
+
+    @staticmethod
+    def _write_answers(
+        card: MockTestAttempt, questions: list[PaperQuestion], answers: dict[str, dict[str, Any]]
+    ) -> None:
+        """Check every answer against its question, then write them all with one UPDATE."""
+        by_id = {str(question.question_id): question for question in questions}
         errors: dict[str, list[str]] = {}
-        for question_id, choice in answers.items():
-            if question_id not in options:
+        masks: dict[int, int | None] = {}
+        values: dict[int, Decimal | None] = {}
+        marked: dict[int, bool] = {}
+        spent: dict[int, int] = {}
+        wall = max(0, int((utcnow() - card.started_at).total_seconds())) if card.started_at else 0
+        for question_id, given in answers.items():
+            entry = {"answer": None} if given is None else given  # null clears the answer
+            question = by_id.get(question_id)
+            if question is None:
                 errors[f"answers.{question_id}"] = ["Not a question of this test."]
-            elif choice is not None and choice >= options[question_id]:
-                errors[f"answers.{question_id}"] = [f"Choose an option from 0 to {options[question_id] - 1}."]
+                continue
+            if "answer" in entry:
+                try:
+                    masks[question.position], values[question.position] = stored_answer(question, entry["answer"])
+                except ValueError as exc:
+                    errors[f"answers.{question_id}"] = [str(exc)]
+            if entry.get("marked_for_review") is not None:
+                marked[question.position] = entry["marked_for_review"]
+            if entry.get("time_spent_seconds") is not None:
+                spent[question.position] = min(entry["time_spent_seconds"], wall)
         if errors:
             raise ValidationFailed("Some answers do not fit this test.", errors=errors)
-        merged = dict(card.answers or {})
-        for question_id, choice in answers.items():
-            if choice is None:
-                merged.pop(question_id, None)
-            else:
-                merged[question_id] = choice
-        return merged
+        row = AttemptAnswer.__table__.c
+        changes: dict[str, Any] = {}
+        for name, given, kind in (
+            ("choice_mask", masks, row.choice_mask.type),
+            ("value", values, row.value.type),
+            ("marked_for_review", marked, row.marked_for_review.type),
+            ("time_spent_seconds", spent, row.time_spent_seconds.type),
+        ):
+            if given:
+                whens = {position: literal(value, kind) for position, value in given.items()}
+                changes[name] = case(whens, value=row.position, else_=row[name])
+        if changes:
+            positions = set(masks) | set(marked) | set(spent)
+            db.session.execute(
+                update(AttemptAnswer.__table__)
+                .where(row.card_id == card.id, row.position.in_(sorted(positions)))
+                .values(**changes)
+            )
 
     @staticmethod
-    def _paper(card: MockTestAttempt, questions: list[Question] | None = None) -> Paper:
+    def _sheet(card: MockTestAttempt, questions: list[PaperQuestion] | None = None) -> Sheet:
+        questions = questions if questions is not None else MockTestService._paper_questions(card.paper_id)
+        rows = MockTestService._answer_rows(card.id)
+        answers: dict[str, Any] = {}
+        for question in questions:
+            shown = shown_answer(question.type, rows.get(question.position))
+            if shown is not None and shown != []:
+                answers[str(question.question_id)] = shown
         left = (card.deadline_at - utcnow()).total_seconds() if card.deadline_at else 0
-        return Paper(
+        return Sheet(
             card=card,
-            questions=questions if questions is not None else MockTestService._questions(card),
-            answers=dict(card.answers or {}),
+            paper=MockTestService._paper(card.paper_id),
+            questions=[
+                SheetQuestion(
+                    id=q.question_id,
+                    position=q.position,
+                    type=q.type,
+                    text=q.version.text,
+                    options=q.version.options,
+                    marks_correct=q.marks_correct,
+                    marks_wrong=q.marks_wrong,
+                    marks_unanswered=q.marks_unanswered,
+                )
+                for q in questions
+            ],
+            answers=answers,
+            marked_for_review=[
+                q.question_id for q in questions if rows.get(q.position) and rows[q.position].marked_for_review
+            ],
+            time_spent_seconds={
+                str(q.question_id): rows[q.position].time_spent_seconds
+                for q in questions
+                if rows.get(q.position) and rows[q.position].time_spent_seconds
+            },
             seconds_left=max(0, int(left)),
         )
