@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import url_for
 from flask_jwt_extended import current_user
 
 from shared.models import ExamPattern, MockTestAttempt, Paper
@@ -138,7 +139,11 @@ def list_papers(subject_id: int) -> dict[str, Any]:
 
 @papers.route("/papers/<id:paper_id>/versions", methods=["POST"])
 @admin_required
-@papers.response(201, PaperInfoSchema)
+@papers.response(
+    201,
+    PaperInfoSchema,
+    location=lambda paper, **_: url_for("papers.list_papers", subject_id=paper.subject_id),
+)
 @papers.problems(401, 403, 404, 409)
 def publish_version(paper_id: int) -> Paper:
     """Publish a new version of this paper from today's bank and pattern: later starts get
