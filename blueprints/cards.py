@@ -17,6 +17,7 @@ from shared.schemas.cards import (
     PaperInfoSchema,
     PaperListSchema,
     PaperSchema,
+    PatternResultSchema,
     PatternSchema,
     ProgressSchema,
     ReviewSchema,
@@ -111,7 +112,7 @@ def review_card(card_id: int) -> Review:
 
 @papers.route("/subjects/<id:subject_id>/pattern")
 @admin_required
-@papers.response(200, PatternSchema)
+@papers.response(200, PatternResultSchema)
 @papers.problems(401, 403, 404)
 def get_pattern(subject_id: int) -> ExamPattern:
     """The subject's exam pattern (the defaults when none was set)."""
@@ -121,7 +122,7 @@ def get_pattern(subject_id: int) -> ExamPattern:
 @papers.route("/subjects/<id:subject_id>/pattern", methods=["PUT"])
 @admin_required
 @papers.arguments(PatternSchema)
-@papers.response(200, PatternSchema)
+@papers.response(200, PatternResultSchema)
 @papers.problems(401, 403, 404, 422)
 def set_pattern(data: dict[str, Any], subject_id: int) -> ExamPattern:
     """Set the exam pattern: papers composed from now on follow it; composed papers keep theirs."""

@@ -10,7 +10,7 @@ import marshmallow as ma
 from shared.models import CardStatus, QuestionType
 from shared.models.cards import Outcome
 from shared.schemas.base import ResponseSchema, Schema
-from shared.schemas.fields import Id, Integer, Percent, UtcDateTime
+from shared.schemas.fields import Id, Integer, Marks, Percent, UtcDateTime
 from shared.schemas.pagination import PageQuerySchema, page_schema
 from shared.schemas.questions import MAX_OPTIONS, within
 
@@ -99,8 +99,8 @@ class CardListQuerySchema(PageQuerySchema):
     status = ma.fields.Enum(CardStatus, by_value=True)
 
 
-def marks_field(**kwargs: Any) -> ma.fields.Decimal:
-    return ma.fields.Decimal(as_string=True, places=2, **kwargs)
+def marks_field(**kwargs: Any) -> Marks:
+    return Marks(**kwargs)
 
 
 class PaperInfoSchema(ResponseSchema):
@@ -210,6 +210,10 @@ class PatternSchema(Schema):
     numerical_correct = marks_field(load_default=Decimal(1), validate=MARKS_RANGE)
     numerical_wrong = marks_field(load_default=Decimal(0), validate=MARKS_RANGE)
     numerical_unanswered = marks_field(load_default=Decimal(0), validate=MARKS_RANGE)
+
+
+class PatternResultSchema(ResponseSchema, PatternSchema):
+    """The pattern as the API answers it: every field present."""
 
 
 class PaperListSchema(ResponseSchema):

@@ -144,6 +144,14 @@ class Money(ma.fields.Decimal):
         return str(Decimal(value).quantize(Decimal("0.01")))
 
 
+class Marks(Money):
+    """Marks of a question or a paper (negative for a wrong answer): a string with two decimals."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("metadata", {"example": "4.00"})
+        super().__init__(**kwargs)
+
+
 class Percent(Money):
     """A score in percent, dumped like money: a string with two decimals ("70.00")."""
 
