@@ -4,7 +4,19 @@ from shared.models.accounts import Customer, Plan, Role, Subscription, Subscript
 from shared.models.cards import CardStatus, MockTestAttempt
 from shared.models.catalog import Bundle, CatalogVersion, Course, Subject, bundle_subjects
 from shared.models.idempotency import IdempotencyKey
-from shared.models.purchases import Purchase, PurchaseItem, PurchaseType
+from shared.models.purchases import (
+    ItemState,
+    Payment,
+    PaymentEvent,
+    PaymentStatus,
+    Provider,
+    Purchase,
+    PurchaseItem,
+    PurchaseStatus,
+    PurchaseType,
+    Refund,
+    RefundStatus,
+)
 from shared.models.questions import Difficulty, Question
 
 __all__ = [
@@ -15,12 +27,20 @@ __all__ = [
     "Customer",
     "Difficulty",
     "IdempotencyKey",
+    "ItemState",
     "MockTestAttempt",
+    "Payment",
+    "PaymentEvent",
+    "PaymentStatus",
     "Plan",
+    "Provider",
     "Purchase",
     "PurchaseItem",
+    "PurchaseStatus",
     "PurchaseType",
     "Question",
+    "Refund",
+    "RefundStatus",
     "Role",
     "Subject",
     "Subscription",

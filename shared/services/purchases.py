@@ -20,7 +20,19 @@ from sqlalchemy.orm import joinedload
 
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.extensions import db
-from shared.models import Bundle, Course, MockTestAttempt, Purchase, PurchaseItem, PurchaseType, Subject, User
+from shared.models import (
+    Bundle,
+    Course,
+    ItemState,
+    MockTestAttempt,
+    Provider,
+    Purchase,
+    PurchaseItem,
+    PurchaseStatus,
+    PurchaseType,
+    Subject,
+    User,
+)
 from shared.models.base import utcnow
 from shared.services.accounts import CustomerService
 from shared.services.base import Page, paginate, retry_on_lock_conflict, settle_race, transactional
@@ -122,7 +134,7 @@ class PurchaseService:
         owned = set(
             db.session.execute(
                 select(PurchaseItem.subject_id).where(
-                    PurchaseItem.customer_id == customer_id, PurchaseItem.subject_id.in_(order.subject_ids)
+                    PurchaseItem.active_customer_id == customer_id, PurchaseItem.subject_id.in_(order.subject_ids)
                 )
             ).scalars()
         )
@@ -151,7 +163,11 @@ class PurchaseService:
             total_cost=order.price,
             currency=current_app.config["CURRENCY"],
             created_at=utcnow(),
+            status=PurchaseStatus.PAID,
+            provider=Provider.NONE,
+            refund_due=Decimal("0.00"),
         )
+        purchase.paid_at = purchase.created_at
         db.session.add(purchase)
         db.session.flush()
         db.session.execute(
@@ -163,6 +179,8 @@ class PurchaseService:
                     "subject_id": subject.id,
                     "price": subject.price,
                     "created_at": purchase.created_at,
+                    "state": ItemState.ACTIVE.value,
+                    "active_customer_id": customer_id,
                 }
                 for subject in sorted(order.subjects, key=lambda s: s.id)
             ],
@@ -181,7 +199,7 @@ class PurchaseService:
     @staticmethod
     def _already_owned(customer_id: int, subject_ids: list[int]) -> PurchaseResult:
         purchase_ids = select(PurchaseItem.purchase_id).where(
-            PurchaseItem.customer_id == customer_id, PurchaseItem.subject_id.in_(subject_ids)
+            PurchaseItem.active_customer_id == customer_id, PurchaseItem.subject_id.in_(subject_ids)
         )
         views = PurchaseService._views(select(Purchase).where(Purchase.id.in_(purchase_ids)).order_by(Purchase.id))
         return PurchaseResult(status=ALREADY_OWNED, purchases=views, cards_created=0)
