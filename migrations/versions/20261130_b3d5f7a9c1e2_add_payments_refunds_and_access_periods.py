@@ -14,7 +14,7 @@ unchanged. The index on purchase_items.customer_id is created before the old uni
 is dropped: the old one backs the foreign key (MariaDB error 1553 otherwise).
 
 Downgrade: checkouts that were never paid (pending, failed, expired) go with their items,
-and so do items that were never granted (surplus, cancelled); refunded and expired
+and so do items that were never granted (surplus); refunded and expired
 entitlements become plain purchases again (the old schema cannot tell them apart). It
 refuses, with nothing changed, while a customer holds a subject in two purchases (bought
 again after a refund or after its access ended): the old constraint forbids that.
@@ -53,7 +53,7 @@ purchase_status = _enum(
     "pending_payment", "paid", "failed", "expired", "partially_refunded", "refunded", name="purchasestatus", length=24
 )
 provider = _enum("razorpay", "sandbox", "none", "legacy", "comp", name="provider", length=16)
-item_state = _enum("pending", "active", "surplus", "cancelled", "refunded", "expired", name="itemstate", length=16)
+item_state = _enum("pending", "active", "surplus", "refunded", "expired", name="itemstate", length=16)
 payment_status = _enum("authorized", "captured", "failed", name="paymentstatus", length=16)
 refund_status = _enum("pending", "processed", "failed", name="refundstatus", length=16)
 

@@ -9,9 +9,9 @@ A purchase's states (README "Purchase states"):
           +--past PAYMENT_PENDING_MINUTES--> expired --paid (money arrived late)--> paid
 
 Nothing leaves paid, partially_refunded or refunded except through a refund; nothing
-becomes pending again. An item's states: pending -> active (owned) | surplus (paid for,
-but the subject was owned already: due for refund) | cancelled (checkout failed or
-expired); active -> refunded | expired (its access ended and the subject was bought again).
+becomes pending again. An item's states: pending (while its purchase waits for money) ->
+active (owned) | surplus (paid for, but the subject was owned already: due for refund);
+active -> refunded | expired (its access ended and the subject was bought again).
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, Index, Integer, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shared.extensions import db
 from shared.models.base import PreciseDateTime, string_enum, unique_constraint, utcnow
-from shared.models.catalog import Money
+from shared.models.catalog import Money, Subject
 
 SUBJECT_ALREADY_OWNED = "This subject is already owned."
 
@@ -56,7 +56,6 @@ class ItemState(enum.StrEnum):
     PENDING = "pending"
     ACTIVE = "active"
     SURPLUS = "surplus"
-    CANCELLED = "cancelled"
     REFUNDED = "refunded"
     EXPIRED = "expired"
 
@@ -117,7 +116,7 @@ class PurchaseItem(db.Model):
     """One subject of a purchase; once paid, the customer's entitlement.
 
     `active_customer_id` is the customer while the entitlement is active and NULL otherwise
-    (pending, surplus, cancelled, refunded, expired): unique with the subject, it lets a
+    (pending, surplus, refunded, expired): unique with the subject, it lets a
     subject be owned once at a time and bought again after a refund or once access ended.
     """
 
@@ -135,8 +134,10 @@ class PurchaseItem(db.Model):
     created_at: Mapped[datetime] = mapped_column(PreciseDateTime, default=utcnow)
     state: Mapped[ItemState] = mapped_column(string_enum(ItemState, 16))
     active_customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
-    # NULL: no end (bought before access periods existed, and comp grants without one).
+    # NULL: no end (bought before access periods existed).
     access_until: Mapped[datetime | None] = mapped_column(PreciseDateTime)
+
+    subject: Mapped[Subject] = relationship(lazy="raise")
 
 
 class Payment(db.Model):
