@@ -15,7 +15,10 @@ def register_blueprints(api: Api) -> None:
         catalog.blp,
         questions.blp,
         purchases.blp,
+        purchases.payments,
         cards.blp,
         cards.papers,
     ):
         api.register_blueprint(blueprint)
+    if api._app.config["PAYMENT_PROVIDER"] == "sandbox":
+        api.register_blueprint(purchases.sandbox)

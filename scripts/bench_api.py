@@ -95,7 +95,14 @@ def prepare(database_url: str) -> tuple[str, list[tuple[str, int]]]:
     from shared.services.demo import DemoDataService
     from shared.services.purchases import PurchaseService
 
-    app = create_app({"DATABASE_URL": database_url, "JWT_SECRET_KEY": BENCH_SECRET, "LOG_LEVEL": "WARNING"})
+    app = create_app(
+        {
+            "DATABASE_URL": database_url,
+            "JWT_SECRET_KEY": BENCH_SECRET,
+            "LOG_LEVEL": "WARNING",
+            "PAYMENT_PROVIDER": "none",
+        }
+    )
     with app.app_context():
         upgrade()
         DemoDataService.seed()

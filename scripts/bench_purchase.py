@@ -98,7 +98,7 @@ class Fixtures:
 
     def purchase_without_cards(self, subject_ids: list[int]) -> tuple[int, int]:
         """A purchase with its items but no cards yet: (purchase id, customer id)."""
-        from shared.models import Purchase, PurchaseItem, PurchaseType
+        from shared.models import ItemState, Provider, Purchase, PurchaseItem, PurchaseStatus, PurchaseType
         from shared.models.base import utcnow
 
         customer_id, _ = self.customer()
@@ -108,6 +108,9 @@ class Fixtures:
             total_cost=Decimal("1.00"),
             currency="INR",
             created_at=utcnow(),
+            status=PurchaseStatus.PAID,
+            provider=Provider.NONE,
+            refund_due=Decimal("0.00"),
         )
         self.db.session.add(purchase)
         self.db.session.flush()
@@ -120,6 +123,8 @@ class Fixtures:
                     "subject_id": subject_id,
                     "price": Decimal("1.00"),
                     "created_at": purchase.created_at,
+                    "state": ItemState.ACTIVE.value,
+                    "active_customer_id": customer_id,
                 }
                 for subject_id in subject_ids
             ],

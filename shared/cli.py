@@ -17,6 +17,7 @@ from shared.services.accounts import AuthService
 from shared.services.cards import MockTestService
 from shared.services.demo import DEMO_ADMIN, DEMO_STUDENT, DemoDataService
 from shared.services.idempotency import IdempotencyService
+from shared.services.purchases import PurchaseService
 
 
 class AdminSchema(Schema):
@@ -81,6 +82,21 @@ def check_constraints_command(database_url: str | None, as_json: bool, repair: b
     sys.exit(code)
 
 
+@click.command("reconcile-payments")
+def reconcile_payments_command() -> None:
+    """Ask the provider about pending and recently failed checkouts: fulfil the paid ones whose
+    webhook never came, expire the abandoned ones (safe to run twice, or concurrently; cron it)."""
+    report = PurchaseService.reconcile()
+    click.echo(
+        f"Checked {report.checked} checkout(s): {report.fulfilled} fulfilled, {report.expired} expired, "
+        f"{len(report.failed)} could not be checked."
+    )
+    for problem in report.failed:
+        click.echo(f"  {problem}")
+    if report.failed:
+        sys.exit(1)
+
+
 @click.command("purge-idempotency-keys")
 def purge_idempotency_keys_command() -> None:
     """Delete Idempotency-Key records older than 24 hours."""
@@ -103,6 +119,7 @@ def register_cli(app: Flask) -> None:
         seed_demo_command,
         check_constraints_command,
         finalize_overdue_command,
+        reconcile_payments_command,
     ):
         app.cli.add_command(command)
     app.cli.add_command(purge_expired_sessions_command, "purge-revoked-tokens")  # cron jobs of old deployments

@@ -19,6 +19,13 @@ from dotenv import load_dotenv
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SQLITE_PATH = PROJECT_ROOT / "instance" / "exam_shop.sqlite3"
 DEVELOPMENT_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me"  # noqa: S105
+PAYMENT_PROVIDERS = ("razorpay", "sandbox", "none")
+# What the sandbox signs with when nothing is set (development and tests only).
+SANDBOX_PAYMENT_KEYS = {
+    "PAYMENT_KEY_ID": "rzp_test_sandbox",
+    "PAYMENT_KEY_SECRET": "sandbox-key-secret-not-for-production",
+    "PAYMENT_WEBHOOK_SECRET": "sandbox-webhook-secret-not-for-production",
+}
 
 
 class ConfigError(RuntimeError):
@@ -267,6 +274,24 @@ def rate_limit_config() -> dict[str, Any]:
     }
 
 
+def payment_config(app_env: str) -> dict[str, Any]:
+    """The payment provider and its keys (README "Payments")."""
+    provider = _env("PAYMENT_PROVIDER", "razorpay" if app_env == "production" else "sandbox")
+    if provider not in PAYMENT_PROVIDERS:
+        raise ConfigError(f"PAYMENT_PROVIDER must be one of {', '.join(PAYMENT_PROVIDERS)}, not {provider!r}")
+    keys_default = provider != "razorpay" and app_env != "production"
+    return {
+        "PAYMENT_PROVIDER": provider,
+        **{name: _env(name, default if keys_default else None) for name, default in SANDBOX_PAYMENT_KEYS.items()},
+        # Razorpay's API root; tests point it at a local fake. Empty: the SDK's own.
+        "PAYMENT_API_BASE_URL": _env("PAYMENT_API_BASE_URL"),
+        "PAYMENT_API_TIMEOUT": _env_int("PAYMENT_API_TIMEOUT", 5, minimum=1),
+        "PAYMENT_PENDING_MINUTES": _env_int("PAYMENT_PENDING_MINUTES", 30, minimum=1),
+        # How far back `flask reconcile-payments` looks at failed checkouts.
+        "PAYMENT_RECONCILE_HOURS": _env_int("PAYMENT_RECONCILE_HOURS", 48, minimum=1),
+    }
+
+
 def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Build the Flask config mapping from the environment, then apply overrides."""
     load_dotenv_file()
@@ -323,6 +348,7 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         # A request holds its key at most until the deadline of every request; a slower one
         # loses the key (the claim is its fencing token) and rolls back.
         "IDEMPOTENCY_CLAIM_TIMEOUT": _env_int("IDEMPOTENCY_CLAIM_TIMEOUT", limits.worker_timeout, minimum=1),
+        **payment_config(app_env),
         "LOG_LEVEL": _env("LOG_LEVEL", "INFO"),
         # flask-smorest / OpenAPI
         "API_TITLE": "Exam-prep shop API",
@@ -352,3 +378,15 @@ def validate_config(config: dict[str, Any]) -> None:
             )
         if config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
             raise ConfigError("APP_ENV=production needs DATABASE_URL pointing at MySQL/MariaDB")
+        if config["PAYMENT_PROVIDER"] != "razorpay":
+            raise ConfigError(
+                "APP_ENV=production takes payments through PAYMENT_PROVIDER=razorpay, "
+                f"not {config['PAYMENT_PROVIDER']!r}"
+            )
+        missing = [name for name, sandbox in SANDBOX_PAYMENT_KEYS.items() if config.get(name) in {None, "", sandbox}]
+        if missing:
+            raise ConfigError(f"APP_ENV=production needs {', '.join(missing)} (from the Razorpay dashboard)")
+    elif config["PAYMENT_PROVIDER"] == "razorpay":
+        missing = [name for name in SANDBOX_PAYMENT_KEYS if not config.get(name)]
+        if missing:
+            raise ConfigError(f"PAYMENT_PROVIDER=razorpay needs {', '.join(missing)}")

@@ -157,20 +157,74 @@ def _duplicates_check(engine: Engine) -> Check:
     return Check("duplicate cards", True, "no (purchase_id, subject_id, test_number) appears twice.")
 
 
+def _has_payments(engine: Engine) -> bool:
+    """The database carries purchase states (migration b3d5f7a9c1e2 and later)."""
+    return "state" in {column["name"] for column in inspect(engine).get_columns("purchase_items")}
+
+
+CARD_SETS_SQL = (
+    "SELECT i.purchase_id, i.subject_id, COUNT(c.id) AS cards FROM purchase_items i "
+    "LEFT JOIN mock_test_attempts c ON c.purchase_id = i.purchase_id AND c.subject_id = i.subject_id "
+    "{where}GROUP BY i.purchase_id, i.subject_id HAVING COUNT(c.id) <> :expected "
+    "ORDER BY i.purchase_id, i.subject_id"
+)
+# Before payments every item was owned; since, only granted items (active, refunded, expired) have cards.
+CARD_SETS_BEFORE_PAYMENTS = CARD_SETS_SQL.format(where="")
+CARD_SETS_GRANTED = CARD_SETS_SQL.format(where="WHERE i.state IN ('active', 'refunded', 'expired') ")
+
+
 def _card_sets_off(engine: Engine, per_subject: int) -> list[dict[str, Any]]:
     """Purchased subjects without exactly `per_subject` cards."""
+    sql = CARD_SETS_GRANTED if _has_payments(engine) else CARD_SETS_BEFORE_PAYMENTS
     with engine.connect() as connection:
-        rows = connection.execute(
-            text(
-                "SELECT i.purchase_id, i.subject_id, COUNT(c.id) AS cards FROM purchase_items i "
-                "LEFT JOIN mock_test_attempts c "
-                "ON c.purchase_id = i.purchase_id AND c.subject_id = i.subject_id "
-                "GROUP BY i.purchase_id, i.subject_id HAVING COUNT(c.id) <> :expected "
-                "ORDER BY i.purchase_id, i.subject_id"
-            ),
-            {"expected": per_subject},
-        ).mappings()
+        rows = connection.execute(text(sql), {"expected": per_subject}).mappings()
         return [dict(row) for row in rows]
+
+
+# The payment invariants: (name, what holds, SQL of the rows that break it).
+PAYMENT_CHECKS = (
+    (
+        "paid purchases fulfilled",
+        "no paid purchase has a subject still waiting for its payment",
+        "SELECT p.id AS purchase_id, p.status, i.subject_id FROM purchases p "
+        "JOIN purchase_items i ON i.purchase_id = p.id "
+        "WHERE p.status IN ('paid', 'partially_refunded', 'refunded') AND i.state = 'pending' "
+        "ORDER BY p.id, i.subject_id",
+    ),
+    (
+        "unpaid purchases own nothing",
+        "no pending, failed or expired purchase has cards or owned subjects",
+        "SELECT p.id AS purchase_id, p.status, i.subject_id, i.state FROM purchases p "
+        "JOIN purchase_items i ON i.purchase_id = p.id "
+        "WHERE p.status IN ('pending_payment', 'failed', 'expired') AND (i.state <> 'pending' "
+        "OR EXISTS (SELECT 1 FROM mock_test_attempts c WHERE c.purchase_id = p.id)) "
+        "ORDER BY p.id, i.subject_id",
+    ),
+    (
+        "subjects owned once",
+        "no subject is owned twice at once, and only active items hold their owner",
+        "SELECT i.customer_id, i.subject_id, COUNT(*) AS active_items FROM purchase_items i "
+        "WHERE i.state = 'active' GROUP BY i.customer_id, i.subject_id HAVING COUNT(*) > 1 "
+        "UNION ALL "
+        "SELECT i.customer_id, i.subject_id, -1 FROM purchase_items i "
+        "WHERE (i.state = 'active') <> (i.active_customer_id IS NOT NULL) "
+        "OR i.active_customer_id <> i.customer_id",
+    ),
+)
+
+
+def _payment_checks(engine: Engine) -> list[Check]:
+    if not _has_payments(engine):
+        return []
+    checks = []
+    with engine.connect() as connection:
+        for name, holds, sql in PAYMENT_CHECKS:
+            rows = [dict(row) for row in connection.execute(text(sql)).mappings()]
+            if rows:
+                checks.append(Check(name, False, f"{len(rows)} row(s) break it: {holds}.", rows))
+            else:
+                checks.append(Check(name, True, f"{holds}."))
+    return checks
 
 
 def _card_sets_check(engine: Engine, per_subject: int) -> Check:
@@ -244,6 +298,7 @@ def check_database(database_url: str, per_subject: int = 50) -> Report:
             _old_constraint_check(uniques),
             _duplicates_check(engine),
             _card_sets_check(engine, per_subject),
+            *_payment_checks(engine),
             _declared_uniques_check(engine),
             _revision_check(engine),
         ]

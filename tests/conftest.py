@@ -220,11 +220,34 @@ def query_counter(app: Flask) -> Callable[[], Any]:
     return counter
 
 
+@pytest.fixture
+def immediate_fulfilment(request: pytest.FixtureRequest) -> Iterator[None]:
+    """PAYMENT_PROVIDER=none for this test's app: purchases are fulfilled at once, as before
+    payments existed (the tests of the purchase itself; payments have their own)."""
+    apps = [request.getfixturevalue(name) for name in ("app", "mariadb") if name in request.fixturenames]
+    saved = [(flask_app, flask_app.config["PAYMENT_PROVIDER"]) for flask_app in apps]
+    for flask_app in apps:
+        flask_app.config["PAYMENT_PROVIDER"] = "none"
+    yield
+    for flask_app, provider in saved:
+        flask_app.config["PAYMENT_PROVIDER"] = provider
+
+
 @pytest.fixture(scope="session")
 def live_server(mariadb_app: Flask, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """gunicorn with 4 workers on the MariaDB test database."""
-    env = server_env(mariadb_app.config["SQLALCHEMY_DATABASE_URI"])
+    """gunicorn with 4 workers on the MariaDB test database, fulfilling purchases at once
+    (PAYMENT_PROVIDER=none: the races of purchases themselves)."""
+    env = server_env(mariadb_app.config["SQLALCHEMY_DATABASE_URI"], PAYMENT_PROVIDER="none")
     server = start_gunicorn(env, Path(tmp_path_factory.mktemp("gunicorn")) / "gunicorn.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def sandbox_server(mariadb_app: Flask, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """gunicorn with 4 workers on the MariaDB test database, taking payments in the sandbox."""
+    env = server_env(mariadb_app.config["SQLALCHEMY_DATABASE_URI"], PAYMENT_PROVIDER="sandbox")
+    server = start_gunicorn(env, Path(tmp_path_factory.mktemp("gunicorn-sandbox")) / "gunicorn.log")
     yield server
     server.stop()
 

@@ -19,6 +19,7 @@ from tests.support.mock_tests import add_questions
 from tests.support.purchases import make_purchase
 
 ROLES = ("anonymous", "owner", "other", "admin")
+CONFIRMATION = {"provider_order_id": "order_other", "provider_payment_id": "pay_other", "signature": "0" * 64}
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,10 @@ def matrix(ids: dict[str, int]) -> list[Row]:
         Row("POST", "/api/purchases", (401, 422, 422, 422), {}),
         Row("GET", "/api/purchases", (401, 200, 200, 200)),
         Row("GET", f"/api/purchases/{purchase}", (401, 200, 404, 200)),
+        # Well-formed, but not this purchase's order (owner), not theirs (other), not a customer (admin).
+        Row("POST", f"/api/purchases/{purchase}/payment", (401, 422, 404, 403), CONFIRMATION),
+        Row("POST", "/api/payments/webhook", (400, 400, 400, 400), {}),  # unsigned, whoever sends it
+        Row("POST", f"/api/payments/sandbox/orders/{ids['order']}/pay", (401, 409, 404, 403), {"outcome": "captured"}),
         Row("GET", "/api/mock-tests", (401, 200, 200, 403)),
         Row("GET", "/api/mock-tests/progress", (401, 200, 200, 403)),
         Row("GET", f"/api/mock-tests/{card}", (401, 200, 404, 200)),
@@ -80,6 +85,8 @@ def matrix(ids: dict[str, int]) -> list[Row]:
         Row("GET", f"/api/subjects/{subject}/papers", (401, 403, 403, 200)),
         Row("POST", f"/api/papers/{ids['paper']}/versions", (401, 403, 403, 201)),
         Row("DELETE", f"/api/subjects/{subject}/questions/{question}", (401, 403, 403, 204)),
+        Row("POST", f"/api/purchases/{purchase}/refund", (401, 403, 403, 201), {}),  # then it is refunded:
+        Row("POST", f"/api/purchases/{purchase}/refund", (401, 403, 403, 409), {}),  # nothing left to refund
         Row("POST", "/api/customers/upgrade", (401, 403, 403, 201), {}),
         # Last: they end sessions. A logout ends only its own; the spare one is still live.
         Row("POST", "/api/auth/logout", (401, 204, 204, 204)),
@@ -108,6 +115,7 @@ def _world(client: FlaskClient) -> tuple[dict[str, int], dict[str, dict[str, dic
         "subject": course.subject_ids[0],
         "bundle": course.bundle_id,
         "purchase": bought["id"],
+        "order": bought["provider_order_id"],
         "card": card,
         "customer": db.session.execute(select(Customer.id).where(Customer.user_id == owner["user"]["id"])).scalar_one(),
         "question": db.session.execute(select(Question.id).limit(1)).scalar_one(),
@@ -162,4 +170,6 @@ def _template(path: str) -> str:
     for index, part in enumerate(parts):
         if part.isdigit() and index > 0 and parts[index - 1] in names:
             parts[index] = f"<{names[parts[index - 1]]}>"
+        elif index > 0 and parts[index - 1] == "orders":
+            parts[index] = "<provider_order_id>"
     return "/".join(parts)

@@ -54,9 +54,44 @@ def test_production_refuses_a_short_secret_and_sqlite() -> None:
         load_config({"APP_ENV": "production", "DATABASE_URL": "sqlite:///x.db", "JWT_SECRET_KEY": STRONG_SECRET})
 
 
+RAZORPAY_KEYS = {
+    "PAYMENT_KEY_ID": "rzp_live_0123456789",
+    "PAYMENT_KEY_SECRET": "a-real-key-secret",
+    "PAYMENT_WEBHOOK_SECRET": "a-real-webhook-secret",
+}
+
+
 def test_production_starts_with_a_real_secret_and_mysql() -> None:
-    config = load_config({"APP_ENV": "production", "DATABASE_URL": MYSQL, "JWT_SECRET_KEY": STRONG_SECRET})
+    config = load_config(
+        {"APP_ENV": "production", "DATABASE_URL": MYSQL, "JWT_SECRET_KEY": STRONG_SECRET, **RAZORPAY_KEYS}
+    )
     assert config["APP_ENV"] == "production"
+    assert config["PAYMENT_PROVIDER"] == "razorpay"
+
+
+@pytest.mark.parametrize("provider", ["sandbox", "none"])
+def test_production_refuses_the_sandbox_and_no_payments(provider: str) -> None:
+    production = {"APP_ENV": "production", "DATABASE_URL": MYSQL, "JWT_SECRET_KEY": STRONG_SECRET, **RAZORPAY_KEYS}
+    with pytest.raises(ConfigError, match="PAYMENT_PROVIDER=razorpay"):
+        load_config({**production, "PAYMENT_PROVIDER": provider})
+
+
+@pytest.mark.parametrize("missing", sorted(RAZORPAY_KEYS))
+def test_production_refuses_missing_payment_secrets(missing: str) -> None:
+    keys = {name: value for name, value in RAZORPAY_KEYS.items() if name != missing}
+    with pytest.raises(ConfigError, match=missing):
+        load_config({"APP_ENV": "production", "DATABASE_URL": MYSQL, "JWT_SECRET_KEY": STRONG_SECRET, **keys})
+
+
+def test_development_pays_in_the_sandbox_with_nothing_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("PAYMENT_PROVIDER", *RAZORPAY_KEYS):
+        monkeypatch.delenv(name, raising=False)
+    config = load_config({"APP_ENV": "development"})
+    assert config["PAYMENT_PROVIDER"] == "sandbox"
+    assert all(config[name] for name in RAZORPAY_KEYS)
+    monkeypatch.setenv("PAYMENT_PROVIDER", "razorpay")
+    with pytest.raises(ConfigError, match="PAYMENT_KEY_ID"):
+        load_config({"APP_ENV": "development"})
 
 
 def test_bad_values_are_named(monkeypatch: pytest.MonkeyPatch) -> None:

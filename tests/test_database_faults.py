@@ -40,6 +40,7 @@ def server(mariadb: Flask, proxy: TcpProxy, tmp_path: Path) -> Iterator[LiveServ
         DB_STATEMENT_TIMEOUT=LIMITS.statement_timeout,
         DB_POOL_TIMEOUT=LIMITS.pool_timeout,
         RETRY_AFTER_SECONDS=3,
+        PAYMENT_PROVIDER="none",  # the purchase's own transaction, fulfilled at once
     )
     live = start_gunicorn(env, tmp_path / "gunicorn.log", workers=2)
     yield live

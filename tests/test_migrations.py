@@ -441,3 +441,95 @@ def test_started_and_finished_cards_keep_their_papers_through_the_upgrade(scratc
     downgrade(revision=BEFORE_PAPERS)
     upgrade()
     assert_schema_matches_the_models()
+
+
+BEFORE_PAYMENTS = "3e8a5c1f7d92"
+PAYMENTS = "b3d5f7a9c1e2"
+
+
+def _purchase_rows() -> list[dict[str, object]]:
+    with db.engine.connect() as connection:
+        return [
+            dict(row)
+            for row in connection.execute(
+                text("SELECT id, customer_id, total_cost, created_at FROM purchases ORDER BY id")
+            ).mappings()
+        ]
+
+
+def test_payments_upgrade_keeps_every_old_purchase_paid_and_owned(scratch_app: Flask) -> None:
+    upgrade(revision=BEFORE_COMPOSITE)
+    seeded = _seed_old_schema_data()
+    upgrade(revision=BEFORE_PAYMENTS)
+    before = _purchase_rows()
+
+    upgrade(revision=PAYMENTS)
+    assert _purchase_rows() == before
+    assert_schema_matches_the_models()
+    with db.engine.connect() as connection:
+        purchase = connection.execute(
+            text("SELECT status, provider, paid_at, created_at, refund_due FROM purchases")
+        ).one()
+        item = connection.execute(
+            text("SELECT state, customer_id, active_customer_id, access_until FROM purchase_items")
+        ).one()
+    assert (purchase.status, purchase.provider, purchase.refund_due) == ("paid", "legacy", Decimal("0.00"))
+    assert purchase.paid_at == purchase.created_at
+    assert (item.state, item.active_customer_id, item.access_until) == ("active", seeded["customer_id"], None)
+    assert _card_count() == 50
+    url = db.engine.url.render_as_string(hide_password=False)
+    assert check_database(url).exit_code == 0, check_database(url).to_text()
+
+    # The old purchase still owns its subject: buying it again creates nothing.
+    user = db.session.get(User, seeded["user_id"])
+    client = scratch_app.test_client()
+    with db.engine.connect() as connection:
+        owned = connection.execute(text("SELECT subject_id FROM purchase_items")).scalar_one()
+    again = client.post(
+        "/api/purchases", json={"purchase_type": "single_subject", "subject_id": owned}, headers=bearer(user)
+    )
+    assert again.status_code == 200, again.get_json()
+    assert again.get_json()["status"] == "already_owned"
+
+    downgrade(revision=BEFORE_PAYMENTS)
+    assert _purchase_rows() == before
+    assert _card_count() == 50
+    assert "uq_purchase_items_customer_id_subject_id" in {
+        uc["name"] for uc in inspect(db.engine).get_unique_constraints("purchase_items")
+    } | {ix["name"] for ix in inspect(db.engine).get_indexes("purchase_items") if ix["unique"]}
+    upgrade()
+    assert_schema_matches_the_models()
+
+
+def test_payments_downgrade_refuses_while_a_subject_was_bought_again(
+    scratch_app: Flask, caplog: pytest.LogCaptureFixture
+) -> None:
+    upgrade(revision=BEFORE_COMPOSITE)
+    seeded = _seed_old_schema_data()
+    upgrade(revision=PAYMENTS)
+    with db.engine.begin() as connection:
+        subject_id = connection.execute(text("SELECT subject_id FROM purchase_items")).scalar_one()
+        # Refunded, then bought again: two granted items of one subject.
+        connection.execute(text("UPDATE purchase_items SET state = 'refunded', active_customer_id = NULL"))
+        connection.execute(
+            text(
+                "INSERT INTO purchases (customer_id, purchase_type, total_cost, currency, created_at, status, "
+                "provider, refund_due) VALUES (:c, 'single_subject', 100, 'INR', :now, 'paid', 'sandbox', 0)"
+            ),
+            {"c": seeded["customer_id"], "now": utcnow()},
+        )
+        second = connection.execute(text("SELECT MAX(id) FROM purchases")).scalar_one()
+        connection.execute(
+            text(
+                "INSERT INTO purchase_items (purchase_id, customer_id, subject_id, price, created_at, state, "
+                "active_customer_id) VALUES (:p, :c, :s, 100, :now, 'active', :c)"
+            ),
+            {"p": second, "c": seeded["customer_id"], "s": subject_id, "now": utcnow()},
+        )
+    caplog.clear()
+    with pytest.raises(SystemExit):
+        downgrade(revision=BEFORE_PAYMENTS)
+    assert "Refusing to downgrade: 1 (customer, subject) pair(s)" in caplog.text
+    with db.engine.connect() as connection:
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == PAYMENTS
+    assert_schema_matches_the_models()

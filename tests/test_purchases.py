@@ -22,6 +22,9 @@ from tests.support.catalog import CourseFixture, make_course
 from tests.support.purchases import make_purchase
 from tests.support.queries import count_rows
 
+# The purchase itself, fulfilled at once (PAYMENT_PROVIDER=none); paying is tests/test_payments.py.
+pytestmark = pytest.mark.usefixtures("immediate_fulfilment")
+
 
 @pytest.fixture
 def course(app: Flask) -> CourseFixture:
@@ -50,7 +53,11 @@ def test_one_subject_gets_fifty_cards_numbered_1_to_50(
     assert body["cards_created"] == 50
     purchase = body["purchase"]
     assert (purchase["total_cost"], purchase["currency"], purchase["cards_total"]) == ("499.00", "INR", 50)
-    assert purchase["subjects"] == [{"subject_id": subject, "name": "Subject 1", "price": "499.00", "cards": 50}]
+    (bought,) = purchase["subjects"]
+    access_until = bought.pop("access_until")
+    assert bought == {"subject_id": subject, "name": "Subject 1", "price": "499.00", "cards": 50, "state": "active"}
+    assert (purchase["status"], purchase["provider"], purchase["refund_due"]) == ("paid", "none", "0.00")
+    assert access_until[:10] == (utcnow() + timedelta(days=365)).date().isoformat()
     assert sorted(number for _, _, number in cards(purchase["id"])) == list(range(1, 51))
     statuses = db.session.execute(select(MockTestAttempt.status).distinct()).scalars().all()
     assert [s.value for s in statuses] == ["available"]

@@ -129,7 +129,10 @@ def test_a_key_whose_worker_was_killed_is_taken_over_after_the_claim_timeout(
     a retry is told when to come back (Retry-After), then buys exactly once."""
     claim_timeout = 6
     env = server_env(
-        mariadb.config["SQLALCHEMY_DATABASE_URI"], IDEMPOTENCY_CLAIM_TIMEOUT=claim_timeout, DB_STATEMENT_TIMEOUT=0
+        mariadb.config["SQLALCHEMY_DATABASE_URI"],
+        IDEMPOTENCY_CLAIM_TIMEOUT=claim_timeout,
+        DB_STATEMENT_TIMEOUT=0,
+        PAYMENT_PROVIDER="none",  # like `live_server`: the purchase itself, fulfilled at once
     )
     server = start_gunicorn(env, tmp_path / "gunicorn.log", workers=2)
     course = make_course(subjects=1)

@@ -12,7 +12,19 @@ from shared.models.cards import (
 )
 from shared.models.catalog import Bundle, CatalogVersion, Course, Subject, bundle_subjects
 from shared.models.idempotency import IdempotencyKey
-from shared.models.purchases import Purchase, PurchaseItem, PurchaseType
+from shared.models.purchases import (
+    ItemState,
+    Payment,
+    PaymentEvent,
+    PaymentStatus,
+    Provider,
+    Purchase,
+    PurchaseItem,
+    PurchaseStatus,
+    PurchaseType,
+    Refund,
+    RefundStatus,
+)
 from shared.models.questions import Difficulty, Question, QuestionType, QuestionVersion
 
 __all__ = [
@@ -25,17 +37,25 @@ __all__ = [
     "Difficulty",
     "ExamPattern",
     "IdempotencyKey",
+    "ItemState",
     "MockTestAttempt",
     "Outcome",
     "Paper",
     "PaperQuestion",
+    "Payment",
+    "PaymentEvent",
+    "PaymentStatus",
     "Plan",
+    "Provider",
     "Purchase",
     "PurchaseItem",
+    "PurchaseStatus",
     "PurchaseType",
     "Question",
     "QuestionType",
     "QuestionVersion",
+    "Refund",
+    "RefundStatus",
     "Role",
     "Subject",
     "Subscription",

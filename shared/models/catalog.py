@@ -12,6 +12,9 @@ from shared.models.base import Timestamps, unique_constraint
 
 # DECIMAL(10, 2) on every database; Decimal in Python.
 Money = Numeric(10, 2, asdecimal=True)
+# A server default, not a Python one: inserts written for older schemas (the migration
+# tests') must not name the column.
+DEFAULT_ACCESS_DAYS = 365
 
 bundle_subjects = Table(
     "bundle_subjects",
@@ -53,6 +56,8 @@ class Subject(Timestamps, db.Model):
     description: Mapped[str] = mapped_column(Text, default="")
     price: Mapped[Decimal] = mapped_column(Money)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # How long a purchase of it gives access, counted from the payment.
+    access_days: Mapped[int] = mapped_column(Integer, server_default=str(DEFAULT_ACCESS_DAYS))
 
     course: Mapped[Course] = relationship(back_populates="subjects", lazy="raise")
 
@@ -68,6 +73,7 @@ class Bundle(Timestamps, db.Model):
     course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"), index=True)
     price: Mapped[Decimal] = mapped_column(Money)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    access_days: Mapped[int] = mapped_column(Integer, server_default=str(DEFAULT_ACCESS_DAYS))
 
     course: Mapped[Course] = relationship(back_populates="bundles", lazy="raise")
     subjects: Mapped[list[Subject]] = relationship(secondary=bundle_subjects, lazy="raise", order_by="Subject.id")

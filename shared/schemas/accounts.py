@@ -65,10 +65,20 @@ class SessionSchema(AccessTokenSchema):
     refresh_token = ma.fields.String(required=True)
 
 
+class OwnedSubjectSchema(ResponseSchema):
+    subject_id = ma.fields.Integer()
+    name = ma.fields.String()
+    purchase_id = ma.fields.Integer()
+    access_until = UtcDateTime(allow_none=True, metadata={"description": "Owned until then (null: no end)"})
+
+
 class MeSchema(ResponseSchema):
     user = ma.fields.Nested(UserSchema, required=True)
     customer = ma.fields.Nested(CustomerSchema, allow_none=True)
     subscription = ma.fields.Nested(SubscriptionSchema, allow_none=True)
+    owned = ma.fields.List(
+        ma.fields.Nested(OwnedSubjectSchema), metadata={"description": "The subjects the customer owns, until when"}
+    )
 
 
 class UpgradeSchema(Schema):

@@ -6,11 +6,22 @@ from typing import Any
 
 import marshmallow as ma
 
+from shared.models.catalog import DEFAULT_ACCESS_DAYS
 from shared.schemas.base import ResponseSchema, Schema
 from shared.schemas.fields import SLUG, Currency, Id, Money, Name, validate_price
 from shared.schemas.pagination import PageQuerySchema, page_schema
 
 MAX_BUNDLE_SUBJECTS = 100
+ACCESS_DAYS = "Days of access a purchase gives, from its payment (a bundle's apply to all its subjects)"
+
+
+def access_days_field() -> ma.fields.Integer:
+    return ma.fields.Integer(
+        strict=True,
+        load_default=DEFAULT_ACCESS_DAYS,
+        validate=ma.validate.Range(min=1, max=3650),
+        metadata={"description": ACCESS_DAYS},
+    )
 
 
 def description_field(**kwargs: object) -> ma.fields.String:
@@ -25,6 +36,7 @@ class SubjectSchema(ResponseSchema):
     price = Money(dump_only=True)
     currency = Currency()
     is_active = ma.fields.Boolean(dump_only=True)
+    access_days = ma.fields.Integer(dump_only=True, metadata={"description": ACCESS_DAYS})
 
 
 class BundleSubjectSchema(ResponseSchema):
@@ -44,6 +56,7 @@ class BundleSchema(ResponseSchema):
     subjects_total = Money(dump_only=True, metadata={"description": "What the subjects cost one by one"})
     saving = Money(dump_only=True, metadata={"description": "subjects_total - price"})
     is_active = ma.fields.Boolean(dump_only=True)
+    access_days = ma.fields.Integer(dump_only=True, metadata={"description": ACCESS_DAYS})
     subjects = ma.fields.List(ma.fields.Nested(BundleSubjectSchema), dump_only=True)
 
 
@@ -94,6 +107,7 @@ class SubjectCreateSchema(Schema):
     description = description_field(load_default="")
     price = Money(required=True, validate=validate_price)
     is_active = ma.fields.Boolean(load_default=True)
+    access_days = access_days_field()
 
 
 class SubjectUpdateSchema(SubjectCreateSchema):
@@ -125,6 +139,7 @@ class BundleCreateSchema(Schema):
     price = Money(required=True, validate=validate_price)
     subject_ids = subject_ids_field(required=True)
     is_active = ma.fields.Boolean(load_default=True)
+    access_days = access_days_field()
 
 
 class BundleUpdateSchema(BundleCreateSchema):

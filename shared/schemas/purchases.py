@@ -6,7 +6,7 @@ from typing import Any
 
 import marshmallow as ma
 
-from shared.models import PurchaseType
+from shared.models import ItemState, Provider, PurchaseStatus, PurchaseType, RefundStatus
 from shared.schemas.base import ResponseSchema, Schema
 from shared.schemas.catalog import MAX_BUNDLE_SUBJECTS, subject_ids_field
 from shared.schemas.fields import Currency, Id, Money, UtcDateTime
@@ -34,6 +34,9 @@ class PurchaseRequestSchema(Schema):
         validate=ma.validate.Range(min=0),
         metadata={"description": "Optional: the price the client expects; a different price is a 409"},
     )
+    customer_id = Id(
+        metadata={"description": "Admins only: grant the subjects to this customer without payment (a comp)"}
+    )
 
     @ma.validates_schema
     def ids_match_the_type(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -56,6 +59,15 @@ class PurchasedSubjectSchema(ResponseSchema):
     name = ma.fields.String()
     price = Money()
     cards = ma.fields.Integer(metadata={"description": "Test cards of this subject in this purchase"})
+    state = ma.fields.Enum(
+        ItemState,
+        by_value=True,
+        metadata={
+            "description": "pending (awaiting payment), active (owned), surplus (paid for but owned already: "
+            "due for refund), refunded, expired (access ended, bought again)"
+        },
+    )
+    access_until = UtcDateTime(allow_none=True, metadata={"description": "Owned until then (null: no end)"})
 
 
 class PurchaseSchema(ResponseSchema):
@@ -69,13 +81,31 @@ class PurchaseSchema(ResponseSchema):
     created_at = UtcDateTime()
     subjects = ma.fields.List(ma.fields.Nested(PurchasedSubjectSchema))
     cards_total = ma.fields.Integer()
+    status = ma.fields.Enum(PurchaseStatus, by_value=True)
+    provider = ma.fields.Enum(Provider, by_value=True)
+    provider_order_id = ma.fields.String(allow_none=True)
+    expires_at = UtcDateTime(allow_none=True, metadata={"description": "A pending checkout expires then"})
+    paid_at = UtcDateTime(allow_none=True)
+    refund_due = Money(metadata={"description": "Paid for subjects owned already: to be refunded by an admin"})
+    granted_by_id = ma.fields.Integer(allow_none=True, metadata={"description": "The admin who granted a comp"})
+
+
+class PaymentInstructionsSchema(ResponseSchema):
+    provider = ma.fields.String()
+    provider_order_id = ma.fields.String(metadata={"description": "Razorpay Checkout's `order_id`"})
+    amount = ma.fields.Integer(metadata={"description": "In paise"})
+    currency = ma.fields.String()
+    key_id = ma.fields.String(metadata={"description": "Razorpay Checkout's `key`"})
 
 
 class PurchaseResultSchema(ResponseSchema):
     status = ma.fields.String(
         required=True,
-        validate=ma.validate.OneOf(["created", "already_owned"]),
-        metadata={"description": "`created` (201) or `already_owned` (200: nothing was bought)"},
+        validate=ma.validate.OneOf(["created", "pending_payment", "paid", "already_owned"]),
+        metadata={
+            "description": "`pending_payment` (201: pay with `payment`), `created` (201: no payment needed), "
+            "`paid` (a confirmed payment) or `already_owned` (200: nothing was bought)"
+        },
     )
     purchase = ma.fields.Nested(PurchaseSchema, allow_none=True, metadata={"description": "The new purchase"})
     purchases = ma.fields.List(
@@ -84,6 +114,38 @@ class PurchaseResultSchema(ResponseSchema):
     )
     cards_created = ma.fields.Integer(required=True)
     currency = Currency()
+    payment = ma.fields.Nested(
+        PaymentInstructionsSchema, allow_none=True, metadata={"description": "For `pending_payment`: what to pay"}
+    )
+
+
+class PaymentConfirmationSchema(Schema):
+    """What Razorpay Checkout hands the SPA's handler (razorpay_order_id, _payment_id, _signature)."""
+
+    provider_order_id = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=64))
+    provider_payment_id = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=64))
+    signature = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=128))
+
+
+class WebhookOutcomeSchema(ResponseSchema):
+    status = ma.fields.String(metadata={"description": "processed, duplicate or ignored"})
+    event = ma.fields.String()
+    detail = ma.fields.String()
+
+
+class SandboxPaymentSchema(Schema):
+    outcome = ma.fields.String(required=True, validate=ma.validate.OneOf(["captured", "failed"]))
+    deliver_webhook = ma.fields.Boolean(
+        load_default=True, metadata={"description": "Deliver the signed webhook too (false: only the SPA's handler)"}
+    )
+
+
+class SandboxCheckoutSchema(ResponseSchema):
+    provider_order_id = ma.fields.String()
+    provider_payment_id = ma.fields.String()
+    signature = ma.fields.String(allow_none=True, metadata={"description": "Null when the payment failed"})
+    outcome = ma.fields.String()
+    webhook = ma.fields.Nested(WebhookOutcomeSchema, allow_none=True)
 
 
 class PurchaseListQuerySchema(PageQuerySchema):
@@ -91,3 +153,26 @@ class PurchaseListQuerySchema(PageQuerySchema):
 
 
 PurchasePageSchema = page_schema(PurchaseSchema, "PurchasePage")
+
+
+class RefundRequestSchema(Schema):
+    subject_ids = ma.fields.List(
+        Id(),
+        validate=ma.validate.Length(min=1, max=MAX_BUNDLE_SUBJECTS),
+        metadata={"description": "The subjects to refund; absent: everything still refundable"},
+    )
+
+
+class RefundSchema(ResponseSchema):
+    id = ma.fields.Integer()
+    status = ma.fields.Enum(RefundStatus, by_value=True, metadata={"description": "pending, processed or failed"})
+    amount = Money()
+    subject_ids = ma.fields.List(ma.fields.Integer())
+    provider_refund_id = ma.fields.String(allow_none=True)
+    requested_by_id = ma.fields.Integer(allow_none=True)
+    created_at = UtcDateTime()
+
+
+class RefundResultSchema(ResponseSchema):
+    refund = ma.fields.Nested(RefundSchema)
+    purchase = ma.fields.Nested(PurchaseSchema)

@@ -14,7 +14,17 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from shared.errors import Conflict, ConstraintConflict, FieldErrors, Forbidden, NotFound, Unauthorized, ValidationFailed
 from shared.extensions import db
-from shared.models import Customer, Plan, Role, Subscription, SubscriptionStatus, User, UserSession
+from shared.models import (
+    Customer,
+    Plan,
+    PurchaseItem,
+    Role,
+    Subject,
+    Subscription,
+    SubscriptionStatus,
+    User,
+    UserSession,
+)
 from shared.models.accounts import ALREADY_CUSTOMER, EMAIL_IN_USE, EMAIL_TAKEN, PHONE_TAKEN
 from shared.models.base import utcnow
 from shared.passwords import hash_password, needs_rehash, verify_password
@@ -336,6 +346,7 @@ class AuthService:
         """The user, its customer profile (loaded with the token) and its latest subscription."""
         customer = CustomerService.profile_of(user)
         subscription = None
+        owned: list[Any] = []
         if customer is not None:
             subscription = db.session.execute(
                 select(Subscription)
@@ -343,7 +354,16 @@ class AuthService:
                 .order_by(Subscription.id.desc())
                 .limit(1)
             ).scalar_one_or_none()
-        return {"user": user, "customer": customer, "subscription": subscription}
+            # What the customer owns, and until when (an ended access period shows as such).
+            owned = list(
+                db.session.execute(
+                    select(PurchaseItem.subject_id, Subject.name, PurchaseItem.purchase_id, PurchaseItem.access_until)
+                    .join(Subject, Subject.id == PurchaseItem.subject_id)
+                    .where(PurchaseItem.active_customer_id == customer.id)
+                    .order_by(PurchaseItem.subject_id)
+                ).mappings()
+            )
+        return {"user": user, "customer": customer, "subscription": subscription, "owned": owned}
 
     @staticmethod
     @transactional

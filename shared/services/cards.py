@@ -28,12 +28,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, contains_eager, defer, joinedload, selectinload
 
-from shared.errors import Conflict, NotFound, ValidationFailed
+from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from shared.extensions import db
 from shared.models import (
     AttemptAnswer,
     CardStatus,
     ExamPattern,
+    ItemState,
     MockTestAttempt,
     Outcome,
     Paper,
@@ -47,6 +48,7 @@ from shared.models import (
     User,
 )
 from shared.models.base import PreciseDateTime, utcnow
+from shared.models.purchases import GRANTED
 from shared.services.accounts import CustomerService
 from shared.services.base import Page, paginate, retry_on_lock_conflict, settle_race, transactional
 from shared.services.catalog import SUBJECT_NOT_FOUND
@@ -326,7 +328,7 @@ def add_missing_cards(session: Session, purchase_id: int, customer_id: int, per_
             select(PurchaseItem.subject_id, func.count(MockTestAttempt.id))
             .select_from(PurchaseItem)
             .outerjoin(MockTestAttempt, CARDS_OF_ITEM)
-            .where(PurchaseItem.purchase_id == purchase_id)
+            .where(PurchaseItem.purchase_id == purchase_id, PurchaseItem.state.in_(GRANTED))
             .group_by(PurchaseItem.subject_id)
         ).all()
     )
@@ -549,6 +551,7 @@ class MockTestService:
         if card.status in SUBMITTED:
             raise Conflict("This test was submitted already; see its review.", slug="test-submitted")
         if card.status is CardStatus.AVAILABLE:
+            MockTestService._require_access(card)
             paper = PaperService.latest(card.subject_id, card.test_number)
             if paper is None:
                 raise Conflict(NO_QUESTIONS, slug="no-questions")
@@ -649,7 +652,7 @@ class MockTestService:
             )
             .join(Subject, Subject.id == PurchaseItem.subject_id)
             .outerjoin(MockTestAttempt, CARDS_OF_ITEM)
-            .where(PurchaseItem.customer_id == customer_id)
+            .where(PurchaseItem.customer_id == customer_id, PurchaseItem.state.in_(GRANTED))
             .group_by(PurchaseItem.subject_id, Subject.name, Subject.course_id)
             .order_by(Subject.course_id, PurchaseItem.subject_id)
         ).all()
@@ -755,6 +758,26 @@ class MockTestService:
             MockTestService._finalize(1, MockTestAttempt.id == card.id)
             card = MockTestService._card(user, card_id, admin_may_read=True)
         return card
+
+    @staticmethod
+    def _require_access(card: MockTestAttempt) -> None:
+        """A new test starts only while its subject's entitlement is active and in its period."""
+        item = db.session.execute(
+            select(PurchaseItem.state, PurchaseItem.access_until).where(
+                PurchaseItem.purchase_id == card.purchase_id, PurchaseItem.subject_id == card.subject_id
+            )
+        ).one_or_none()
+        if item is None or item.state is not ItemState.ACTIVE:
+            raise Forbidden(
+                "Access to this subject was withdrawn (refunded); finished tests stay readable.",
+                slug="access-revoked",
+            )
+        if item.access_until is not None and item.access_until <= utcnow():
+            raise Forbidden(
+                "Access to this subject has ended; buy it again to take new tests. Finished tests stay readable.",
+                slug="access-expired",
+                extra={"access_until": item.access_until.isoformat() + "Z"},
+            )
 
     @staticmethod
     def _require_in_progress(card: MockTestAttempt) -> None:

@@ -23,9 +23,46 @@ def purchase_body(subject_ids: Sequence[int] = (), bundle_id: int | None = None)
 def make_purchase(
     client: FlaskClient, headers: dict[str, str], subject_ids: Sequence[int] = (), bundle_id: int | None = None
 ) -> dict[str, Any]:
-    """Buy, and fail the test unless the purchase was created (201); the answer's body."""
+    """Buy, and fail the test unless the purchase was created (201) and, when the app takes
+    payments, paid in the sandbox and confirmed; the last answer's body."""
     response = client.post("/api/purchases", json=purchase_body(subject_ids, bundle_id), headers=headers)
     assert response.status_code == 201, response.get_json()
+    body = response.get_json()
+    if body["status"] == "pending_payment":
+        body = pay(client, headers, body)
+    return body
+
+
+def sandbox_pay(
+    client: FlaskClient,
+    headers: dict[str, str],
+    checkout: dict[str, Any],
+    outcome: str = "captured",
+    *,
+    deliver_webhook: bool = False,
+) -> dict[str, Any]:
+    """Play Razorpay Checkout for a checkout's order: what it hands the SPA."""
+    order_id = checkout["payment"]["provider_order_id"]
+    response = client.post(
+        f"/api/payments/sandbox/orders/{order_id}/pay",
+        json={"outcome": outcome, "deliver_webhook": deliver_webhook},
+        headers=headers,
+    )
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def confirmation(handed: dict[str, Any]) -> dict[str, Any]:
+    """The body of POST /api/purchases/{id}/payment from what Checkout handed the SPA."""
+    return {key: handed[key] for key in ("provider_order_id", "provider_payment_id", "signature")}
+
+
+def pay(client: FlaskClient, headers: dict[str, str], checkout: dict[str, Any]) -> dict[str, Any]:
+    """Pay a checkout in the sandbox and confirm it as the SPA does: the confirmation's body."""
+    handed = sandbox_pay(client, headers, checkout)
+    purchase_id = checkout["purchase"]["id"]
+    response = client.post(f"/api/purchases/{purchase_id}/payment", json=confirmation(handed), headers=headers)
+    assert response.status_code == 200, response.get_json()
     return response.get_json()
 
 
