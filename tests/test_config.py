@@ -29,7 +29,7 @@ def test_mysql_url_gets_utf8mb4_pool_hygiene_and_timeouts() -> None:
     config = load_config({"DATABASE_URL": "mysql://shop:pw@db.internal/shop"})
     assert config["SQLALCHEMY_DATABASE_URI"] == "mysql+pymysql://shop:pw@db.internal/shop"
     options = config["SQLALCHEMY_ENGINE_OPTIONS"]
-    assert options["pool_pre_ping"] is False  # optimistic: no round trip per request
+    assert options["pool_pre_ping"] is True  # a dropped connection never fails a request
     assert options["pool_recycle"] < 3600
     assert options["connect_args"]["charset"] == "utf8mb4"
     assert options["connect_args"]["connect_timeout"] > 0
