@@ -43,10 +43,34 @@ export async function loginBuyAndReadACard(baseUrl: string, email: string, passw
     headers,
   });
   if (bought.error) throw new Error(bought.error.detail);
-  const outcome: "created" | "already_owned" = bought.data.status;
-  const cardsCreated: number = bought.data.cards_created;
-  // TODO(payments): pay in the sandbox here (POST /api/purchases/{id}/payment) once it exists.
   const replayed = bought.response.headers.get("Idempotent-Replayed") === "true";
+  let outcome: "created" | "already_owned" | "pending_payment" | "paid" = bought.data.status;
+  let cardsCreated: number = bought.data.cards_created;
+  const checkout = bought.data.payment;
+  const purchase = bought.data.purchase;
+  if (outcome === "pending_payment" && checkout && purchase) {
+    // Razorpay Checkout, played by the sandbox: it hands back what the SPA confirms.
+    const amountInPaise: number = checkout.amount;
+    const handed = await api.POST("/api/payments/sandbox/orders/{provider_order_id}/pay", {
+      params: { path: { provider_order_id: checkout.provider_order_id } },
+      body: { outcome: "captured", deliver_webhook: false },
+      headers,
+    });
+    if (handed.error) throw new Error(handed.error.detail);
+    if (handed.data.signature === null) throw new Error("the payment was declined"); // nothing to confirm
+    const paid = await api.POST("/api/purchases/{purchase_id}/payment", {
+      params: { path: { purchase_id: purchase.id } },
+      body: {
+        provider_order_id: handed.data.provider_order_id,
+        provider_payment_id: handed.data.provider_payment_id,
+        signature: handed.data.signature,
+      },
+      headers,
+    });
+    if (paid.error) throw new Error(`${amountInPaise} paise: ${paid.error.detail}`);
+    outcome = paid.data.status;
+    cardsCreated = paid.data.cards_created;
+  }
 
   const cards = await api.GET("/api/mock-tests", {
     params: { query: { subject_id: subject.id, status: "available" } },
