@@ -181,7 +181,7 @@ class IdempotencyService:
         return Claim(key_id=row.id, claimed_at=now)
 
     @staticmethod
-    def _record_if_held(claim: Claim, status: int | None, outcome: dict[str, Any]) -> bool:
+    def record_if_held(claim: Claim, status: int | None, outcome: dict[str, Any]) -> bool:
         recorded = db.session.execute(
             update(IdempotencyKey)
             .where(*IdempotencyService._held(claim))
@@ -202,7 +202,7 @@ class IdempotencyService:
     @transactional
     def record_problem(claim: Claim, problem: ProblemError) -> None:
         """A refused request is an outcome too: the retry gets the same refusal."""
-        IdempotencyService._record_if_held(
+        IdempotencyService.record_if_held(
             claim,
             problem.status,
             {
@@ -255,7 +255,7 @@ class IdempotencyService:
 def record(claim: Claim | None, outcome: dict[str, Any]) -> None:
     """Store the operation's outcome on its key, inside the operation's transaction (which
     it fails if a retry took the key over). Without a key, nothing to store."""
-    if claim is not None and not IdempotencyService._record_if_held(claim, None, outcome):
+    if claim is not None and not IdempotencyService.record_if_held(claim, None, outcome):
         raise _in_flight(claim_timeout())
 
 
