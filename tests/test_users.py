@@ -14,6 +14,7 @@ from sqlalchemy import select
 from shared.errors import Conflict
 from shared.extensions import db
 from shared.models import User, UserSession
+from shared.schemas.accounts import UserSummarySchema
 from shared.services.accounts import INVALID_CREDENTIALS, UserService
 from tests.support.accounts import PASSWORD, bearer, create_admin, login, register
 from tests.support.queries import count_rows
@@ -55,6 +56,7 @@ def test_q_searches_email_name_and_phone_case_insensitively(client: FlaskClient,
     assert search(client, admin, q="nobody-has-this")["items"] == []
 
     item = search(client, admin, q="priya")["items"][0]
+    assert set(item) == set(UserSummarySchema().fields)  # every documented field, also the account's new ones
     assert item["id"] == priya["user"]["id"]
     assert item["full_name"] == "Priya Sharma"
     assert item["role"] == "student"

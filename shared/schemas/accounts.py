@@ -133,7 +133,6 @@ class UserSummarySchema(UserSchema):
     last_login_at = UtcDateTime(
         dump_only=True, allow_none=True, metadata={"description": "When the latest session started (null: never)"}
     )
-    # email_verified: add it here (and to UserSummary) when the column exists.
 
 
 UserPageSchema = page_schema(UserSummarySchema, "UserPage")

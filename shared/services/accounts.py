@@ -391,43 +391,28 @@ ACTOR_DEACTIVATED = "The account of this token no longer exists or is disabled."
 
 @dataclass(frozen=True)
 class UserSummary:
-    """An account as the admins' user list shows it."""
+    """An account as the admins' user list shows it: the user (every column the account
+    schema dumps, `email_verified_at` too once it exists), its customer id and last login."""
 
-    id: int
-    email: str
-    full_name: str
-    phone_number: str | None
-    role: Role
-    is_active: bool
-    created_at: datetime
+    user: User
     customer_id: int | None
     last_login_at: datetime | None
-    # email_verified: add the column here and in `_summaries` when it exists.
 
     @property
     def is_customer(self) -> bool:
         return self.customer_id is not None
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):  # protocols (copy, pickle) ask before `user` is set
+            raise AttributeError(name)
+        return getattr(self.user, name)
 
 
 def _summaries() -> Select[Any]:
     """One row per user with its customer id and last login: a fixed number of statements
     whatever the number of users (the last login is a correlated MAX on the indexed user_id)."""
     last_login = select(func.max(UserSession.created_at)).where(UserSession.user_id == User.id).scalar_subquery()
-    return (
-        select(
-            User.id,
-            User.email,
-            User.full_name,
-            User.phone_number,
-            User.role,
-            User.is_active,
-            User.created_at,
-            Customer.id,
-            last_login,
-        )
-        .outerjoin(Customer, Customer.user_id == User.id)
-        .order_by(User.id)
-    )
+    return select(User, Customer.id, last_login).outerjoin(Customer, Customer.user_id == User.id).order_by(User.id)
 
 
 def _phone_digits(search: str) -> str | None:
