@@ -27,6 +27,7 @@ import argparse
 import json
 import math
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -44,7 +45,6 @@ from sqlalchemy.engine import URL, make_url  # noqa: E402
 from scripts.bench_support import BENCH_SECRET, bench_customer, connect, create_database, gunicorn  # noqa: E402
 
 DEFAULT_URL = "mysql+pymysql://root@127.0.0.1:3306/exam_shop_bench_exam"
-APP_PORT, FLOOR_PORT = 5621, 5622
 TEST_NUMBER = 1
 TARGET = 0.5
 NAMES = ("start", "save", "submit")
@@ -221,6 +221,12 @@ def lost_answers(url: URL, last_saved: dict[str, dict[str, Any]]) -> list[str]:
     return lost
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def ratio(ours: float, floor: float) -> float:
     return ours / floor if floor and not math.isnan(ours) and not math.isnan(floor) else float("nan")
 
@@ -252,19 +258,20 @@ def main() -> int:
         "LOG_LEVEL": "WARNING",
     }
     work = Path(tempfile.mkdtemp(prefix="bench-exam-"))
-    app_server = gunicorn("app:app", APP_PORT, args.workers, env, work / "app.log")
+    app_port, floor_port = free_port(), free_port()
+    app_server = gunicorn("app:app", app_port, args.workers, env, work / "app.log")
     floor_server = gunicorn(
         "scripts.bare_app:app",
-        FLOOR_PORT,
+        floor_port,
         args.workers,
         {"FLOOR_DATABASE_URL": args.database_url, "JWT_SECRET_KEY": BENCH_SECRET},
         work / "bare.log",
     )
     try:
         floor = run_locust(
-            f"http://127.0.0.1:{FLOOR_PORT}", "/floor/mock-tests", exam.cohorts["floor"], exam, args, work
+            f"http://127.0.0.1:{floor_port}", "/floor/mock-tests", exam.cohorts["floor"], exam, args, work
         )
-        ours = run_locust(f"http://127.0.0.1:{APP_PORT}", "/api/mock-tests", exam.cohorts["app"], exam, args, work)
+        ours = run_locust(f"http://127.0.0.1:{app_port}", "/api/mock-tests", exam.cohorts["app"], exam, args, work)
     finally:
         for server in (app_server, floor_server):
             server.terminate()
