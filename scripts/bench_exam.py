@@ -2,7 +2,7 @@
 """Benchmark: exam day, a national mock test, against the locked-update floor, same run.
 
     python scripts/bench_exam.py [--database-url URL] [--students 200] [--duration 45]
-                                 [--save-every 3] [--tabs 2] [--questions 30] [--workers 4]
+                                 [--save-every 5] [--tabs 2] [--questions 30] [--workers 4]
 
 Builds a database of its own (default exam_shop_bench_exam, dropped, created and migrated):
 one subject with a bank of 2 x --questions questions of the three types under a JEE-style
@@ -236,7 +236,7 @@ def main() -> int:
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL))
     parser.add_argument("--students", type=int, default=200, help="students in each cohort (floor, app)")
     parser.add_argument("--duration", type=int, default=45, help="seconds of the exam (submits in the last fifth)")
-    parser.add_argument("--save-every", type=float, default=3.0, help="seconds between a student's saves (mean)")
+    parser.add_argument("--save-every", type=float, default=5.0, help="seconds between a student's saves (mean)")
     parser.add_argument("--tabs", type=int, default=2, help="concurrent saves to one card each time")
     parser.add_argument("--answers-per-save", type=int, default=2)
     parser.add_argument("--questions", type=int, default=30, help="questions per paper")
@@ -311,9 +311,9 @@ def main() -> int:
         if result["submitted"] != args.students:
             problems.append(f"{side}: {args.students - result['submitted']} cards were not submitted")
         problems += [f"{side}: {lost}" for lost in lost_answers(url, result["last_saved"])]
-    errors = ours["total"]["failures"] + floor["total"]["failures"]
+    errors = ours["error_count"] + floor["error_count"]
     saved = sum(len(answers) for answers in ours["last_saved"].values())
-    print(f"\nerrors: {errors} (ours {ours['total']['failures']}, floor {floor['total']['failures']})")
+    print(f"\nerrors: {errors} (ours {ours['error_count']}, floor {floor['error_count']})")
     print(f"answers checked in the database: {saved} of ours, every one as its student saved it last: {not problems}")
     for problem in problems[:20]:
         print(f"  {problem}")

@@ -5,6 +5,10 @@ from two open tabs, each with other questions, so that concurrent saves hit one 
 and submits in the last part of the exam with a last answer or two. The same scenario
 drives the app (`/api/mock-tests`) and the floor (`/floor/mock-tests` of scripts/bare_app.py).
 
+Every request goes on a new connection (`Connection: close`): a POST sent on a kept-alive
+connection that the server closes at that instant (gunicorn's keepalive of 5 s, a worker
+recycled after max_requests) fails without a retry, which is not what this measures.
+
 Reads its settings from the JSON file named by EXAM_BENCH_CONFIG; on quitting writes the
 figures and, per card, the answer each question was last saved with to EXAM_BENCH_RESULT.
 """
@@ -58,7 +62,7 @@ class Student(FastHttpUser):
     def on_start(self) -> None:
         student = next(STUDENTS)
         self.card = student["card_id"]
-        self.headers = {"Authorization": f"Bearer {student['token']}"}
+        self.headers = {"Authorization": f"Bearer {student['token']}", "Connection": "close"}
         self.rng = random.Random(self.card)  # noqa: S311 - answers, not secrets
         duration = CONFIG["duration"]
         # Everybody submits in the last fifth of the exam.
@@ -68,7 +72,7 @@ class Student(FastHttpUser):
             f"{PREFIX}/{self.card}/start", headers=self.headers, name="start", catch_response=True
         ) as response:
             if response.status_code != 200:
-                response.failure(f"start: {response.status_code} {response.text[:300]}")
+                response.failure(f"start: {response.status_code} {(response.text or str(response.error))[:300]}")
                 raise StopUser
 
     def _put(self, body: dict[str, Any], saves: dict[str, Any]) -> None:
@@ -78,7 +82,7 @@ class Student(FastHttpUser):
             if response.status_code == 200:
                 self.saved.update(saves)
             else:
-                response.failure(f"save: {response.status_code} {response.text[:300]}")
+                response.failure(f"save: {response.status_code} {(response.text or str(response.error))[:300]}")
 
     @task
     def save(self) -> None:
@@ -108,7 +112,7 @@ class Student(FastHttpUser):
                 self.saved.update(last)
                 SUBMITTED.add(self.card)
             else:
-                response.failure(f"submit: {response.status_code} {response.text[:300]}")
+                response.failure(f"submit: {response.status_code} {(response.text or str(response.error))[:300]}")
         if len(SUBMITTED) == CONFIG["students_count"] and self.environment.runner is not None:
             gevent.spawn_later(0.1, self.environment.runner.quit)  # everybody is done
         raise StopUser
@@ -133,7 +137,10 @@ def write_result(environment: Environment, **_: Any) -> None:
     result = {
         "total": figures(None),
         **{name: figures(name) for name in METHODS},
-        "errors": [f"{e.occurrences}x {e.method} {e.name}: {e.error}" for e in stats.errors.values()],
+        "errors": [f"{e.occurrences}x {e.method} {e.name}: {e.error}" for e in stats.errors.values()]
+        + [f"{e['count']}x {e['msg']}" for e in (environment.runner.exceptions.values() if environment.runner else ())],
+        "error_count": stats.total.num_failures
+        + sum(e["count"] for e in (environment.runner.exceptions.values() if environment.runner else ())),
         "submitted": len(SUBMITTED),
         "last_saved": LAST_SAVED,
     }
