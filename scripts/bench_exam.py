@@ -24,6 +24,7 @@ answer or card left unsubmitted. The machines are shared and noisy: read the rat
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -40,6 +41,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import psutil  # noqa: E402
 from sqlalchemy.engine import URL, make_url  # noqa: E402
 
 from scripts.bench_support import BENCH_SECRET, bench_customer, connect, create_database, gunicorn  # noqa: E402
@@ -179,12 +181,15 @@ def run_locust(base_url: str, prefix: str, students: list[dict[str, Any]], exam:
         "--headless", "--only-summary", "--loglevel", "WARNING",
         "--host", base_url,
         "--users", str(len(students)), "--spawn-rate", str(len(students)),
-        "--run-time", f"{args.duration + 30}s", "--stop-timeout", "10",
+        # A saturated server stretches the exam; locust quits as soon as everybody submitted.
+        "--run-time", f"{3 * args.duration + 60}s", "--stop-timeout", "10",
     ]  # fmt: skip
     env = {**os.environ, "EXAM_BENCH_CONFIG": str(config), "EXAM_BENCH_RESULT": str(result)}
     log = work / f"locust-{prefix.strip('/').replace('/', '-')}.log"
     with log.open("wb") as output:
-        subprocess.run(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, timeout=args.duration + 180)
+        subprocess.run(
+            command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, timeout=3 * args.duration + 240
+        )
     if not result.exists():
         raise RuntimeError(f"locust wrote no result; see {log}")
     return json.loads(result.read_text())
@@ -219,6 +224,17 @@ def lost_answers(url: URL, last_saved: dict[str, dict[str, Any]]) -> list[str]:
             if (mask, value) != expected:
                 lost.append(f"card {card_id}, question {question_id}: saved {answer!r}, stored {(mask, value)}")
     return lost
+
+
+def server_cpu_seconds(server: subprocess.Popen[bytes]) -> float:
+    """CPU time of a gunicorn: its master, its workers, and the workers it recycled and reaped."""
+    master = psutil.Process(server.pid)
+    times = master.cpu_times()
+    total = times.user + times.system + times.children_user + times.children_system
+    for worker in master.children():
+        with contextlib.suppress(psutil.NoSuchProcess):  # recycled meanwhile
+            total += sum(worker.cpu_times()[:2])
+    return total
 
 
 def free_port() -> int:
@@ -268,10 +284,13 @@ def main() -> int:
         work / "bare.log",
     )
     try:
+        cpu = {side: server_cpu_seconds(server) for side, server in (("floor", floor_server), ("ours", app_server))}
         floor = run_locust(
             f"http://127.0.0.1:{floor_port}", "/floor/mock-tests", exam.cohorts["floor"], exam, args, work
         )
+        cpu["floor"] = server_cpu_seconds(floor_server) - cpu["floor"]
         ours = run_locust(f"http://127.0.0.1:{app_port}", "/api/mock-tests", exam.cohorts["app"], exam, args, work)
+        cpu["ours"] = server_cpu_seconds(app_server) - cpu["ours"]
     finally:
         for server in (app_server, floor_server):
             server.terminate()
@@ -295,6 +314,14 @@ def main() -> int:
             f"{ratio(o['rps'], f['rps']):>12.2f} {ratio(f['p50_ms'], o['p50_ms']):>5.2f} "
             f"{ratio(f['p99_ms'], o['p99_ms']):>5.2f}"
         )
+    per_request = {
+        side: 1000 * cpu[side] / max(1, result["total"]["requests"])
+        for side, result in (("ours", ours), ("floor", floor))
+    }
+    print(
+        f"\nserver CPU per request (gunicorn processes, all requests): ours {per_request['ours']:.1f} ms, "
+        f"floor {per_request['floor']:.1f} ms; floor / ours = {ratio(per_request['floor'], per_request['ours']):.2f}"
+    )
     print()
     for name in ("save", "submit"):
         o, f = ours[name], floor[name]
