@@ -847,7 +847,8 @@ class MockTestService:
     @retry_on_lock_conflict
     @transactional
     def _finalize(limit: int, among: ColumnElement[bool] | None = None) -> int:
-        """Four statements whatever the number of cards: lock them, mark them expired, score them.
+        """Six statements whatever the number of cards: their papers (read, then share-locked
+        as a submit does), lock the cards, mark them expired, score them; one when none is due.
 
         The cron run (`among` None) skips cards another transaction holds; a read of some
         cards (`among`) waits for them, so that it shows them as they end up.
