@@ -317,21 +317,21 @@ def scoring_expressions() -> tuple[ColumnElement[Any], ColumnElement[Any]]:
     return outcome, marks
 
 
-def score_cards(session: Session, cards: ColumnElement[bool]) -> None:
+def score_cards(session: Session, cards: ColumnElement[bool], position: int | None = None) -> None:
     """Score every card matching `cards` from its saved answers and its paper's marking:
-    two UPDATEs whatever the number of cards (the answers, then the cards' totals)."""
+    two UPDATEs whatever the number of cards (the answers, then the cards' totals). With
+    `position`, only that question's answers are marked again (a regrade changed its key)."""
     card, answer, question = MockTestAttempt.__table__, AttemptAnswer.__table__, PaperQuestion.__table__
     outcome, marks = scoring_expressions()
-    session.execute(
-        update(answer)
-        .where(
-            answer.c.card_id == card.c.id,
-            question.c.paper_id == card.c.paper_id,
-            question.c.position == answer.c.position,
-            cards,
-        )
-        .values(outcome=outcome, marks=marks)
+    answers = update(answer).where(
+        answer.c.card_id == card.c.id,
+        question.c.paper_id == card.c.paper_id,
+        question.c.position == answer.c.position,
+        cards,
     )
+    if position is not None:
+        answers = answers.where(answer.c.position == position)
+    session.execute(answers.values(outcome=outcome, marks=marks))
     of_card = answer.c.card_id == card.c.id
     total = select(func.coalesce(func.sum(answer.c.marks), 0)).where(of_card).scalar_subquery()
 
@@ -490,7 +490,8 @@ class PaperService:
             .execution_options(synchronize_session=False)
         )
         rescored, changed = PaperService._changed_scores(session, paper_id, position)
-        score_cards(session, and_(MockTestAttempt.paper_id == paper_id, MockTestAttempt.status.in_(SUBMITTED)))
+        submitted = and_(MockTestAttempt.paper_id == paper_id, MockTestAttempt.status.in_(SUBMITTED))
+        score_cards(session, submitted, position)
         regrade = PaperRegrade(
             paper_id=paper_id,
             position=position,
