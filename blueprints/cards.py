@@ -7,7 +7,7 @@ from typing import Any
 from flask import url_for
 from flask_jwt_extended import current_user
 
-from shared.models import ExamPattern, MockTestAttempt, Paper
+from shared.models import ExamPattern, MockTestAttempt, Paper, PaperRegrade
 from shared.openapi import Blueprint
 from shared.schemas.cards import (
     AnswersSchema,
@@ -20,6 +20,9 @@ from shared.schemas.cards import (
     PatternResultSchema,
     PatternSchema,
     ProgressSchema,
+    RegradeInputSchema,
+    RegradeListSchema,
+    RegradeSchema,
     ReviewSchema,
     SubmitSchema,
 )
@@ -150,3 +153,32 @@ def publish_version(paper_id: int) -> Paper:
     """Publish a new version of this paper from today's bank and pattern: later starts get
     it; cards already started keep theirs."""
     return PaperService.publish_version(paper_id)
+
+
+@papers.route("/papers/<id:paper_id>/regrade", methods=["POST"])
+@admin_required
+@papers.arguments(RegradeInputSchema)
+@papers.response(
+    201,
+    RegradeSchema,
+    location=lambda regrade, **_: url_for("papers.list_regrades", paper_id=regrade.paper_id),
+)
+@papers.problems(401, 403, 404, 409, 422)
+def regrade_paper(data: dict[str, Any], paper_id: int) -> PaperRegrade:
+    """Correct the key of question `position` of this paper version, or drop it (full marks
+    to all), and rescore every submitted card of the paper at once. The bank and the other
+    versions of the paper are untouched.
+
+    409 when the key is already that one, or the question was dropped already.
+    """
+    key = {name: value for name, value in data.items() if name not in ("position", "action")}
+    return PaperService.regrade(paper_id, data["position"], data["action"], key, current_user.id)
+
+
+@papers.route("/papers/<id:paper_id>/regrades")
+@admin_required
+@papers.response(200, RegradeListSchema)
+@papers.problems(401, 403, 404)
+def list_regrades(paper_id: int) -> dict[str, Any]:
+    """The regrades of this paper version, oldest first."""
+    return {"regrades": PaperService.regrades(paper_id)}

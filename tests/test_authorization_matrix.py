@@ -87,6 +87,9 @@ def matrix(ids: dict[str, int]) -> list[Row]:
         Row("PUT", f"/api/subjects/{subject}/pattern", (401, 403, 403, 422), {}),
         Row("GET", f"/api/subjects/{subject}/papers", (401, 403, 403, 200)),
         Row("POST", f"/api/papers/{ids['paper']}/versions", (401, 403, 403, 201)),
+        Row("POST", f"/api/papers/{ids['paper']}/regrade", (401, 403, 403, 422), {}),
+        Row("POST", f"/api/papers/{ids['paper']}/regrade", (401, 403, 403, 201), {"position": 1, "action": "drop"}),
+        Row("GET", f"/api/papers/{ids['paper']}/regrades", (401, 403, 403, 200)),
         Row("DELETE", f"/api/subjects/{subject}/questions/{question}", (401, 403, 403, 204)),
         Row("POST", f"/api/purchases/{purchase}/refund", (401, 403, 403, 201), {}),  # then it is refunded:
         Row("POST", f"/api/purchases/{purchase}/refund", (401, 403, 403, 409), {}),  # nothing left to refund

@@ -9,6 +9,8 @@ from shared.models.cards import (
     Outcome,
     Paper,
     PaperQuestion,
+    PaperRegrade,
+    RegradeAction,
 )
 from shared.models.catalog import Bundle, CatalogVersion, Course, Subject, bundle_subjects
 from shared.models.idempotency import IdempotencyKey
@@ -42,6 +44,7 @@ __all__ = [
     "Outcome",
     "Paper",
     "PaperQuestion",
+    "PaperRegrade",
     "Payment",
     "PaymentEvent",
     "PaymentStatus",
@@ -56,6 +59,7 @@ __all__ = [
     "QuestionVersion",
     "Refund",
     "RefundStatus",
+    "RegradeAction",
     "Role",
     "Subject",
     "Subscription",

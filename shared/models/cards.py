@@ -79,6 +79,11 @@ Marks = Numeric(6, 2, asdecimal=True)
 TotalMarks = Numeric(8, 2, asdecimal=True)
 
 
+class RegradeAction(enum.StrEnum):
+    CORRECT_KEY = "correct_key"
+    DROP = "drop"
+
+
 class Outcome(enum.StrEnum):
     CORRECT = "correct"
     PARTIAL = "partial"
@@ -171,3 +176,23 @@ class AttemptAnswer(db.Model):
     time_spent_seconds: Mapped[int] = mapped_column(Integer, default=0)
     outcome: Mapped[Outcome | None] = mapped_column(string_enum(Outcome))
     marks: Mapped[Decimal | None] = mapped_column(Marks)
+
+
+class PaperRegrade(db.Model):
+    """An admin's regrade of one question of a paper version: who, what, when, and what it
+    did to the submitted cards. The keys are in the question type's shape (`new_key` is
+    null for a drop)."""
+
+    __tablename__ = "paper_regrades"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    paper_id: Mapped[int] = mapped_column(ForeignKey("papers.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    question_id: Mapped[int] = mapped_column(ForeignKey("questions.id"), index=True)
+    action: Mapped[RegradeAction] = mapped_column(string_enum(RegradeAction))
+    old_key: Mapped[dict[str, Any]] = mapped_column(JSON)
+    new_key: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    admin_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    attempts_rescored: Mapped[int] = mapped_column(Integer)
+    scores_changed: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(PreciseDateTime, default=utcnow)

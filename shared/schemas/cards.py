@@ -8,14 +8,16 @@ from typing import Any
 import marshmallow as ma
 
 from shared.models import CardStatus, QuestionType
-from shared.models.cards import Outcome
+from shared.models.cards import Outcome, RegradeAction
+from shared.models.questions import MAX_DECIMAL_PLACES
 from shared.schemas.base import ResponseSchema, Schema
 from shared.schemas.fields import Id, Integer, Marks, Percent, UtcDateTime
 from shared.schemas.pagination import PageQuerySchema, page_schema
-from shared.schemas.questions import MAX_OPTIONS, within
+from shared.schemas.questions import ANSWER_RANGE, MAX_OPTIONS, numeric_answer, within
 
 MAX_TIME_SPENT = 24 * 3600
 MARKS_RANGE = within(-100, 100)
+REGRADE_KEY_FIELDS = ("correct_option", "correct_options", "answer", "tolerance", "decimal_places")
 
 
 class AnswerEntry(ma.fields.Field):
@@ -163,14 +165,30 @@ class ReviewQuestionSchema(ResponseSchema):
     marks = marks_field()
     explanation = ma.fields.String()
     dropped = ma.fields.Boolean()
+    regrade_note = ma.fields.String(
+        allow_none=True, metadata={"description": "the last regrade of this question, e.g. dropped: full marks to all"}
+    )
     marked_for_review = ma.fields.Boolean()
     time_spent_seconds = ma.fields.Integer()
+
+
+class RegradeNoteSchema(ResponseSchema):
+    """A regrade of the paper as its students see it."""
+
+    position = ma.fields.Integer()
+    question_id = ma.fields.Integer()
+    action = ma.fields.Enum(RegradeAction, by_value=True)
+    regraded_at = UtcDateTime()
+    note = ma.fields.String()
 
 
 class ReviewSchema(ResponseSchema):
     card = ma.fields.Nested(CardSchema)
     paper = ma.fields.Nested(PaperInfoSchema)
     questions = ma.fields.List(ma.fields.Nested(ReviewQuestionSchema))
+    regrades = ma.fields.List(
+        ma.fields.Nested(RegradeNoteSchema), metadata={"description": "regrades of this paper version, oldest first"}
+    )
 
 
 class SubjectProgressSchema(ResponseSchema):
@@ -214,6 +232,79 @@ class PatternSchema(Schema):
 
 class PatternResultSchema(ResponseSchema, PatternSchema):
     """The pattern as the API answers it: every field present."""
+
+
+class RegradeInputSchema(Schema):
+    """Which question of the paper, and what to do: correct its key (in the question type's
+    shape) or drop it (full marks to all)."""
+
+    position = Integer(
+        required=True,
+        validate=ma.validate.Range(min=1, max=200),
+        metadata={"description": "the question's position in the paper (1-based), as in the review"},
+    )
+    action = ma.fields.Enum(
+        RegradeAction,
+        by_value=True,
+        required=True,
+        metadata={"description": "correct_key: a new key in the question type's shape; drop: full marks to all"},
+    )
+    correct_option = Integer(
+        validate=ma.validate.Range(min=0, max=MAX_OPTIONS - 1),
+        metadata={"description": "single: the 0-based index of the correct option"},
+    )
+    correct_options = ma.fields.List(
+        Integer(validate=ma.validate.Range(min=0, max=MAX_OPTIONS - 1)),
+        validate=ma.validate.Length(max=MAX_OPTIONS),
+        metadata={"description": "multiple: the 0-based indexes of every correct option"},
+    )
+    answer = numeric_answer(validate=ANSWER_RANGE, metadata={"description": 'numerical: the answer, e.g. "3.14"'})
+    tolerance = numeric_answer(
+        validate=within(0, 10**6), metadata={"description": "numerical: accepted distance from the answer (default 0)"}
+    )
+    decimal_places = Integer(
+        validate=ma.validate.Range(min=0, max=MAX_DECIMAL_PLACES),
+        metadata={"description": "numerical: instead of a tolerance, right to this many decimal places"},
+    )
+
+    @ma.validates_schema
+    def key_fits_the_action(self, data: dict[str, Any], **kwargs: Any) -> None:
+        """The key's fit to the question's type is the service's to check (it knows the type)."""
+        given = [name for name in REGRADE_KEY_FIELDS if name in data]
+        if data.get("action") is RegradeAction.DROP and given:
+            raise ma.ValidationError({name: ["A drop takes no key."] for name in given})
+
+
+class RegradeSchema(ResponseSchema):
+    """A regrade: who, what, when, and what it did to the submitted cards of the paper."""
+
+    id = ma.fields.Integer()
+    paper_id = ma.fields.Integer()
+    position = ma.fields.Integer()
+    question_id = ma.fields.Integer()
+    action = ma.fields.Enum(RegradeAction, by_value=True)
+    old_key = ma.fields.Dict(
+        keys=ma.fields.String(),
+        values=ma.fields.Raw(),
+        metadata={
+            "description": "the key before, in the type's shape: {correct_option} | {correct_options} | "
+            "{answer, tolerance}"
+        },
+    )
+    new_key = ma.fields.Dict(
+        keys=ma.fields.String(),
+        values=ma.fields.Raw(),
+        allow_none=True,
+        metadata={"description": "the key after, in the same shape; null for a drop"},
+    )
+    admin_id = ma.fields.Integer(allow_none=True, metadata={"description": "the admin who regraded"})
+    attempts_rescored = ma.fields.Integer(metadata={"description": "submitted cards of the paper rescored"})
+    scores_changed = ma.fields.Integer(metadata={"description": "of those, the cards whose marks changed"})
+    created_at = UtcDateTime()
+
+
+class RegradeListSchema(ResponseSchema):
+    regrades = ma.fields.List(ma.fields.Nested(RegradeSchema))
 
 
 class PaperListSchema(ResponseSchema):

@@ -39,16 +39,19 @@ from shared.models import (
     Outcome,
     Paper,
     PaperQuestion,
+    PaperRegrade,
     Purchase,
     PurchaseItem,
     Question,
     QuestionType,
     QuestionVersion,
+    RegradeAction,
     Subject,
     User,
 )
 from shared.models.base import PreciseDateTime, utcnow
 from shared.models.purchases import GRANTED
+from shared.models.questions import answer_key_problems, tolerance_of_places
 from shared.services.accounts import CustomerService
 from shared.services.base import Page, paginate, retry_on_lock_conflict, settle_race, transactional
 from shared.services.catalog import SUBJECT_NOT_FOUND
@@ -138,6 +141,7 @@ class ReviewedQuestion:
     marks: Decimal
     explanation: str
     dropped: bool
+    regrade_note: str | None
     marked_for_review: bool
     time_spent_seconds: int
 
@@ -147,10 +151,22 @@ class ReviewedQuestion:
 
 
 @dataclass(frozen=True)
+class RegradeNote:
+    """A regrade as the students of its paper see it in their review: no admin, no old key."""
+
+    position: int
+    question_id: int
+    action: RegradeAction
+    regraded_at: datetime
+    note: str
+
+
+@dataclass(frozen=True)
 class Review:
     card: MockTestAttempt
     paper: Paper
     questions: list[ReviewedQuestion]
+    regrades: list[RegradeNote]
 
 
 @dataclass(frozen=True)
@@ -170,6 +186,12 @@ class SubjectProgress:
 SUBMITTED = (CardStatus.COMPLETED, CardStatus.EXPIRED)
 CARD_NOT_FOUND = "There is no test card of yours with this id."
 PAPER_NOT_FOUND = "There is no paper with this id."
+KEY_FIELDS = {
+    QuestionType.SINGLE: ("correct_option",),
+    QuestionType.MULTIPLE: ("correct_options",),
+    QuestionType.NUMERICAL: ("answer", "tolerance", "decimal_places"),
+}
+ALL_KEY_FIELDS = tuple(name for names in KEY_FIELDS.values() for name in names)
 TWO_PLACES = Decimal("0.01")
 MAX_OPTIONS = 6
 # Numerical answers are DECIMAL(20, 6): a distance below a millionth is no distance (on
@@ -207,6 +229,24 @@ def decimal_text(value: Decimal) -> str:
     """3.140000 -> "3.14", 100.000000 -> "100"."""
     text = format(value.normalize(), "f")
     return "0" if text in ("-0", "") else text
+
+
+def paper_key(question: PaperQuestion) -> dict[str, Any]:
+    """A paper question's key in its type's shape, as the regrade audit records it."""
+    if question.type is QuestionType.NUMERICAL:
+        return {
+            "answer": decimal_text(question.key_answer or Decimal(0)),
+            "tolerance": decimal_text(question.key_tolerance or Decimal(0)),
+        }
+    options = mask_options(question.key_mask)
+    return {"correct_option": options[0]} if question.type is QuestionType.SINGLE else {"correct_options": options}
+
+
+def regrade_note(regrade: PaperRegrade) -> str:
+    day = regrade.created_at.date().isoformat()
+    if regrade.action is RegradeAction.DROP:
+        return f"Dropped on {day}: full marks to all."
+    return f"Key corrected on {day}; your marks were recomputed."
 
 
 def default_pattern(subject_id: int) -> ExamPattern:
@@ -298,21 +338,21 @@ def scoring_expressions() -> tuple[ColumnElement[Any], ColumnElement[Any]]:
     return outcome, marks
 
 
-def score_cards(session: Session, cards: ColumnElement[bool]) -> None:
+def score_cards(session: Session, cards: ColumnElement[bool], position: int | None = None) -> None:
     """Score every card matching `cards` from its saved answers and its paper's marking:
-    two UPDATEs whatever the number of cards (the answers, then the cards' totals)."""
+    two UPDATEs whatever the number of cards (the answers, then the cards' totals). With
+    `position`, only that question's answers are marked again (a regrade changed its key)."""
     card, answer, question = MockTestAttempt.__table__, AttemptAnswer.__table__, PaperQuestion.__table__
     outcome, marks = scoring_expressions()
-    session.execute(
-        update(answer)
-        .where(
-            answer.c.card_id == card.c.id,
-            question.c.paper_id == card.c.paper_id,
-            question.c.position == answer.c.position,
-            cards,
-        )
-        .values(outcome=outcome, marks=marks)
+    answers = update(answer).where(
+        answer.c.card_id == card.c.id,
+        question.c.paper_id == card.c.paper_id,
+        question.c.position == answer.c.position,
+        cards,
     )
+    if position is not None:
+        answers = answers.where(answer.c.position == position)
+    session.execute(answers.values(outcome=outcome, marks=marks))
     of_card = answer.c.card_id == card.c.id
     total = select(func.coalesce(func.sum(answer.c.marks), 0)).where(of_card).scalar_subquery()
 
@@ -436,13 +476,113 @@ class PaperService:
         return PaperService.latest(subject_id, number)  # type: ignore[return-value]
 
     @staticmethod
-    def latest(subject_id: int, test_number: int) -> Paper | None:
-        return db.session.execute(
+    @retry_on_lock_conflict
+    @transactional
+    def regrade(
+        paper_id: int, position: int, action: RegradeAction, key: dict[str, Any], admin_id: int
+    ) -> PaperRegrade:
+        """Correct the key of question `position` of this paper version, or drop it (full marks
+        to all), and rescore every submitted card of the paper: a fixed number of statements
+        whatever the number of cards. The paper's row is locked first; submits and
+        finalisations share-lock it before they score, so that each card is scored either
+        before the regrade (and rescored by it) or after it, with the new key."""
+        session = db.session()
+        if session.execute(select(Paper.id).where(Paper.id == paper_id).with_for_update()).first() is None:
+            raise NotFound(PAPER_NOT_FOUND)
+        question = session.execute(
+            select(PaperQuestion)
+            .where(PaperQuestion.paper_id == paper_id, PaperQuestion.position == position)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).scalar_one_or_none()
+        if question is None:
+            raise NotFound(f"Paper {paper_id} has no question at position {position}.")
+        if question.dropped:
+            raise Conflict("This question was dropped already: it gives full marks to all.", slug="question-dropped")
+        old_key = paper_key(question)
+        changes = {"dropped": True} if action is RegradeAction.DROP else PaperService._new_key(question, key)
+        new_key = None if action is RegradeAction.DROP else paper_key(PaperQuestion(type=question.type, **changes))
+        if new_key == old_key:
+            raise Conflict("The question already has this key: nothing to regrade.", slug="regrade-no-change")
+        session.execute(
+            update(PaperQuestion)
+            .where(PaperQuestion.paper_id == paper_id, PaperQuestion.position == position)
+            .values(**changes)
+            .execution_options(synchronize_session=False)
+        )
+        rescored, changed = PaperService._changed_scores(session, paper_id, position)
+        submitted = and_(MockTestAttempt.paper_id == paper_id, MockTestAttempt.status.in_(SUBMITTED))
+        score_cards(session, submitted, position)
+        regrade = PaperRegrade(
+            paper_id=paper_id,
+            position=position,
+            question_id=question.question_id,
+            action=action,
+            old_key=old_key,
+            new_key=new_key,
+            admin_id=admin_id,
+            attempts_rescored=rescored,
+            scores_changed=changed,
+        )
+        session.add(regrade)
+        session.flush()
+        return regrade
+
+    @staticmethod
+    def regrades(paper_id: int) -> list[PaperRegrade]:
+        if db.session.get(Paper, paper_id) is None:
+            raise NotFound(PAPER_NOT_FOUND)
+        return list(
+            db.session.execute(
+                select(PaperRegrade).where(PaperRegrade.paper_id == paper_id).order_by(PaperRegrade.id)
+            ).scalars()
+        )
+
+    @staticmethod
+    def _new_key(question: PaperQuestion, key: dict[str, Any]) -> dict[str, Any]:
+        """The paper question's key columns from a key in its type's shape; 422 on the field
+        that does not fit (the question bank's rules)."""
+        kind = question.type
+        foreign = [name for name in ALL_KEY_FIELDS if name in key and name not in KEY_FIELDS[kind]]
+        problems = {name: [f"Not part of the key of a {kind.value} question."] for name in foreign}
+        problems.update(answer_key_problems({"type": kind, "options": ["option"] * question.option_count, **key}))
+        if problems:
+            raise ValidationFailed("This key does not fit the question.", errors=problems)
+        if kind is QuestionType.NUMERICAL:
+            places = key.get("decimal_places")
+            tolerance = tolerance_of_places(places) if places is not None else key.get("tolerance") or Decimal(0)
+            return {"key_answer": key["answer"], "key_tolerance": tolerance}
+        chosen = [key["correct_option"]] if kind is QuestionType.SINGLE else key["correct_options"]
+        return {"key_mask": option_mask(chosen)}
+
+    @staticmethod
+    def _changed_scores(session: Session, paper_id: int, position: int) -> tuple[int, int]:
+        """How many submitted cards of the paper there are, and how many of them the new key
+        (already written) gives other marks for the question: one statement, in SQL."""
+        card, answer, question = MockTestAttempt.__table__, AttemptAnswer.__table__, PaperQuestion.__table__
+        _outcome, marks = scoring_expressions()
+        differs = func.round(answer.c.marks, 2).is_distinct_from(func.round(marks, 2))
+        rescored, changed = session.execute(
+            select(func.count(), func.coalesce(func.sum(case((differs, 1), else_=0)), 0))
+            .select_from(card)
+            .join(answer, and_(answer.c.card_id == card.c.id, answer.c.position == position))
+            .join(question, and_(question.c.paper_id == card.c.paper_id, question.c.position == position))
+            .where(card.c.paper_id == paper_id, card.c.status.in_([status.value for status in SUBMITTED]))
+        ).one()
+        return int(rescored), int(changed)
+
+    @staticmethod
+    def latest(subject_id: int, test_number: int, *, share_lock: bool = False) -> Paper | None:
+        statement = (
             select(Paper)
             .where(Paper.subject_id == subject_id, Paper.test_number == test_number)
             .order_by(Paper.version.desc())
             .limit(1)
-        ).scalar_one_or_none()
+        )
+        # A start copies the paper's questions under a shared lock of its row, as scoring does.
+        if share_lock:
+            statement = statement.with_for_update(read=True)
+        return db.session.execute(statement).scalar_one_or_none()
 
     @staticmethod
     @transactional
@@ -573,7 +713,7 @@ class MockTestService:
             raise Conflict("This test was submitted already; see its review.", slug="test-submitted")
         if card.status is CardStatus.AVAILABLE:
             MockTestService._require_access(card)
-            paper = PaperService.latest(card.subject_id, card.test_number)
+            paper = PaperService.latest(card.subject_id, card.test_number, share_lock=True)
             if paper is None:
                 raise Conflict(NO_QUESTIONS, slug="no-questions")
             now = utcnow()
@@ -602,9 +742,17 @@ class MockTestService:
     @retry_on_lock_conflict
     @transactional
     def submit(user: User, card_id: int, last_answers: dict[str, dict[str, Any]]) -> MockTestAttempt:
-        """Score on the server. Concurrent submits queue on the row lock: one scores, the rest get 409."""
+        """Score on the server. Concurrent submits queue on the row lock: one scores, the rest get 409.
+
+        The card's paper is share-locked first (before the card, the order a regrade takes
+        them in): a regrade waits for this submit, or this submit for the regrade."""
+        held = MockTestService._hold_papers(
+            select(MockTestAttempt.paper_id).where(MockTestAttempt.id == card_id).scalar_subquery()
+        )
         card = MockTestService._card(user, card_id, lock=True)
         MockTestService._require_in_progress(card)
+        if card.paper_id not in held:  # started in between: a rare late lock
+            MockTestService._hold_papers(card.paper_id)
         late = MockTestService._past_grace(card)
         if last_answers and not late:
             MockTestService._write_answers(card, MockTestService._sheet_rows(card), last_answers)
@@ -622,6 +770,13 @@ class MockTestService:
             raise Conflict("The review opens once the test is submitted.", slug="test-not-submitted")
         questions = MockTestService._paper_questions(card.paper_id)
         rows = MockTestService._answer_rows(card.id)
+        regrades = [
+            RegradeNote(r.position, r.question_id, r.action, r.created_at, regrade_note(r))
+            for r in db.session.execute(
+                select(PaperRegrade).where(PaperRegrade.paper_id == card.paper_id).order_by(PaperRegrade.id)
+            ).scalars()
+        ]
+        latest_note = {note.position: note.note for note in regrades}
         reviewed = []
         for question in questions:
             row = rows.get(question.position)
@@ -644,11 +799,12 @@ class MockTestService:
                     marks=(row.marks if row and row.marks is not None else question.marks_unanswered),
                     explanation=version.explanation,
                     dropped=question.dropped,
+                    regrade_note=latest_note.get(question.position),
                     marked_for_review=bool(row and row.marked_for_review),
                     time_spent_seconds=row.time_spent_seconds if row else 0,
                 )
             )
-        return Review(card=card, paper=MockTestService._paper(card.paper_id), questions=reviewed)
+        return Review(card=card, paper=MockTestService._paper(card.paper_id), questions=reviewed, regrades=regrades)
 
     @staticmethod
     def progress(user: User) -> list[SubjectProgress]:
@@ -712,21 +868,28 @@ class MockTestService:
     @retry_on_lock_conflict
     @transactional
     def _finalize(limit: int, among: ColumnElement[bool] | None = None) -> int:
-        """Four statements whatever the number of cards: lock them, mark them expired, score them.
+        """Six statements whatever the number of cards: their papers (read, then share-locked
+        as a submit does), lock the cards, mark them expired, score them; one when none is due.
 
         The cron run (`among` None) skips cards another transaction holds; a read of some
         cards (`among`) waits for them, so that it shows them as they end up.
         """
         grace = timedelta(seconds=current_app.config["MOCK_TEST_GRACE_SECONDS"])
+        past = and_(MockTestAttempt.status == CardStatus.IN_PROGRESS, MockTestAttempt.deadline_at < utcnow() - grace)
+        if among is not None:
+            past = and_(past, among)
+        # Their papers first, share-locked before the cards as a submit does (see regrade).
+        papers = list(db.session.execute(select(MockTestAttempt.paper_id).where(past).distinct()).scalars())
+        if not papers:
+            return 0
+        MockTestService._hold_papers([paper for paper in papers if paper is not None])
         overdue = (
             select(MockTestAttempt.id)
-            .where(MockTestAttempt.status == CardStatus.IN_PROGRESS, MockTestAttempt.deadline_at < utcnow() - grace)
+            .where(past)
             .order_by(MockTestAttempt.id)
             .limit(limit)
             .with_for_update(skip_locked=among is None)
         )
-        if among is not None:
-            overdue = overdue.where(among)
         ids = list(db.session.execute(overdue).scalars())
         if not ids:
             return 0
@@ -810,6 +973,15 @@ class MockTestService:
     def _past_grace(card: MockTestAttempt) -> bool:
         grace = timedelta(seconds=current_app.config["MOCK_TEST_GRACE_SECONDS"])
         return card.deadline_at is not None and utcnow() > card.deadline_at + grace
+
+    @staticmethod
+    def _hold_papers(papers: Any) -> list[int]:
+        """Share-lock the rows of these papers (an id, a list of ids, or a scalar subquery)
+        until the transaction ends: scoring reads the keys of papers a regrade cannot
+        change meanwhile. Only the papers' rows are locked, never a subquery's."""
+        chosen = Paper.id.in_(sorted(papers)) if isinstance(papers, list) else Paper.id == papers
+        held = select(Paper.id).where(chosen).order_by(Paper.id).with_for_update(read=True)
+        return list(db.session.execute(held).scalars())
 
     @staticmethod
     def _paper(paper_id: int | None) -> Paper:
