@@ -318,6 +318,9 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
             pool_timeout=limits.pool_timeout,
             pre_ping=_env_bool("DB_POOL_PRE_PING", True),
         ),
+        # Attempts of a unit of work that lost a lock conflict (a deadlock, a lock wait timeout,
+        # on Galera a lost certification) before the request gets its 503.
+        "DB_LOCK_ATTEMPTS": _env_int("DB_LOCK_ATTEMPTS", 3, minimum=1),
         "TIME_LIMITS": limits,
         "JWT_SECRET_KEY": _env("JWT_SECRET_KEY", DEVELOPMENT_JWT_SECRET),
         "JWT_ACCESS_TOKEN_EXPIRES": timedelta(minutes=_env_int("JWT_ACCESS_MINUTES", 15, 1)),
