@@ -32,7 +32,9 @@ BUMP = text("UPDATE catalog_version SET version = version + 1")
 
 def node_status(url: str) -> dict[str, str]:
     parsed = make_url(url)
-    connection = pymysql.connect(host=parsed.host, port=parsed.port, user=parsed.username, password=parsed.password or "")
+    connection = pymysql.connect(
+        host=parsed.host, port=parsed.port, user=parsed.username, password=parsed.password or ""
+    )
     try:
         with connection.cursor() as cursor:
             cursor.execute("SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_cluster_size', 'wsrep_ready')")
