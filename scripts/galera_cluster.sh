@@ -113,7 +113,7 @@ default_storage_engine = InnoDB
 innodb_autoinc_lock_mode = 2
 innodb_flush_log_at_trx_commit = 2
 # Refuse what Galera cannot replicate safely: a table without a primary key, DML on a
-# non-InnoDB table. The migrations run under it in `make test-galera`.
+# non-InnoDB table. The migrations run under it in make test-galera.
 wsrep_mode = REQUIRED_PRIMARY_KEY,STRICT_REPLICATION
 
 wsrep_on = ON

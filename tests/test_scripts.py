@@ -165,6 +165,9 @@ def test_the_galera_cluster_script_parses_and_explains_its_usage() -> None:
     usage = subprocess.run(["bash", str(script), "restart"], capture_output=True, text=True, timeout=30)
     assert usage.returncode == 2
     assert "start|stop|status" in usage.stderr
+    # The node's my.cnf is an unquoted here-document: a backtick in it would run a command.
+    config = script.read_text().split('cat >"$dir/my.cnf" <<EOF', 1)[1].split("\nEOF\n", 1)[0]
+    assert "`" not in config
 
 
 def test_make_test_galera_runs_the_races_on_three_nodes_and_is_not_part_of_make_test() -> None:
