@@ -8,7 +8,7 @@ PORT ?= 5000
 
 NODE_TOOLS := tests/typescript/node_modules/.installed
 
-.PHONY: install migrate run test lint format clean
+.PHONY: install migrate run test test-galera lint format clean
 
 install: $(VENV)/.installed
 
@@ -38,6 +38,22 @@ $(NODE_TOOLS): tests/typescript/package-lock.json
 test: lint $(NODE_TOOLS)
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing the run"; exit 1; fi; \
+	exit $$status
+
+# The race suite on a three-node Galera cluster (scripts/galera_cluster.sh), one gunicorn per
+# node, and the migrations under Galera's rules: not part of `make test` (README "Running on
+# several machines"). The cluster is stopped afterwards unless GALERA_KEEP=1.
+GALERA_DATABASE ?= exam_shop_test_galera
+GALERA_SQL_PORTS ?= 3307 3308 3309
+GALERA_URLS = $(subst $(eval) ,$(comma),$(foreach port,$(GALERA_SQL_PORTS),mysql+pymysql://root@127.0.0.1:$(port)/$(GALERA_DATABASE)))
+comma := ,
+
+test-galera: install
+	GALERA_SQL_PORTS="$(GALERA_SQL_PORTS)" scripts/galera_cluster.sh start
+	@REQUIRE_MARIADB=1 TEST_MARIADB_URL="mysql+pymysql://root@127.0.0.1:$(firstword $(GALERA_SQL_PORTS))/$(GALERA_DATABASE)" \
+	TEST_GALERA_URLS="$(GALERA_URLS)" \
+	$(BIN)/python -m pytest tests/test_galera.py tests/test_races_*.py "tests/test_migrations.py" -k "not sqlite" $(PYTEST_ARGS); status=$$?; \
+	if [ "$(GALERA_KEEP)" != 1 ]; then GALERA_SQL_PORTS="$(GALERA_SQL_PORTS)" scripts/galera_cluster.sh stop; fi; \
 	exit $$status
 
 format: install

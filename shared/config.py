@@ -163,18 +163,44 @@ def engine_options(
     return {"pool_pre_ping": True}
 
 
+SENTINEL_SCHEMES = ("redis+sentinel://", "valkey+sentinel://")
+
+
+def sentinel_address(url: str) -> tuple[list[tuple[str, int]], str]:
+    """`redis+sentinel://host:port,host:port/service` (the form `limits` takes) as the
+    sentinels and the service (master) name Flask-Caching's RedisSentinelCache takes."""
+    hosts, _, service = url.split("://", 1)[1].partition("/")
+    sentinels = []
+    for host in filter(None, hosts.rpartition("@")[2].split(",")):
+        name, _, port = host.rpartition(":") if ":" in host else (host, "", "26379")
+        sentinels.append((name, int(port)))
+    if not sentinels or not service.strip("/"):
+        raise ConfigError(f"{url!r}: write redis+sentinel://host:port[,host:port...]/service_name")
+    return sentinels, service.strip("/")
+
+
 def cache_settings(redis_url: str | None) -> dict[str, Any]:
-    """Flask-Caching on Redis when CACHE_REDIS_URL is set, else no cache at all."""
+    """Flask-Caching on Redis when CACHE_REDIS_URL is set (through Sentinel when it is a
+    redis+sentinel:// URL), else no cache at all."""
     if not redis_url:
         return {"CACHE_TYPE": "NullCache", "CACHE_NO_NULL_WARNING": True}
-    return {
-        "CACHE_TYPE": "RedisCache",
-        "CACHE_REDIS_URL": redis_url,
+    # A hung Redis costs a quarter second, then the database answers.
+    timeouts = {"socket_timeout": 0.25, "socket_connect_timeout": 0.25}
+    shared = {
         "CACHE_KEY_PREFIX": _env("CACHE_KEY_PREFIX", "exam-shop:"),
         "CACHE_DEFAULT_TIMEOUT": _env_int("CACHE_DEFAULT_TIMEOUT", 5, minimum=1),
-        # A hung Redis costs a quarter second, then the database answers.
-        "CACHE_OPTIONS": {"socket_timeout": 0.25, "socket_connect_timeout": 0.25},
     }
+    if redis_url.startswith(SENTINEL_SCHEMES):
+        sentinels, service = sentinel_address(redis_url)
+        return {
+            "CACHE_TYPE": "RedisSentinelCache",
+            "CACHE_REDIS_SENTINELS": sentinels,
+            "CACHE_REDIS_SENTINEL_MASTER": service,
+            **shared,
+            # The sentinels answer within the same quarter second as the master.
+            "CACHE_OPTIONS": {**timeouts, **{f"sentinel_{name}": value for name, value in timeouts.items()}},
+        }
+    return {"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": redis_url, **shared, "CACHE_OPTIONS": timeouts}
 
 
 # Left of the worker timeout once the database has given up: the app's own work and the answer.
@@ -231,7 +257,15 @@ def time_limits_from_env() -> TimeLimits:
     )
 
 
-REDIS_SCHEMES = ("redis://", "rediss://", "redis+unix://", "valkey://", "valkeys://", "valkey+unix://")
+REDIS_SCHEMES = (
+    "redis://",
+    "rediss://",
+    "redis+unix://",
+    "valkey://",
+    "valkeys://",
+    "valkey+unix://",
+    *SENTINEL_SCHEMES,
+)
 
 
 # flask-limiter writes its Retry-After on every response of a limited route (a successful
@@ -254,6 +288,9 @@ def rate_limit_config() -> dict[str, Any]:
         # redis-py waits 5 s per call by default: a hung Redis would hold every login that long.
         timeout = _env_int("RATELIMIT_STORAGE_TIMEOUT_MS", 250, minimum=1) / 1000
         storage_options = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+        if storage_uri.startswith(SENTINEL_SCHEMES):
+            # limits gives the sentinels themselves no timeout unless told.
+            storage_options["sentinel_kwargs"] = dict(storage_options)
     return {
         "RATELIMIT_ENABLED": _env_bool("RATELIMIT_ENABLED", True),
         "RATELIMIT_STORAGE_URI": storage_uri,
@@ -318,6 +355,9 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
             pool_timeout=limits.pool_timeout,
             pre_ping=_env_bool("DB_POOL_PRE_PING", True),
         ),
+        # Attempts of a unit of work that lost a lock conflict (a deadlock, a lock wait timeout,
+        # on Galera a lost certification) before the request gets its 503.
+        "DB_LOCK_ATTEMPTS": _env_int("DB_LOCK_ATTEMPTS", 3, minimum=1),
         "TIME_LIMITS": limits,
         "JWT_SECRET_KEY": _env("JWT_SECRET_KEY", DEVELOPMENT_JWT_SECRET),
         "JWT_ACCESS_TOKEN_EXPIRES": timedelta(minutes=_env_int("JWT_ACCESS_MINUTES", 15, 1)),

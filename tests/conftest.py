@@ -26,11 +26,12 @@ from shared.extensions import db, limiter
 from tests.support.accounts import bearer, create_admin, register
 from tests.support.databases import (
     DatabaseUnderTest,
+    galera_urls,
     mariadb_required,
     mariadb_url,
     recreate_mariadb_database,
 )
-from tests.support.live_server import LiveServer, start_gunicorn
+from tests.support.live_server import LiveServer, ServerGroup, start_gunicorn
 from tests.support.queries import count_queries
 from tests.support.tcp_proxy import TcpProxy
 
@@ -41,7 +42,10 @@ _mariadb_version: dict[str, str] = {}
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    return [f"databases: sqlite (temporary file) and MariaDB at {mariadb_url()}"]
+    header = [f"databases: sqlite (temporary file) and MariaDB at {mariadb_url()}"]
+    if galera_urls():
+        header.append(f"race servers: one per Galera node at {', '.join(galera_urls())}")
+    return header
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -233,21 +237,42 @@ def immediate_fulfilment(request: pytest.FixtureRequest) -> Iterator[None]:
         flask_app.config["PAYMENT_PROVIDER"] = provider
 
 
+GALERA_LOCK_ATTEMPTS = 10  # as README "Running on several machines" says to set
+
+
+def start_race_server(mariadb_app: Flask, log_dir: Path, **extra: Any) -> LiveServer:
+    """gunicorn with 4 workers on the MariaDB test database; under `make test-galera`
+    (TEST_GALERA_URLS) one gunicorn with 2 workers per Galera node instead, taking the
+    requests in turn, so that the concurrent requests of one race reach different nodes."""
+    urls = galera_urls()
+    if not urls:
+        env = server_env(mariadb_app.config["SQLALCHEMY_DATABASE_URI"], **extra)
+        return start_gunicorn(env, log_dir / "gunicorn.log")
+    servers: list[LiveServer] = []
+    try:
+        for node, url in enumerate(urls, start=1):
+            env = server_env(url, DB_LOCK_ATTEMPTS=GALERA_LOCK_ATTEMPTS, **extra)
+            servers.append(start_gunicorn(env, log_dir / f"gunicorn-node{node}.log", workers=2))
+    except BaseException:
+        for server in servers:
+            server.stop()
+        raise
+    return ServerGroup(servers)
+
+
 @pytest.fixture(scope="session")
 def live_server(mariadb_app: Flask, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """gunicorn with 4 workers on the MariaDB test database, fulfilling purchases at once
-    (PAYMENT_PROVIDER=none: the races of purchases themselves)."""
-    env = server_env(mariadb_app.config["SQLALCHEMY_DATABASE_URI"], PAYMENT_PROVIDER="none")
-    server = start_gunicorn(env, Path(tmp_path_factory.mktemp("gunicorn")) / "gunicorn.log")
+    """gunicorn on the MariaDB test database (`start_race_server`), fulfilling purchases at
+    once (PAYMENT_PROVIDER=none: the races of purchases themselves)."""
+    server = start_race_server(mariadb_app, tmp_path_factory.mktemp("gunicorn"), PAYMENT_PROVIDER="none")
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="session")
 def sandbox_server(mariadb_app: Flask, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """gunicorn with 4 workers on the MariaDB test database, taking payments in the sandbox."""
-    env = server_env(mariadb_app.config["SQLALCHEMY_DATABASE_URI"], PAYMENT_PROVIDER="sandbox")
-    server = start_gunicorn(env, Path(tmp_path_factory.mktemp("gunicorn-sandbox")) / "gunicorn.log")
+    """gunicorn on the MariaDB test database (`start_race_server`), taking payments in the sandbox."""
+    server = start_race_server(mariadb_app, tmp_path_factory.mktemp("gunicorn-sandbox"), PAYMENT_PROVIDER="sandbox")
     yield server
     server.stop()
 

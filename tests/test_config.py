@@ -8,6 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from flask import Flask
+from flask_caching.backends.rediscache import RedisSentinelCache
+from limits.storage import RedisSentinelStorage, storage_from_string
 
 from shared.config import DEVELOPMENT_JWT_SECRET, PROJECT_ROOT, ConfigError, load_config
 
@@ -187,6 +190,35 @@ def test_a_redis_rate_limit_store_gets_short_timeouts_and_a_memory_fallback(monk
     assert config["RATELIMIT_SWALLOW_ERRORS"] is True
     monkeypatch.setenv("RATELIMIT_STORAGE_URI", "memory://")
     assert load_config()["RATELIMIT_STORAGE_OPTIONS"] == {}
+
+
+def test_redis_behind_sentinel_gets_the_same_timeouts_for_limits_and_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RATELIMIT_STORAGE_URI", "redis+sentinel://10.0.0.1:26379,10.0.0.2:26380/shop")
+    monkeypatch.setenv("RATELIMIT_STORAGE_TIMEOUT_MS", "300")
+    monkeypatch.setenv("CACHE_REDIS_URL", "redis+sentinel://10.0.0.1:26379,10.0.0.2/shop")
+    config = load_config()
+    timeouts = {"socket_timeout": 0.3, "socket_connect_timeout": 0.3}
+    assert config["RATELIMIT_STORAGE_OPTIONS"] == {**timeouts, "sentinel_kwargs": timeouts}
+    assert config["CACHE_TYPE"] == "RedisSentinelCache"
+    assert config["CACHE_REDIS_SENTINELS"] == [("10.0.0.1", 26379), ("10.0.0.2", 26379)]
+    assert config["CACHE_REDIS_SENTINEL_MASTER"] == "shop"
+    assert config["CACHE_OPTIONS"]["sentinel_socket_timeout"] == 0.25
+    monkeypatch.setenv("CACHE_REDIS_URL", "redis+sentinel://10.0.0.1:26379")
+    with pytest.raises(ConfigError, match="service_name"):
+        load_config()
+
+
+def test_redis_behind_sentinel_settings_are_the_ones_limits_and_flask_caching_take(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RATELIMIT_STORAGE_URI", "redis+sentinel://127.0.0.1:1/shop")
+    monkeypatch.setenv("CACHE_REDIS_URL", "redis+sentinel://127.0.0.1:1/shop")
+    config = load_config()
+    storage = storage_from_string(config["RATELIMIT_STORAGE_URI"], **config["RATELIMIT_STORAGE_OPTIONS"])
+    assert isinstance(storage, RedisSentinelStorage)
+    assert storage.service_name == "shop"
+    cache = RedisSentinelCache.factory(Flask(__name__), config, [], dict(config["CACHE_OPTIONS"]))
+    assert cache._write_client.connection_pool.service_name == "shop"
 
 
 def test_the_old_per_account_login_limit_is_refused_with_its_replacements(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -165,3 +165,34 @@ def test_two_repairs_at_once_create_each_card_once(mariadb: Flask) -> None:
     assert len(card_rows()) == 20 * 100
     output: list[str] = []
     assert constraint_check.run(url, 50, True, output.append) == 0
+
+
+# ---------------------------------------------------------------- the Galera cluster (make test-galera)
+
+
+def test_the_galera_cluster_script_parses_and_explains_its_usage() -> None:
+    script = ROOT / "scripts" / "galera_cluster.sh"
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True).returncode == 0
+    usage = subprocess.run(["bash", str(script), "restart"], capture_output=True, text=True, timeout=30)
+    assert usage.returncode == 2
+    assert "start|stop|status" in usage.stderr
+    # The node's my.cnf is an unquoted here-document: a backtick in it would run a command.
+    config = script.read_text().split('cat >"$dir/my.cnf" <<EOF', 1)[1].split("\nEOF\n", 1)[0]
+    assert "`" not in config
+
+
+def test_make_test_galera_runs_the_races_on_three_nodes_and_is_not_part_of_make_test() -> None:
+    planned = subprocess.run(
+        ["make", "-n", "-o", ".venv/.installed", "test-galera", "GALERA_SQL_PORTS=4307 4308 4309"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert planned.returncode == 0, planned.stderr
+    assert "scripts/galera_cluster.sh start" in planned.stdout
+    assert "tests/test_races_*.py" in planned.stdout
+    urls = ",".join(f"mysql+pymysql://root@127.0.0.1:{port}/exam_shop_test_galera" for port in (4307, 4308, 4309))
+    assert f'TEST_GALERA_URLS="{urls}"' in planned.stdout
+    plain = subprocess.run(["make", "-n", "test"], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert "galera" not in plain.stdout.lower()

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
+from flask import current_app, has_app_context
 from sqlalchemy import Constraint, Select, event, func
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
@@ -96,18 +97,26 @@ def transactional(method: Callable[P, R] | None = None, /, *, join: bool = False
     return run
 
 
+def lock_attempts() -> int:
+    """DB_LOCK_ATTEMPTS: on a Galera cluster, where row locks do not reach the other nodes,
+    concurrent writers of one row lose certification in turn and need more attempts."""
+    return int(current_app.config.get("DB_LOCK_ATTEMPTS", MAX_ATTEMPTS)) if has_app_context() else MAX_ATTEMPTS
+
+
 def retry_on_lock_conflict(method: Callable[P, R]) -> Callable[P, R]:
     """Run a whole unit of work again after a deadlock or a lock wait timeout (also
-    Galera's lost certification), up to MAX_ATTEMPTS times with jitter. Stack it above
-    `@transactional`: only a whole transaction may run again."""
+    Galera's lost certification, a deadlock raised by COMMIT), up to DB_LOCK_ATTEMPTS
+    times with jitter. Stack it above `@transactional`: only a whole transaction may run
+    again."""
 
     @functools.wraps(method)
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
-        for attempt in range(1, MAX_ATTEMPTS + 1):
+        attempts = lock_attempts()
+        for attempt in range(1, attempts + 1):
             try:
                 return method(*args, **kwargs)
             except OperationalError as exc:
-                if attempt == MAX_ATTEMPTS or not is_lock_error(exc) or in_unit_of_work():
+                if attempt == attempts or not is_lock_error(exc) or in_unit_of_work():
                     raise
                 log.warning("retrying %s after %s (attempt %d)", method.__qualname__, exc.orig, attempt)
                 time.sleep(random.uniform(0.01, 0.05) * attempt)  # noqa: S311 - jitter, not crypto

@@ -585,6 +585,9 @@ class PaperService:
         return db.session.execute(statement).scalar_one_or_none()
 
     @staticmethod
+    # On Galera two first starts on two nodes both compose; the second COMMIT loses
+    # certification (a deadlock): run again, it then meets the first one's paper.
+    @retry_on_lock_conflict
     @transactional
     def compose(subject_id: int, test_number: int, version: int) -> int:
         """Compose and freeze a paper: its question versions, order and marking. A fixed

@@ -34,7 +34,7 @@ from shared.errors import Conflict, ProblemError, ValidationFailed
 from shared.extensions import db
 from shared.models import IdempotencyKey
 from shared.models.base import utcnow
-from shared.services.base import settle_race, transactional
+from shared.services.base import retry_on_lock_conflict, settle_race, transactional
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -123,6 +123,9 @@ class IdempotencyService:
         )
 
     @staticmethod
+    # On Galera the loser of two claims made on two nodes fails certification at COMMIT
+    # (a deadlock, not a duplicate key): run again, it then meets the winner's row.
+    @retry_on_lock_conflict
     @transactional
     def _insert_claim(customer_id: int, key: str, request_fingerprint: str) -> Claim:
         row = IdempotencyKey(

@@ -15,6 +15,12 @@ def mariadb_url() -> str:
     return os.environ.get("TEST_MARIADB_URL") or DEFAULT_MARIADB_URL
 
 
+def galera_urls() -> list[str]:
+    """TEST_GALERA_URLS: one URL per node of a Galera cluster, separated by commas, all naming
+    the test database (`make test-galera`). The race servers then run one per node."""
+    return [url.strip() for url in os.environ.get("TEST_GALERA_URLS", "").split(",") if url.strip()]
+
+
 def mariadb_required() -> bool:
     """Under CI (or when asked) a missing MariaDB fails the run instead of skipping."""
     flags = (os.environ.get("REQUIRE_MARIADB", ""), os.environ.get("CI", ""))

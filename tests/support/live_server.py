@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import socket
@@ -47,6 +48,27 @@ class LiveServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+class ServerGroup(LiveServer):
+    """Several servers behind one `url()`, which hands them out in turn, as a load balancer
+    would: the concurrent requests of one race reach every server (tests/conftest.py: one
+    server per Galera node under `make test-galera`)."""
+
+    def __init__(self, servers: list[LiveServer]) -> None:
+        super().__init__(servers[0].base_url, servers[0].process, servers[0].log_path)
+        self.servers = servers
+        self._turn = itertools.count()
+
+    def url(self, path: str) -> str:
+        return self.servers[next(self._turn) % len(self.servers)].url(path)
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(f"--- {server.base_url}\n{server.log_tail(lines)}" for server in self.servers)
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
 
 
 def start_gunicorn(env: dict[str, str], log_path: Path, workers: int = 4, timeout: float = 30) -> LiveServer:
