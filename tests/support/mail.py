@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import socket
 import threading
@@ -21,7 +22,7 @@ from sqlalchemy import Row, select
 from shared.extensions import db
 from shared.models import MailKind, OutboxMessage
 
-TOKEN = re.compile(r"^token: (\S+)$", re.MULTILINE)
+TOKEN = re.compile(r"^token: (\S+)\r?$", re.MULTILINE)
 
 
 def token_in(text: str) -> str:
@@ -65,6 +66,7 @@ class Inbox:
     port: int
     messages: list[EmailMessage] = field(default_factory=list)
     fail_next: int = 0
+    delay: float = 0.0  # seconds each message takes to accept (connections are served concurrently)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def settings(self) -> dict[str, Any]:
@@ -76,6 +78,8 @@ class Inbox:
             return [message for message in self.messages if message["To"] == recipient]
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.delay:
+            await asyncio.sleep(self.delay)
         with self.lock:
             if self.fail_next > 0:
                 self.fail_next -= 1
