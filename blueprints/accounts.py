@@ -46,13 +46,17 @@ from shared.services.base import Page
 auth = Blueprint("auth", __name__, url_prefix="/api/auth", description="Registration, login and tokens")
 
 
-def _account_key(prefix: str) -> str:
-    """The normalised email of the body (whether or not such an account exists), else the client."""
+def _body_email() -> str | None:
+    """The normalised email of the body, whether or not such an account exists."""
     body = request.get_json(silent=True)
     email = body.get("email") if isinstance(body, dict) else None
-    if isinstance(email, str) and email.strip():
-        return f"{prefix}-account:" + normalise_email(email)[:255]
-    return f"{prefix}-client:" + get_remote_address()
+    return normalise_email(email)[:255] if isinstance(email, str) and email.strip() else None
+
+
+def _account_key(prefix: str) -> str:
+    """The account the body names, else the client."""
+    email = _body_email()
+    return f"{prefix}-account:{email}" if email else f"{prefix}-client:" + get_remote_address()
 
 
 def login_account_key() -> str:
@@ -197,7 +201,11 @@ def resend_verification() -> dict[str, str]:
 
 @auth.route("/password-reset", methods=["POST"])
 @limiter.limit(lambda: current_app.config["RATELIMIT_PASSWORD_RESET_PER_CLIENT"], key_func=get_remote_address)
-@limiter.limit(lambda: current_app.config["RATELIMIT_PASSWORD_RESET_PER_ACCOUNT"], key_func=password_reset_account_key)
+@limiter.limit(
+    lambda: current_app.config["RATELIMIT_PASSWORD_RESET_PER_ACCOUNT"],
+    key_func=password_reset_account_key,
+    exempt_when=lambda: _body_email() is None,  # no account named: a 422, limited per client
+)
 @auth.arguments(PasswordResetRequestSchema)
 @auth.response(202, AcceptedSchema, description="The same answer whether or not the account exists")
 @auth.problems(422, 429)
