@@ -469,27 +469,31 @@ class MailTemplates:
         return f"{current_app.config['FRONTEND_URL']}/{page}?token={token}"
 
     @staticmethod
+    def _with_token(user: User, what: str, page: str, route: str, token: str, otherwise: str) -> str:
+        return (
+            f"Hello {user.full_name},\n\n{what}\n\n{MailTemplates.link(page, token)}\n\n"
+            f"or send this token to {route}:\n\ntoken: {token}\n\n{otherwise}\n"
+        )
+
+    @staticmethod
     def verification(user: User, token: str) -> tuple[str, str]:
         hours = current_app.config["EMAIL_VERIFICATION_HOURS"]
-        return "Verify your email address", (
-            f"Hello {user.full_name},\n\n"
-            f"please confirm that this is your email address by opening this link within {hours} hours:\n\n"
-            f"{MailTemplates.link('verify-email', token)}\n\n"
-            f"or by sending this token to POST /api/auth/verify-email:\n\ntoken: {token}\n\n"
-            "If you did not create an account, ignore this mail.\n"
+        what = f"please confirm that this is your email address by opening this link within {hours} hours:"
+        otherwise = "If you did not create an account, ignore this mail."
+        return "Verify your email address", MailTemplates._with_token(
+            user, what, "verify-email", "POST /api/auth/verify-email", token, otherwise
         )
 
     @staticmethod
     def reset(user: User, token: str) -> tuple[str, str]:
         minutes = current_app.config["PASSWORD_RESET_MINUTES"]
-        return "Reset your password", (
-            f"Hello {user.full_name},\n\n"
-            f"someone asked to reset the password of this account. To choose a new one, open this link "
-            f"within {minutes} minutes:\n\n{MailTemplates.link('reset-password', token)}\n\n"
-            f"or send this token with the new password to POST /api/auth/password-reset/confirm:\n\n"
-            f"token: {token}\n\n"
-            "If it was not you, ignore this mail: your password stays as it is.\n"
+        what = (
+            "someone asked to reset the password of this account. To choose a new one, open this link "
+            f"within {minutes} minutes:"
         )
+        otherwise = "If it was not you, ignore this mail: your password stays as it is."
+        route = "POST /api/auth/password-reset/confirm, with the new password"
+        return "Reset your password", MailTemplates._with_token(user, what, "reset-password", route, token, otherwise)
 
     @staticmethod
     def password_changed(user: User) -> tuple[str, str]:
