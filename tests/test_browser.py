@@ -68,13 +68,20 @@ def static_site(directory: Path) -> Iterator[str]:
 
 def test_a_spa_from_another_origin_reads_what_it_needs_through_cors(live_server: LiveServer, mariadb: Flask) -> None:
     DemoDataService.seed()
+
+    def verification_token(email: str) -> str:
+        """What the owner finds in the mail (called by the page, on Playwright's side of the
+        bridge, outside the test's app context)."""
+        with mariadb.app_context():
+            return latest_token(email, MailKind.VERIFY_EMAIL)
+
     with static_site(SPA_FILES) as site:
         # The page's origin is the Vite dev server's, http://localhost:5173 (in the API's
         # CORS_ORIGINS); chromium's resolver sends it to `site`, whatever free port that has.
         served_at = urlsplit(site).netloc
         with chromium(f"--host-resolver-rules=MAP {urlsplit(SPA_ORIGIN).netloc} {served_at}") as browser:
             page = browser.new_page()
-            page.expose_function("verificationToken", lambda email: latest_token(email, MailKind.VERIFY_EMAIL))
+            page.expose_function("verificationToken", verification_token)
             page.goto(f"{SPA_ORIGIN}/index.html?api={live_server.base_url}")
             page.wait_for_function("window.finished !== undefined", timeout=30_000)
             finished, journal = page.evaluate("[window.finished, window.journal]")
