@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from datetime import timedelta
 
 import click
 import marshmallow as ma
@@ -15,7 +16,7 @@ from shared.constraint_check import run
 from shared.errors import ProblemError
 from shared.schemas.base import Schema
 from shared.schemas.fields import Email, Name, Password, PhoneNumber
-from shared.services.accounts import AuthService
+from shared.services.accounts import AccountTokenService, AuthService
 from shared.services.cards import MockTestService
 from shared.services.demo import DEMO_ADMIN, DEMO_STUDENT, DemoDataService
 from shared.services.idempotency import IdempotencyService
@@ -154,6 +155,17 @@ def send_mail_command(mode: str, interval: float, batch: int | None) -> None:
         sys.exit(1)
 
 
+@click.command("purge-mail")
+@click.option("--days", default=30, show_default=True, help="Keep what is younger than this.")
+def purge_mail_command(days: int) -> None:
+    """Delete outbox messages sent (or given up on) and account tokens expired more than --days ago (daily)."""
+    age = timedelta(days=days)
+    click.echo(
+        f"Purged {MailService.purge(age)} sent or failed message(s) and "
+        f"{AccountTokenService.purge(age)} expired account token(s)."
+    )
+
+
 def register_cli(app: Flask) -> None:
     """Attach the project's commands (Flask-Migrate adds `flask db ...` itself)."""
     for command in (
@@ -165,6 +177,7 @@ def register_cli(app: Flask) -> None:
         finalize_overdue_command,
         reconcile_payments_command,
         send_mail_command,
+        purge_mail_command,
     ):
         app.cli.add_command(command)
     app.cli.add_command(purge_expired_sessions_command, "purge-revoked-tokens")  # cron jobs of old deployments

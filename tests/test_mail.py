@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 
 from shared.extensions import db
-from shared.models import MailKind, MailStatus, OutboxMessage
+from shared.models import AccountToken, MailKind, MailStatus, OutboxMessage
 from shared.models.base import utcnow
 from shared.services.base import transactional
 from shared.services.mail import MailService
@@ -201,3 +201,23 @@ def _make_due() -> None:
             .where(OutboxMessage.status == MailStatus.PENDING)
             .values(next_attempt_at=utcnow() - timedelta(seconds=1))
         )
+
+
+def test_purge_mail_forgets_old_sent_mail_and_expired_tokens_only(app: Flask, client: FlaskClient) -> None:
+    register(client, verified=False)
+    register(client, verified=False)
+    send_mail(app)
+    _enqueue(1)  # still pending
+    old = utcnow() - timedelta(days=31)
+    with db.engine.begin() as connection:
+        connection.execute(update(OutboxMessage).where(OutboxMessage.id == outbox()[0].id).values(sent_at=old))
+        connection.execute(update(AccountToken).where(AccountToken.id == min_token_id()).values(expires_at=old))
+    result = app.test_cli_runner().invoke(args=["purge-mail", "--days", "30"])
+    assert result.exit_code == 0, result.output
+    assert "Purged 1 sent or failed message(s) and 1 expired account token(s)." in result.output
+    assert [row.status for row in outbox()] == [MailStatus.SENT, MailStatus.PENDING]
+
+
+def min_token_id() -> int:
+    with db.engine.connect() as connection:
+        return connection.execute(select(func.min(AccountToken.id))).scalar_one()

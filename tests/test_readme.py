@@ -29,6 +29,7 @@ SAFE = (
     "purge-expired-sessions",
     "check-constraints",
     "send-mail",
+    "purge-mail",
 )
 
 

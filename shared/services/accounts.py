@@ -434,6 +434,13 @@ class AccountTokenService:
         )
 
     @staticmethod
+    @transactional
+    def purge(older_than: timedelta) -> int:
+        """Forget tokens that expired longer ago than `older_than` (used or not, they open nothing)."""
+        cutoff = utcnow() - older_than
+        return db.session.execute(delete(AccountToken).where(AccountToken.expires_at < cutoff)).rowcount or 0
+
+    @staticmethod
     def use(token: str, purpose: TokenPurpose) -> int:
         """Spend a token: the id of its user. One conditional UPDATE decides, so of two
         requests racing with one token exactly one wins; the other (and any later use, an

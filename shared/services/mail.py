@@ -31,7 +31,7 @@ from email.utils import formatdate, parseaddr
 from typing import Any, Protocol
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import delete, or_, select, update
 
 from shared.extensions import db
 from shared.models import MailKind, MailStatus, OutboxMessage
@@ -151,6 +151,17 @@ class MailService:
         db.session.add(message)
         db.session.flush()
         return message
+
+    @staticmethod
+    @transactional
+    def purge(older_than: timedelta) -> int:
+        """Forget messages sent, or given up on, longer ago than `older_than`."""
+        cutoff = utcnow() - older_than
+        done = or_(
+            (OutboxMessage.status == MailStatus.SENT) & (OutboxMessage.sent_at < cutoff),
+            (OutboxMessage.status == MailStatus.FAILED) & (OutboxMessage.next_attempt_at < cutoff),
+        )
+        return db.session.execute(delete(OutboxMessage).where(done)).rowcount or 0
 
     @staticmethod
     def send_due(limit: int | None = None) -> SendReport:
