@@ -3,23 +3,31 @@ admin user management (/api/users)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Response, current_app, request, url_for
 from flask_jwt_extended import current_user, get_jwt
 from flask_limiter.util import get_remote_address
 
+from shared.errors import problem_type
 from shared.extensions import limiter
 from shared.models import Customer
 from shared.openapi import Blueprint
 from shared.schemas.accounts import (
+    AcceptedSchema,
     AccessTokenSchema,
     CustomerDetailSchema,
     CustomerListQuerySchema,
     CustomerPageSchema,
     CustomerUpdateSchema,
+    EmailVerifiedSchema,
     LoginSchema,
+    MailedTokenSchema,
     MeSchema,
+    PasswordChangeSchema,
+    PasswordResetRequestSchema,
+    PasswordResetSchema,
     RegisterSchema,
     SessionSchema,
     UpgradeResultSchema,
@@ -31,18 +39,44 @@ from shared.schemas.accounts import (
 )
 from shared.schemas.fields import normalise_email
 from shared.security import admin_required, any_token_required, login_required, refresh_token_required
-from shared.services.accounts import AuthService, CustomerService, UserService, UserSummary
+from shared.services.accounts import (
+    WRONG_PASSWORD_SLUG,
+    AuthService,
+    CustomerService,
+    EmailVerificationService,
+    PasswordService,
+    UserService,
+    UserSummary,
+)
 from shared.services.base import Page
 
 auth = Blueprint("auth", __name__, url_prefix="/api/auth", description="Registration, login and tokens")
 
 
-def login_account_key() -> str:
+def _body_email() -> str | None:
+    """The normalised email of the body, whether or not such an account exists."""
     body = request.get_json(silent=True)
     email = body.get("email") if isinstance(body, dict) else None
-    if isinstance(email, str) and email.strip():
-        return "login-account:" + normalise_email(email)[:255]
-    return "login-client:" + get_remote_address()
+    return normalise_email(email)[:255] if isinstance(email, str) and email.strip() else None
+
+
+def _account_key(prefix: str) -> str:
+    """The account the body names, else the client."""
+    email = _body_email()
+    return f"{prefix}-account:{email}" if email else f"{prefix}-client:" + get_remote_address()
+
+
+def login_account_key() -> str:
+    return _account_key("login")
+
+
+def password_reset_account_key() -> str:
+    return _account_key("password-reset")
+
+
+def caller_key(prefix: str) -> Callable[[], str]:
+    """The authenticated caller's account (the view's guard has checked the token)."""
+    return lambda: f"{prefix}:{current_user.id}"
 
 
 def login_account_client_key() -> str:
@@ -52,6 +86,12 @@ def login_account_client_key() -> str:
 
 def _failed_login(response: Response) -> bool:
     return response.status_code == 401
+
+
+def _wrong_password(response: Response) -> bool:
+    """A 422 for the current password (not for a weak new one) counts against the account."""
+    body = response.get_json(silent=True) if response.status_code == 422 else None
+    return isinstance(body, dict) and body.get("type") == problem_type(WRONG_PASSWORD_SLUG)
 
 
 @auth.route("/register", methods=["POST"])
@@ -129,6 +169,96 @@ def logout_all() -> None:
 def get_me() -> dict[str, Any]:
     """The caller's account, customer profile and current subscription."""
     return AuthService.profile(current_user)
+
+
+VERIFICATION_SENT = "A new verification mail is on its way; earlier links no longer work."
+RESET_ACCEPTED = (
+    "If an account has this email address, a password-reset link is on its way. It is valid for a short time."
+)
+
+
+@auth.route("/verify-email", methods=["POST"])
+@auth.arguments(MailedTokenSchema)
+@auth.response(200, EmailVerifiedSchema)
+@auth.problems(422)
+def verify_email(data: dict[str, Any]) -> Any:
+    """Prove the account's mailbox with the token mailed at registration (or by a resend).
+
+    Needs no login: the link may be opened on another device. An unknown, used, replaced or
+    expired token is a 422 on `token`. Verified accounts can pay.
+    """
+    return EmailVerificationService.verify(data["token"])
+
+
+@auth.route("/verify-email/resend", methods=["POST"])
+@login_required
+@limiter.limit(
+    lambda: current_app.config["RATELIMIT_VERIFICATION_RESEND_PER_ACCOUNT"], key_func=caller_key("verify-resend")
+)
+@auth.response(202, AcceptedSchema, description="The mail is written to the outbox and sent shortly")
+@auth.problems(401, 409, 429)
+def resend_verification() -> dict[str, str]:
+    """Mail the caller a new verification link (the earlier ones stop working).
+
+    409 `email-already-verified` when there is nothing to verify; limited per account.
+    """
+    EmailVerificationService.resend(current_user)
+    return {"status": "accepted", "detail": VERIFICATION_SENT}
+
+
+@auth.route("/password-reset", methods=["POST"])
+@limiter.limit(lambda: current_app.config["RATELIMIT_PASSWORD_RESET_PER_CLIENT"], key_func=get_remote_address)
+@limiter.limit(
+    lambda: current_app.config["RATELIMIT_PASSWORD_RESET_PER_ACCOUNT"],
+    key_func=password_reset_account_key,
+    exempt_when=lambda: _body_email() is None,  # no account named: a 422, limited per client
+)
+@auth.arguments(PasswordResetRequestSchema)
+@auth.response(202, AcceptedSchema, description="The same answer whether or not the account exists")
+@auth.problems(422, 429)
+def request_password_reset(data: dict[str, Any]) -> dict[str, str]:
+    """Ask for a password-reset mail.
+
+    Always 202 with the same body: nobody learns whether an account has this email. The
+    mail's token is valid for PASSWORD_RESET_MINUTES (30) and once; a newer request
+    replaces it. Limited per client address and per email address (429 with Retry-After).
+    """
+    PasswordService.request_reset(data["email"])
+    return {"status": "accepted", "detail": RESET_ACCEPTED}
+
+
+@auth.route("/password-reset/confirm", methods=["POST"])
+@auth.arguments(PasswordResetSchema)
+@auth.response(204)
+@auth.problems(422)
+def confirm_password_reset(data: dict[str, Any]) -> None:
+    """Set a new password with the mailed token.
+
+    Every session of the account ends at once (its access and refresh tokens are refused
+    on every worker): log in again with the new password. The address counts as verified.
+    An unknown, used or expired token is a 422 on `token`; the password rules are those of
+    registration.
+    """
+    PasswordService.confirm_reset(data["token"], data["password"])
+
+
+@auth.route("/password", methods=["POST"])
+@login_required
+@limiter.limit(
+    lambda: current_app.config["RATELIMIT_PASSWORD_CHANGE_FAILURES_PER_ACCOUNT"],
+    key_func=caller_key("password-change"),
+    deduct_when=_wrong_password,
+)
+@auth.arguments(PasswordChangeSchema)
+@auth.response(204)
+@auth.problems(401, 422, 429)
+def change_password(data: dict[str, Any]) -> None:
+    """Change the caller's password: every other session of the account ends, this one goes on.
+
+    A wrong `current_password` is a 422 on that field (`wrong-password`; such failures are
+    limited per account); the new password follows the rules of registration.
+    """
+    PasswordService.change(current_user, get_jwt()["sid"], data["current_password"], data["new_password"])
 
 
 customers = Blueprint(

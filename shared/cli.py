@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import sys
+import time
+from datetime import timedelta
 
 import click
 import marshmallow as ma
@@ -13,10 +16,11 @@ from shared.constraint_check import run
 from shared.errors import ProblemError
 from shared.schemas.base import Schema
 from shared.schemas.fields import Email, Name, Password, PhoneNumber, normalise_email
-from shared.services.accounts import AuthService, UserService
+from shared.services.accounts import AccountTokenService, AuthService, UserService
 from shared.services.cards import MockTestService
 from shared.services.demo import DEMO_ADMIN, DEMO_STUDENT, DemoDataService
 from shared.services.idempotency import IdempotencyService
+from shared.services.mail import MailService, SendReport
 from shared.services.purchases import PurchaseService
 
 
@@ -125,6 +129,58 @@ def set_user_active_command(email: str, active: bool | None) -> None:
     click.echo(f"{email}: {'active' if active else 'deactivated, every session ended'}.")
 
 
+def _send_round(batch: int | None) -> SendReport | None:
+    try:
+        return MailService.send_due(batch)
+    except Exception:  # a database hiccup ends a round, not the worker
+        logging.getLogger(__name__).exception("send-mail: this round failed; trying again next round")
+        return None
+
+
+@click.command("send-mail")
+@click.option("--once", "mode", flag_value="once", default=True, help="Send what is due now, then exit (cron).")
+@click.option("--loop", "mode", flag_value="loop", help="Keep sending, checking every --interval seconds.")
+@click.option("--interval", default=5.0, show_default=True, help="Seconds between rounds with --loop.")
+@click.option("--batch", type=int, default=None, help="Messages claimed per round (default: MAIL_BATCH_SIZE).")
+def send_mail_command(mode: str, interval: float, batch: int | None) -> None:
+    """Send the due messages of the outbox (MAIL_BACKEND: smtp, or log). Safe to run several
+    at once, on several hosts: each message is claimed by one worker; failures are retried
+    with backoff up to MAIL_MAX_ATTEMPTS times."""
+    totals = SendReport()
+    full_batch = batch or current_app.config["MAIL_BATCH_SIZE"]
+    while True:
+        report = _send_round(batch)
+        if report is not None:
+            for name in ("claimed", "sent", "retrying", "failed", "released"):
+                setattr(totals, name, getattr(totals, name) + getattr(report, name))
+            for error in report.errors:
+                click.echo(f"  {error}", err=True)
+        if mode == "once":
+            # A full batch may mean more is due: keep going until a round finds less.
+            if report is not None and report.claimed >= full_batch:
+                continue
+            break
+        if report is None or report.claimed == 0:
+            time.sleep(interval)
+    click.echo(
+        f"Sent {totals.sent} message(s); {totals.retrying} to retry later, {totals.failed} given up, "
+        f"{totals.released} left for the next round."
+    )
+    if report is None:
+        sys.exit(1)
+
+
+@click.command("purge-mail")
+@click.option("--days", default=30, show_default=True, help="Keep what is younger than this.")
+def purge_mail_command(days: int) -> None:
+    """Delete outbox messages sent (or given up on) and account tokens expired more than --days ago (daily)."""
+    age = timedelta(days=days)
+    click.echo(
+        f"Purged {MailService.purge(age)} sent or failed message(s) and "
+        f"{AccountTokenService.purge(age)} expired account token(s)."
+    )
+
+
 def register_cli(app: Flask) -> None:
     """Attach the project's commands (Flask-Migrate adds `flask db ...` itself)."""
     for command in (
@@ -136,6 +192,8 @@ def register_cli(app: Flask) -> None:
         finalize_overdue_command,
         reconcile_payments_command,
         set_user_active_command,
+        send_mail_command,
+        purge_mail_command,
     ):
         app.cli.add_command(command)
     app.cli.add_command(purge_expired_sessions_command, "purge-revoked-tokens")  # cron jobs of old deployments

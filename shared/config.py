@@ -308,6 +308,12 @@ def rate_limit_config() -> dict[str, Any]:
         ),
         "RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT": _env("RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT", "100 per hour"),
         "RATELIMIT_REGISTER_PER_CLIENT": _env("RATELIMIT_REGISTER_PER_CLIENT", "10 per hour"),
+        "RATELIMIT_PASSWORD_RESET_PER_CLIENT": _env("RATELIMIT_PASSWORD_RESET_PER_CLIENT", "10 per hour"),
+        "RATELIMIT_PASSWORD_RESET_PER_ACCOUNT": _env("RATELIMIT_PASSWORD_RESET_PER_ACCOUNT", "3 per hour"),
+        "RATELIMIT_VERIFICATION_RESEND_PER_ACCOUNT": _env("RATELIMIT_VERIFICATION_RESEND_PER_ACCOUNT", "3 per hour"),
+        "RATELIMIT_PASSWORD_CHANGE_FAILURES_PER_ACCOUNT": _env(
+            "RATELIMIT_PASSWORD_CHANGE_FAILURES_PER_ACCOUNT", "5 per 15 minutes"
+        ),
     }
 
 
@@ -326,6 +332,40 @@ def payment_config(app_env: str) -> dict[str, Any]:
         "PAYMENT_PENDING_MINUTES": _env_int("PAYMENT_PENDING_MINUTES", 30, minimum=1),
         # How far back `flask reconcile-payments` looks at failed checkouts.
         "PAYMENT_RECONCILE_HOURS": _env_int("PAYMENT_RECONCILE_HOURS", 48, minimum=1),
+    }
+
+
+MAIL_BACKENDS = ("log", "smtp")
+
+
+def mail_config(app_env: str) -> dict[str, Any]:
+    """How `flask send-mail` sends the outbox (README "Mail"): Flask-Mail's setting names.
+    `log` (the default outside production) writes each message to the log instead."""
+    backend = _env("MAIL_BACKEND", "smtp" if app_env == "production" else "log")
+    if backend not in MAIL_BACKENDS:
+        raise ConfigError(f"MAIL_BACKEND must be one of {', '.join(MAIL_BACKENDS)}, not {backend!r}")
+    use_tls, use_ssl = _env_bool("MAIL_USE_TLS", False), _env_bool("MAIL_USE_SSL", False)
+    if use_tls and use_ssl:
+        raise ConfigError("MAIL_USE_TLS (STARTTLS) and MAIL_USE_SSL (implicit TLS) exclude each other: choose one")
+    return {
+        "MAIL_BACKEND": backend,
+        "MAIL_SERVER": _env("MAIL_SERVER", "localhost"),
+        "MAIL_PORT": _env_int("MAIL_PORT", 465 if use_ssl else 587 if use_tls else 25, minimum=1),
+        "MAIL_USE_TLS": use_tls,
+        "MAIL_USE_SSL": use_ssl,
+        "MAIL_USERNAME": _env("MAIL_USERNAME"),
+        "MAIL_PASSWORD": _env("MAIL_PASSWORD"),
+        "MAIL_DEFAULT_SENDER": _env("MAIL_DEFAULT_SENDER", "Exam-prep shop <no-reply@localhost>"),
+        "MAIL_TIMEOUT": _env_int("MAIL_TIMEOUT", 10, minimum=1),
+        "MAIL_BATCH_SIZE": _env_int("MAIL_BATCH_SIZE", 20, minimum=1),
+        # A claimed batch is a worker's for this long; a crashed worker's messages are due again after it.
+        "MAIL_LEASE_SECONDS": _env_int("MAIL_LEASE_SECONDS", 300, minimum=1),
+        "MAIL_MAX_ATTEMPTS": _env_int("MAIL_MAX_ATTEMPTS", 8, minimum=1),
+        "MAIL_RETRY_SECONDS": _env_int("MAIL_RETRY_SECONDS", 60),
+        # The SPA's address: mailed links point at its pages (/verify-email, /reset-password).
+        "FRONTEND_URL": (_env("FRONTEND_URL", "http://localhost:5173") or "").rstrip("/"),
+        "EMAIL_VERIFICATION_HOURS": _env_int("EMAIL_VERIFICATION_HOURS", 48, minimum=1),
+        "PASSWORD_RESET_MINUTES": _env_int("PASSWORD_RESET_MINUTES", 30, minimum=1),
     }
 
 
@@ -389,6 +429,7 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         # loses the key (the claim is its fencing token) and rolls back.
         "IDEMPOTENCY_CLAIM_TIMEOUT": _env_int("IDEMPOTENCY_CLAIM_TIMEOUT", limits.worker_timeout, minimum=1),
         **payment_config(app_env),
+        **mail_config(app_env),
         "LOG_LEVEL": _env("LOG_LEVEL", "INFO"),
         # flask-smorest / OpenAPI
         "API_TITLE": "Exam-prep shop API",
@@ -409,6 +450,11 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
 def validate_config(config: dict[str, Any]) -> None:
     """Refuse configurations that are unsafe outside development."""
     config["TIME_LIMITS"].validate()
+    if config["MAIL_LEASE_SECONDS"] < 3 * config["MAIL_TIMEOUT"]:
+        raise ConfigError(
+            f"MAIL_LEASE_SECONDS ({config['MAIL_LEASE_SECONDS']}) must be at least 3 x MAIL_TIMEOUT "
+            f"({config['MAIL_TIMEOUT']}): a message must be sent well inside its worker's claim"
+        )
     if config["APP_ENV"] == "production":
         secret = config["JWT_SECRET_KEY"]
         if secret == DEVELOPMENT_JWT_SECRET or len(secret) < 32:

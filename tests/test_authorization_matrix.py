@@ -42,6 +42,13 @@ def matrix(ids: dict[str, int]) -> list[Row]:
         Row("POST", "/api/auth/login", (422, 422, 422, 422), {}),
         Row("POST", "/api/auth/refresh", (401, 401, 401, 401)),  # an access token is not a refresh token
         Row("GET", "/api/auth/me", (401, 200, 200, 200)),
+        Row("POST", "/api/auth/verify-email", (422, 422, 422, 422), {"token": "not-a-token"}),
+        Row("POST", "/api/auth/verify-email/resend", (401, 409, 409, 409)),  # all verified already
+        Row(
+            "POST", "/api/auth/password-reset", (422, 422, 422, 422), {}
+        ),  # anyone: 202 (tests/test_account_lifecycle.py)
+        Row("POST", "/api/auth/password-reset/confirm", (422, 422, 422, 422), {"token": "x", "password": "x"}),
+        Row("POST", "/api/auth/password", (401, 422, 422, 422), {"current_password": "wrong", "new_password": "x"}),
         Row("GET", "/api/customers", (401, 403, 403, 200)),
         Row("GET", f"/api/customers/{ids['customer']}", (401, 403, 403, 200)),
         Row("GET", "/api/customers/me", (401, 200, 200, 403)),

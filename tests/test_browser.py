@@ -15,10 +15,12 @@ from urllib.parse import urlsplit
 from flask import Flask
 from playwright.sync_api import Route
 
+from shared.models import MailKind
 from shared.services.demo import DemoDataService
 from tests.conftest import SPA_ORIGIN
 from tests.support.browser import chromium
 from tests.support.live_server import LiveServer
+from tests.support.mail import latest_token
 
 
 def test_the_interactive_docs_render_every_operation_without_the_internet(live_server: LiveServer) -> None:
@@ -66,12 +68,20 @@ def static_site(directory: Path) -> Iterator[str]:
 
 def test_a_spa_from_another_origin_reads_what_it_needs_through_cors(live_server: LiveServer, mariadb: Flask) -> None:
     DemoDataService.seed()
+
+    def verification_token(email: str) -> str:
+        """What the owner finds in the mail (called by the page, on Playwright's side of the
+        bridge, outside the test's app context)."""
+        with mariadb.app_context():
+            return latest_token(email, MailKind.VERIFY_EMAIL)
+
     with static_site(SPA_FILES) as site:
         # The page's origin is the Vite dev server's, http://localhost:5173 (in the API's
         # CORS_ORIGINS); chromium's resolver sends it to `site`, whatever free port that has.
         served_at = urlsplit(site).netloc
         with chromium(f"--host-resolver-rules=MAP {urlsplit(SPA_ORIGIN).netloc} {served_at}") as browser:
             page = browser.new_page()
+            page.expose_function("verificationToken", verification_token)
             page.goto(f"{SPA_ORIGIN}/index.html?api={live_server.base_url}")
             page.wait_for_function("window.finished !== undefined", timeout=30_000)
             finished, journal = page.evaluate("[window.finished, window.journal]")
@@ -80,6 +90,8 @@ def test_a_spa_from_another_origin_reads_what_it_needs_through_cors(live_server:
     assert journal["register"]["status"] == 201
     assert journal["register"]["headers"]["Location"] == "/api/auth/me"
     assert journal["register"]["headers"]["X-Request-ID"]
+    assert journal["verify"]["status"] == 200
+    assert journal["verify"]["body"]["email"] == journal["register"]["body"]["user"]["email"]
     login = journal["login"]
     assert login["status"] == 200
     assert login["headers"]["X-RateLimit-Limit"]

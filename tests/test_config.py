@@ -240,3 +240,26 @@ def test_cors_origins_are_normalised_and_malformed_ones_refused(monkeypatch: pyt
         monkeypatch.setenv("CORS_ORIGINS", malformed)
         with pytest.raises(ConfigError, match="CORS_ORIGINS"):
             load_config()
+
+
+def test_mail_is_logged_in_development_and_sent_over_smtp_in_production(monkeypatch: pytest.MonkeyPatch) -> None:
+    development = load_config({"APP_ENV": "development"})
+    assert (development["MAIL_BACKEND"], development["MAIL_PORT"]) == ("log", 25)
+    production = load_config(
+        {"APP_ENV": "production", "DATABASE_URL": MYSQL, "JWT_SECRET_KEY": STRONG_SECRET, **RAZORPAY_KEYS}
+    )
+    assert production["MAIL_BACKEND"] == "smtp"
+    monkeypatch.setenv("MAIL_USE_TLS", "true")
+    assert load_config()["MAIL_PORT"] == 587
+    monkeypatch.setenv("MAIL_USE_SSL", "true")
+    with pytest.raises(ConfigError, match="MAIL_USE_TLS"):
+        load_config()
+    monkeypatch.delenv("MAIL_USE_TLS")
+    assert load_config()["MAIL_PORT"] == 465
+    monkeypatch.setenv("MAIL_BACKEND", "carrier-pigeon")
+    with pytest.raises(ConfigError, match="MAIL_BACKEND"):
+        load_config()
+    monkeypatch.setenv("MAIL_BACKEND", "smtp")
+    monkeypatch.setenv("MAIL_LEASE_SECONDS", "20")
+    with pytest.raises(ConfigError, match="MAIL_LEASE_SECONDS"):
+        load_config()

@@ -465,8 +465,6 @@ def test_payments_upgrade_keeps_every_old_purchase_paid_and_owned(scratch_app: F
 
     upgrade(revision=PAYMENTS)
     assert _purchase_rows() == before
-    upgrade()  # the later revisions too: the models are the head's
-    assert_schema_matches_the_models()
     with db.engine.connect() as connection:
         purchase = connection.execute(
             text("SELECT status, provider, paid_at, created_at, refund_due FROM purchases")
@@ -478,6 +476,8 @@ def test_payments_upgrade_keeps_every_old_purchase_paid_and_owned(scratch_app: F
     assert purchase.paid_at == purchase.created_at
     assert (item.state, item.active_customer_id, item.access_until) == ("active", seeded["customer_id"], None)
     assert _card_count() == 50
+    upgrade()  # the models' schema, later revisions included
+    assert_schema_matches_the_models()
     url = db.engine.url.render_as_string(hide_password=False)
     assert check_database(url).exit_code == 0, check_database(url).to_text()
 
@@ -533,5 +533,45 @@ def test_payments_downgrade_refuses_while_a_subject_was_bought_again(
     assert "Refusing to downgrade: 1 (customer, subject) pair(s)" in caplog.text
     with db.engine.connect() as connection:
         assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == PAYMENTS
-    upgrade()  # the later revisions too: the models are the head's
+    upgrade()  # nothing was half-dropped: the later revisions apply and the models' schema results
+    assert_schema_matches_the_models()
+
+
+MAIL = "e7f9b1c3d5a8"
+
+
+def test_accounts_that_exist_at_the_upgrade_are_verified_and_the_downgrade_forgets_mail(scratch_app: Flask) -> None:
+    upgrade(revision=BEFORE_COMPOSITE)
+    seeded = _seed_old_schema_data()
+    upgrade(revision=MAIL)
+    assert_schema_matches_the_models()
+    with db.engine.connect() as connection:
+        verified_at, created_at = connection.execute(
+            text("SELECT email_verified_at, created_at FROM users WHERE id = :id"), {"id": seeded["user_id"]}
+        ).one()
+    assert verified_at == created_at  # registered before verification existed: verified
+
+    # The old account can pay; a new one writes its verification mail to the outbox.
+    client = scratch_app.test_client()
+    response = client.post("/api/auth/verify-email", json={"token": "nothing-like-it"})
+    assert response.status_code == 422
+    registered = client.post(
+        "/api/auth/register",
+        json={
+            "email": "new@example.com",
+            "password": "new-password-1",
+            "full_name": "New",
+            "phone_number": "+919811111112",
+        },
+    )
+    assert registered.status_code == 201
+    assert registered.get_json()["user"]["email_verified_at"] is None
+
+    downgrade(revision=PAYMENTS)
+    tables = set(inspect(db.engine).get_table_names())
+    assert {"outbox_messages", "account_tokens"} & tables == set()
+    assert "email_verified_at" not in {column["name"] for column in inspect(db.engine).get_columns("users")}
+    with db.engine.connect() as connection:
+        assert connection.execute(text("SELECT COUNT(*) FROM users")).scalar_one() == 2
+    upgrade()
     assert_schema_matches_the_models()

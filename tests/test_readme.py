@@ -21,7 +21,16 @@ FLASK = ".venv/bin/flask --app app "
 SCRIPT = ".venv/bin/python scripts/"
 # Run for real on a scratch database; the others need a database of their own story
 # (`db stamp`: one made before migrations) and are only checked to parse.
-SAFE = ("db upgrade", "db downgrade", "db current", "create-admin", "purge-expired-sessions", "check-constraints")
+SAFE = (
+    "db upgrade",
+    "db downgrade",
+    "db current",
+    "create-admin",
+    "purge-expired-sessions",
+    "check-constraints",
+    "send-mail",
+    "purge-mail",
+)
 
 
 def code_lines(prefix: str) -> list[str]:
@@ -59,7 +68,7 @@ def test_the_safe_flask_commands_of_the_readme_run_in_order_on_a_scratch_databas
     runner = scratch.test_cli_runner()
     ran: list[str] = []
     for words in flask_commands():
-        if not " ".join(words).startswith(SAFE):
+        if not " ".join(words).startswith(SAFE) or "--loop" in words:  # a loop never ends
             continue
         with scratch.app_context():  # as `flask --app app` gives every command
             result = runner.invoke(args=words)

@@ -22,10 +22,12 @@ import pytest
 from flask import Flask
 
 from app import create_app
+from shared.models import MailKind
 from shared.services.demo import DemoDataService
 from tests.conftest import app_config
 from tests.support.accounts import PASSWORD, registration
 from tests.support.live_server import PROJECT_ROOT, LiveServer
+from tests.support.mail import latest_token
 from tests.support.tools import require_tool
 
 TYPESCRIPT = PROJECT_ROOT / "tests" / "typescript"
@@ -109,7 +111,7 @@ def test_a_generated_python_client_logs_in_buys_and_takes_a_test(
     python_client: Any, live_server: LiveServer, mariadb: Flask
 ) -> None:
     from exam_shop_client import AuthenticatedClient, Client  # type: ignore[import-not-found]
-    from exam_shop_client.api.auth import get_me, login, register
+    from exam_shop_client.api.auth import get_me, login, register, verify_email
     from exam_shop_client.api.courses import get_course, list_courses
     from exam_shop_client.api.mock_tests import list_cards, start_card, submit_card
     from exam_shop_client.api.purchases import create_purchase
@@ -118,6 +120,7 @@ def test_a_generated_python_client_logs_in_buys_and_takes_a_test(
         Customer,
         ListCardsStatus,
         Login,
+        MailedToken,
         PurchaseRequest,
         PurchaseRequestPurchaseType,
         PurchaseResultStatus,
@@ -131,6 +134,10 @@ def test_a_generated_python_client_logs_in_buys_and_takes_a_test(
     account = registration()
     created = register.sync_detailed(client=anonymous, body=Register.from_dict(account))
     assert created.status_code == 201
+    # The owner follows the verification mail (from the outbox): verified accounts can pay.
+    token = latest_token(account["email"], MailKind.VERIFY_EMAIL)
+    verified = verify_email.sync(client=anonymous, body=MailedToken(token=token))
+    assert verified.email == account["email"]
     session = login.sync(client=anonymous, body=Login(email=account["email"], password=PASSWORD))
     client = AuthenticatedClient(base_url=live_server.base_url, token=session.access_token)
 
@@ -153,3 +160,4 @@ def test_a_generated_python_client_logs_in_buys_and_takes_a_test(
     me = get_me.sync(client=client)
     assert isinstance(me.customer, Customer)
     assert me.user.email == account["email"]
+    assert me.user.email_verified_at == verified.email_verified_at

@@ -1,6 +1,16 @@
 """All models, imported here so that `db.metadata` (and Alembic) sees every table."""
 
-from shared.models.accounts import Customer, Plan, Role, Subscription, SubscriptionStatus, User, UserSession
+from shared.models.accounts import (
+    AccountToken,
+    Customer,
+    Plan,
+    Role,
+    Subscription,
+    SubscriptionStatus,
+    TokenPurpose,
+    User,
+    UserSession,
+)
 from shared.models.cards import (
     AttemptAnswer,
     CardStatus,
@@ -14,6 +24,7 @@ from shared.models.cards import (
 )
 from shared.models.catalog import Bundle, CatalogVersion, Course, Subject, bundle_subjects
 from shared.models.idempotency import IdempotencyKey
+from shared.models.mail import MailKind, MailStatus, OutboxMessage
 from shared.models.purchases import (
     ItemState,
     Payment,
@@ -30,6 +41,7 @@ from shared.models.purchases import (
 from shared.models.questions import Difficulty, Question, QuestionType, QuestionVersion
 
 __all__ = [
+    "AccountToken",
     "AttemptAnswer",
     "Bundle",
     "CardStatus",
@@ -40,7 +52,10 @@ __all__ = [
     "ExamPattern",
     "IdempotencyKey",
     "ItemState",
+    "MailKind",
+    "MailStatus",
     "MockTestAttempt",
+    "OutboxMessage",
     "Outcome",
     "Paper",
     "PaperQuestion",
@@ -64,6 +79,7 @@ __all__ = [
     "Subject",
     "Subscription",
     "SubscriptionStatus",
+    "TokenPurpose",
     "User",
     "UserSession",
     "bundle_subjects",

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from shared.extensions import db
 from shared.models.base import (
     EmailString,
+    HexDigest,
     PreciseDateTime,
     Timestamps,
     string_enum,
@@ -37,6 +38,9 @@ class User(Timestamps, db.Model):
     phone_number: Mapped[str | None] = mapped_column(String(20))
     role: Mapped[Role] = mapped_column(string_enum(Role))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # When the owner proved the mailbox (a verification link, or a password reset); NULL:
+    # not yet, and the account cannot pay (README "Accounts").
+    email_verified_at: Mapped[datetime | None] = mapped_column(PreciseDateTime)
 
     # Loaded together with the user when a request is authenticated (see AuthService.principal).
     customer: Mapped[Customer | None] = relationship(back_populates="user", lazy="raise", uselist=False)
@@ -62,6 +66,32 @@ class UserSession(db.Model):
     # The last instant any token of the session can still be valid (see AuthService.start_session).
     expires_at: Mapped[datetime] = mapped_column(PreciseDateTime, index=True)
     ended_at: Mapped[datetime | None] = mapped_column(PreciseDateTime)
+
+
+class TokenPurpose(enum.StrEnum):
+    VERIFY_EMAIL = "verify_email"
+    RESET_PASSWORD = "reset_password"  # noqa: S105 - not a secret
+
+
+TOKEN_CLASH = "This token exists already."  # noqa: S105 - not a secret
+
+
+class AccountToken(db.Model):
+    """A secret mailed to the owner of an account (email verification, password reset).
+
+    Only its SHA-256 is stored; it is used once (`used_at`, set by a conditional UPDATE
+    that exactly one of two racing requests wins) and only until `expires_at`."""
+
+    __tablename__ = "account_tokens"
+    __table_args__ = (unique_constraint("token_sha256", field="token", message=TOKEN_CLASH),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    purpose: Mapped[TokenPurpose] = mapped_column(string_enum(TokenPurpose))
+    token_sha256: Mapped[str] = mapped_column(HexDigest)
+    created_at: Mapped[datetime] = mapped_column(PreciseDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(PreciseDateTime, index=True)
+    used_at: Mapped[datetime | None] = mapped_column(PreciseDateTime)
 
 
 EMAIL_TAKEN = "A customer with this email already exists."

@@ -29,6 +29,11 @@ class UserSchema(ResponseSchema):
     phone_number = ma.fields.String(dump_only=True, allow_none=True)
     role = ma.fields.Enum(Role, by_value=True, dump_only=True)
     is_active = ma.fields.Boolean(dump_only=True)
+    email_verified_at = UtcDateTime(
+        dump_only=True,
+        allow_none=True,
+        metadata={"description": "When the email address was proven; null: not yet (the account cannot pay)"},
+    )
     created_at = UtcDateTime(dump_only=True)
 
 
@@ -142,3 +147,36 @@ class UserUpdateSchema(Schema):
     is_active = Boolean(
         metadata={"description": "false deactivates the account and ends every session of it; true reactivates it"},
     )
+
+
+class MailedTokenSchema(Schema):
+    token = ma.fields.String(
+        required=True,
+        validate=ma.validate.Length(min=1, max=200),
+        metadata={"description": "The token from the mail (its link's `token` parameter)"},
+    )
+
+
+class EmailVerifiedSchema(ResponseSchema):
+    email = ma.fields.String(required=True)
+    email_verified_at = UtcDateTime(required=True)
+
+
+class AcceptedSchema(ResponseSchema):
+    """The answer to a request whose mail is sent later (or, for a reset, maybe never)."""
+
+    status = ma.fields.String(required=True, metadata={"example": "accepted"})
+    detail = ma.fields.String(required=True)
+
+
+class PasswordResetRequestSchema(Schema):
+    email = Email(required=True)
+
+
+class PasswordResetSchema(MailedTokenSchema):
+    password = Password(required=True)
+
+
+class PasswordChangeSchema(Schema):
+    current_password = Password(required=True, check_strength=False)
+    new_password = Password(required=True)

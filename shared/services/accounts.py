@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 from collections.abc import Callable
@@ -17,13 +18,16 @@ from sqlalchemy.orm import joinedload, selectinload
 from shared.errors import Conflict, ConstraintConflict, FieldErrors, Forbidden, NotFound, Unauthorized, ValidationFailed
 from shared.extensions import db
 from shared.models import (
+    AccountToken,
     Customer,
+    MailKind,
     Plan,
     PurchaseItem,
     Role,
     Subject,
     Subscription,
     SubscriptionStatus,
+    TokenPurpose,
     User,
     UserSession,
 )
@@ -31,6 +35,7 @@ from shared.models.accounts import ALREADY_CUSTOMER, EMAIL_IN_USE, EMAIL_TAKEN, 
 from shared.models.base import utcnow
 from shared.passwords import hash_password, needs_rehash, verify_password
 from shared.services.base import Page, escape_like, paginate, retry_on_lock_conflict, settle_race, transactional
+from shared.services.mail import MailService
 
 PHONE_REQUIRED = "A phone number is required to become a customer; this account has none."
 PHONE_MISMATCH = "This account already has another phone number; the customer takes the account's number."
@@ -215,6 +220,7 @@ class AuthService:
         db.session.flush()
         db.session.add(Customer(user_id=user.id, email=user.email, phone_number=user.phone_number))
         db.session.flush()
+        EmailVerificationService.send_token(user)
         return AuthService.start_session(user)
 
     @staticmethod
@@ -229,6 +235,8 @@ class AuthService:
             phone_number=data.get("phone_number"),
             role=Role.ADMIN,
             is_active=True,
+            # The operator who runs `flask create-admin` on the server vouches for the address.
+            email_verified_at=utcnow(),
         )
         db.session.add(user)
         db.session.flush()
@@ -377,6 +385,224 @@ class AuthService:
     @staticmethod
     def _email_in_use(email: str) -> bool:
         return db.session.execute(select(User.id).where(User.email == email)).first() is not None
+
+
+EMAIL_UNVERIFIED = "Verify your email address before paying: follow the link we mailed you, or ask for a new one."
+ALREADY_VERIFIED = "This email address is verified already."
+TOKEN_UNKNOWN = "This link is not valid. Ask for a new one."  # noqa: S105 - not a secret
+TOKEN_USED = "This link has been used already, or a newer one replaced it."  # noqa: S105 - not a secret
+TOKEN_EXPIRED = "This link has expired. Ask for a new one."  # noqa: S105 - not a secret
+WRONG_PASSWORD = "The current password is not correct."  # noqa: S105 - not a secret
+WRONG_PASSWORD_SLUG = "wrong-password"  # noqa: S105 - not a secret
+
+
+def email_unverified() -> Forbidden:
+    return Forbidden(EMAIL_UNVERIFIED, title="Email address not verified", slug="email-unverified")
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class AccountTokenService:
+    """The secrets mailed to an account's owner: random, stored as SHA-256 only, used once."""
+
+    @staticmethod
+    def issue(user: User, purpose: TokenPurpose, lifetime: timedelta) -> str:
+        """A new token for `user` (in the caller's unit of work), replacing the unused ones of
+        the same purpose: only the latest mail works."""
+        AccountTokenService.revoke(user.id, purpose)
+        token = secrets.token_urlsafe(32)
+        now = utcnow()
+        db.session.add(
+            AccountToken(
+                user_id=user.id,
+                purpose=purpose,
+                token_sha256=token_digest(token),
+                created_at=now,
+                expires_at=now + lifetime,
+            )
+        )
+        db.session.flush()
+        return token
+
+    @staticmethod
+    def revoke(user_id: int, purpose: TokenPurpose) -> None:
+        db.session.execute(
+            update(AccountToken)
+            .where(AccountToken.user_id == user_id, AccountToken.purpose == purpose, AccountToken.used_at.is_(None))
+            .values(used_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+
+    @staticmethod
+    @transactional
+    def purge(older_than: timedelta) -> int:
+        """Forget tokens that expired longer ago than `older_than` (used or not, they open nothing)."""
+        cutoff = utcnow() - older_than
+        return db.session.execute(delete(AccountToken).where(AccountToken.expires_at < cutoff)).rowcount or 0
+
+    @staticmethod
+    def use(token: str, purpose: TokenPurpose) -> int:
+        """Spend a token: the id of its user. One conditional UPDATE decides, so of two
+        requests racing with one token exactly one wins; the other (and any later use, an
+        expired or an unknown token) is a 422 on `token`."""
+        digest, now = token_digest(token), utcnow()
+        won = db.session.execute(
+            update(AccountToken)
+            .where(
+                AccountToken.token_sha256 == digest,
+                AccountToken.purpose == purpose,
+                AccountToken.used_at.is_(None),
+                AccountToken.expires_at > now,
+            )
+            .values(used_at=now)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        row = db.session.execute(
+            select(AccountToken.user_id, AccountToken.used_at, AccountToken.expires_at).where(
+                AccountToken.token_sha256 == digest, AccountToken.purpose == purpose
+            )
+        ).first()
+        if won == 1 and row is not None:
+            return row.user_id
+        message = TOKEN_UNKNOWN if row is None else TOKEN_EXPIRED if row.used_at is None else TOKEN_USED
+        raise ValidationFailed(message, errors={"token": [message]}, slug="invalid-token")
+
+
+class MailTemplates:
+    """The texts of the account mails: a link to the SPA's page, and the token itself."""
+
+    @staticmethod
+    def link(page: str, token: str) -> str:
+        return f"{current_app.config['FRONTEND_URL']}/{page}?token={token}"
+
+    @staticmethod
+    def _with_token(user: User, what: str, page: str, route: str, token: str, otherwise: str) -> str:
+        return (
+            f"Hello {user.full_name},\n\n{what}\n\n{MailTemplates.link(page, token)}\n\n"
+            f"or send this token to {route}:\n\ntoken: {token}\n\n{otherwise}\n"
+        )
+
+    @staticmethod
+    def verification(user: User, token: str) -> tuple[str, str]:
+        hours = current_app.config["EMAIL_VERIFICATION_HOURS"]
+        what = f"please confirm that this is your email address by opening this link within {hours} hours:"
+        otherwise = "If you did not create an account, ignore this mail."
+        return "Verify your email address", MailTemplates._with_token(
+            user, what, "verify-email", "POST /api/auth/verify-email", token, otherwise
+        )
+
+    @staticmethod
+    def reset(user: User, token: str) -> tuple[str, str]:
+        minutes = current_app.config["PASSWORD_RESET_MINUTES"]
+        what = (
+            "someone asked to reset the password of this account. To choose a new one, open this link "
+            f"within {minutes} minutes:"
+        )
+        otherwise = "If it was not you, ignore this mail: your password stays as it is."
+        route = "POST /api/auth/password-reset/confirm, with the new password"
+        return "Reset your password", MailTemplates._with_token(user, what, "reset-password", route, token, otherwise)
+
+    @staticmethod
+    def password_changed(user: User) -> tuple[str, str]:
+        return "Your password was changed", (
+            f"Hello {user.full_name},\n\n"
+            "the password of your account was just changed, and its other sessions were ended.\n"
+            "If it was not you, reset your password at once and tell us.\n"
+        )
+
+
+class EmailVerificationService:
+    @staticmethod
+    @transactional(join=True)
+    def send_token(user: User) -> None:
+        """Mail `user` a new verification token (with the caller's change, e.g. the registration)."""
+        lifetime = timedelta(hours=current_app.config["EMAIL_VERIFICATION_HOURS"])
+        token = AccountTokenService.issue(user, TokenPurpose.VERIFY_EMAIL, lifetime)
+        MailService.enqueue(MailKind.VERIFY_EMAIL, user.email, *MailTemplates.verification(user, token))
+
+    @staticmethod
+    @retry_on_lock_conflict
+    @transactional
+    def resend(user: User) -> None:
+        """Another verification mail (the earlier links stop working); 409 when verified already."""
+        if user.email_verified_at is not None:
+            raise Conflict(ALREADY_VERIFIED, title="Already verified", slug="email-already-verified")
+        EmailVerificationService.send_token(user)
+
+    @staticmethod
+    @retry_on_lock_conflict
+    @transactional
+    def verify(token: str) -> User:
+        """Spend a verification token: its account's email is verified (from now on, or since
+        it first was)."""
+        user_id = AccountTokenService.use(token, TokenPurpose.VERIFY_EMAIL)
+        db.session.execute(
+            update(User)
+            .where(User.id == user_id, User.email_verified_at.is_(None))
+            .values(email_verified_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        fresh = select(User).where(User.id == user_id).execution_options(populate_existing=True)
+        return db.session.execute(fresh).scalar_one()
+
+
+class PasswordService:
+    @staticmethod
+    @retry_on_lock_conflict
+    @transactional
+    def request_reset(email: str) -> None:
+        """Mail a reset token to the account with this (normalised) email, if there is an
+        active one; the caller answers the same whatever happened."""
+        user = db.session.execute(select(User).where(User.email == email)).scalar_one_or_none()
+        if user is None or not user.is_active:
+            return
+        lifetime = timedelta(minutes=current_app.config["PASSWORD_RESET_MINUTES"])
+        token = AccountTokenService.issue(user, TokenPurpose.RESET_PASSWORD, lifetime)
+        MailService.enqueue(MailKind.RESET_PASSWORD, user.email, *MailTemplates.reset(user, token))
+
+    @staticmethod
+    def confirm_reset(token: str, password: str) -> None:
+        """Spend a reset token: the new password, every session of the account ended (its
+        tokens are refused at once, on every worker), and the mailbox counts as verified."""
+        PasswordService._confirm_reset(token, hash_password(password))  # hashed before any row is locked
+
+    @staticmethod
+    @retry_on_lock_conflict
+    @transactional
+    def _confirm_reset(token: str, password_hash: str) -> None:
+        user_id = AccountTokenService.use(token, TokenPurpose.RESET_PASSWORD)
+        user = db.session.execute(select(User).where(User.id == user_id)).scalar_one()
+        user.password_hash = password_hash
+        if user.email_verified_at is None:
+            user.email_verified_at = utcnow()
+        db.session.flush()
+        AuthService._end_sessions(user, keep=None)
+        MailService.enqueue(MailKind.PASSWORD_CHANGED, user.email, *MailTemplates.password_changed(user))
+
+    @staticmethod
+    def change(user: User, session_id: str, current_password: str, new_password: str) -> None:
+        """The caller's new password: the current one must be right (422 on
+        `current_password`); every other session of the account ends, the caller's goes on."""
+        if not verify_password(user.password_hash, current_password):
+            raise ValidationFailed(
+                WRONG_PASSWORD, errors={"current_password": [WRONG_PASSWORD]}, slug=WRONG_PASSWORD_SLUG
+            )
+        PasswordService._change(user, session_id, hash_password(new_password))
+
+    @staticmethod
+    @retry_on_lock_conflict
+    @transactional
+    def _change(user: User, session_id: str, password_hash: str) -> None:
+        db.session.execute(
+            update(User)
+            .where(User.id == user.id)
+            .values(password_hash=password_hash, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        AuthService._end_sessions(user, keep=session_id)
+        MailService.enqueue(MailKind.PASSWORD_CHANGED, user.email, *MailTemplates.password_changed(user))
 
 
 # ======================================================================================

@@ -51,7 +51,7 @@ from shared.models import (
 )
 from shared.models.base import utcnow
 from shared.models.purchases import PAYABLE, SETTLED
-from shared.services.accounts import CustomerService
+from shared.services.accounts import CustomerService, email_unverified
 from shared.services.base import Page, paginate, retry_on_lock_conflict, settle_race, transactional
 from shared.services.cards import MockTestService
 from shared.services.catalog import bundle_for_sale, course_for_sale, subject_for_sale
@@ -212,6 +212,11 @@ class PurchaseService:
         if data.get("customer_id") is not None:
             message = "Only admins grant purchases to a customer."
             raise ValidationFailed(message, errors={"customer_id": [message]})
+        # Paying starts here (the checkout): only with a proven mailbox, where receipts and
+        # refunds are told. Without a provider (demos, benchmarks) nobody pays, and an
+        # admin's comp grant is the admin's decision.
+        if user.email_verified_at is None and payment_provider().takes_payments:
+            raise email_unverified()
         return PurchaseService._purchase(CustomerService.customer_id_of(user), data, idempotency_key, None)
 
     @staticmethod

@@ -10,6 +10,7 @@ from flask.testing import FlaskClient
 from shared.models import User
 from shared.phone import normalise_phone
 from shared.services.accounts import AuthService
+from tests.support.mail import verify_email
 
 PASSWORD = "correct-horse-42"
 _sequence = itertools.count(1)
@@ -31,10 +32,15 @@ def registration(**overrides: Any) -> dict[str, Any]:
     }
 
 
-def register(client: FlaskClient, **overrides: Any) -> dict[str, Any]:
+def register(client: FlaskClient, *, verified: bool = True, **overrides: Any) -> dict[str, Any]:
+    """A new student through the register route; `verified`: then the owner also follows the
+    verification mail from the outbox (POST /api/auth/verify-email), so that it may pay."""
     response = client.post("/api/auth/register", json=registration(**overrides))
     assert response.status_code == 201, response.get_json()
-    return response.get_json()
+    session = response.get_json()
+    if verified:
+        session["user"]["email_verified_at"] = verify_email(client, session["user"]["email"])["email_verified_at"]
+    return session
 
 
 def login(client: FlaskClient, email: str, password: str = PASSWORD, **kwargs: Any) -> dict[str, Any]:

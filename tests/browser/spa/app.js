@@ -35,6 +35,13 @@ async function register() {
   });
 }
 
+// The owner follows the verification mail: the test hands the page its token, read from the
+// outbox (window.verificationToken, exposed by tests/test_browser.py). Verified accounts can pay.
+async function verify() {
+  const token = await window.verificationToken(state.email);
+  await call("verify", "POST", "/api/auth/verify-email", { body: { token } });
+}
+
 async function login() {
   const answer = await call("login", "POST", "/api/auth/login", {
     body: { email: state.email, password: state.password },
@@ -80,7 +87,7 @@ async function logout() {
   await call("after_logout", "GET", "/api/auth/me", { token: state.token });
 }
 
-const steps = [register, login, chooseSubject, sendTextPlain, buy, pay, retry, logout];
+const steps = [register, verify, login, chooseSubject, sendTextPlain, buy, pay, retry, logout];
 
 (async () => {
   try {
