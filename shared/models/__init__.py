@@ -26,9 +26,11 @@ from shared.models.purchases import (
     RefundStatus,
 )
 from shared.models.questions import Difficulty, Question, QuestionType, QuestionVersion
+from shared.models.results import Bookmark
 
 __all__ = [
     "AttemptAnswer",
+    "Bookmark",
     "Bundle",
     "CardStatus",
     "CatalogVersion",
