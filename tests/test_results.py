@@ -12,12 +12,17 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from shared.extensions import db
 from shared.models import MockTestAttempt, Question
+from shared.services import cards
+from shared.services.cards import record_ranking
 from shared.services.results import masked_name
+from tests.conftest import CheckedClient
 from tests.support.accounts import bearer, create_admin, register
 from tests.support.catalog import make_course
+from tests.support.mock_tests import add_questions
 from tests.support.purchases import make_purchase, student_with
 
 DIFFICULTIES = ("easy", "medium", "hard")
@@ -377,3 +382,43 @@ def test_ranking_columns_follow_the_stored_marks(client: FlaskClient, subject: i
     db.session.execute(update(MockTestAttempt).where(MockTestAttempt.id == low.card).values(marks=Decimal("17")))
     db.session.commit()
     assert (analysis(client, low)["rank"], analysis(client, high)["rank"]) == (1, 2)
+
+
+def test_a_customers_second_card_scored_on_a_stale_snapshot_stays_unranked(
+    mariadb: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two cards of one customer and paper scored at once: the unique index
+    (paper_id, customer_id, ranked) refuses the second ranked row, and scoring goes on with
+    that card unranked (the refused statement alone is undone)."""
+    mariadb.test_client_class = CheckedClient
+    client = mariadb.test_client()
+    admin = bearer(create_admin())
+    subject = make_course(subjects=1).subject_ids[0]
+    add_questions(subject, 6)
+    student = bearer(register(client)["access_token"])
+    bought = make_purchase(client, student, [subject])["purchase"]
+    first = own_card(client, student, subject)
+    client.post(f"/api/mock-tests/{first}/start", headers=student)
+    assert client.post(f"/api/purchases/{bought['id']}/refund", json={}, headers=admin).status_code == 201
+    make_purchase(client, student, [subject])
+    second = own_card(client, student, subject)
+    client.post(f"/api/mock-tests/{second}/start", headers=student)
+
+    refused: list[bool] = []
+    mark = cards._mark_ranked
+
+    def watched(session: Session, card_ids: list[int]) -> bool:
+        refused.append(not mark(session, card_ids))
+        return not refused[-1]
+
+    monkeypatch.setattr(cards, "_mark_ranked", watched)
+    with db.engine.connect() as connection, Session(bind=connection) as stale:
+        stale.execute(select(MockTestAttempt.ranked).where(MockTestAttempt.id == second)).all()  # the snapshot
+        assert client.post(f"/api/mock-tests/{first}/submit", json={}, headers=student).status_code == 200
+        record_ranking(stale, [second])
+        stale.commit()
+    # The first submit ranked its card; the stale snapshot did not see it, the unique index did.
+    assert refused == [False, True]
+    db.session.remove()
+    ranked = dict(db.session.execute(select(MockTestAttempt.id, MockTestAttempt.ranked)).all())
+    assert (ranked[first], ranked[second]) == (True, None)

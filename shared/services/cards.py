@@ -355,7 +355,7 @@ def record_ranking(session: Session, card_ids: list[int]) -> None:
         update(table_).where(table_.c.id.in_(sorted(times))).values(time_taken_seconds=case(times, value=table_.c.id))
     )
     chosen = sorted(first.values())
-    if chosen and not _mark_ranked(session, chosen):
+    if chosen and not _mark_ranked(session, chosen) and len(chosen) > 1:
         # Another card of one of these customers and papers was ranked by a concurrent
         # transaction after this one's snapshot: the unique index refused the batch (the
         # statement alone is undone, on MariaDB and SQLite). Rare; mark them one by one.

@@ -326,13 +326,20 @@ class ResultService:
             ).scalar_one_or_none()
         if own is None and not user.is_admin:
             raise Forbidden("The leaderboard of a paper opens once you have submitted it.", slug="paper-not-submitted")
-        rows = db.session.execute(
-            select(card.id, card.marks, card.score, card.wrong_count, card.time_taken_seconds, User.full_name)
-            .join(Customer, Customer.id == card.customer_id)
-            .join(User, User.id == Customer.user_id)
+        # The top rows first, read in the ranking index's order and cut at `limit`; then their names.
+        order = (card.marks.desc(), card.wrong_count, card.time_taken_seconds, card.id)
+        top = (
+            select(card.id, card.customer_id, card.marks, card.score, card.wrong_count, card.time_taken_seconds)
             .where(ranked_of(paper_id))
-            .order_by(card.marks.desc(), card.wrong_count, card.time_taken_seconds, card.id)
+            .order_by(*order)
             .limit(limit)
+            .subquery("top")
+        )
+        rows = db.session.execute(
+            select(top, User.full_name)
+            .join(Customer, Customer.id == top.c.customer_id)
+            .join(User, User.id == Customer.user_id)
+            .order_by(top.c.marks.desc(), top.c.wrong_count, top.c.time_taken_seconds, top.c.id)
         ).all()
         entries: list[LeaderboardEntry] = []
         for position, row in enumerate(rows, 1):
