@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from shared.extensions import db
-from shared.models import MockTestAttempt, Question
+from shared.models import Difficulty, MockTestAttempt, Question
 from shared.services import cards
 from shared.services.cards import record_ranking
 from shared.services.results import masked_name
@@ -42,17 +42,8 @@ class Taken:
 def subject(app: Flask, client: FlaskClient, admin: dict[str, str]) -> int:
     subject_id = make_course(subjects=1).subject_ids[0]
     assert client.put(f"/api/subjects/{subject_id}/pattern", json=PATTERN, headers=admin).status_code == 200
-    db.session.add_all(
-        Question(
-            subject_id=subject_id,
-            text=f"Question {n}?",
-            options=["A", "B", "C", "D"],
-            correct_option=n % 4,
-            explanation=f"Option {n % 4}.",
-            difficulty=DIFFICULTIES[n % 3],
-        )
-        for n in range(6)
-    )
+    for n, question in enumerate(add_questions(subject_id, 6)):
+        question.difficulty = Difficulty(DIFFICULTIES[n % 3])
     db.session.commit()
     return subject_id
 
@@ -226,7 +217,7 @@ def test_the_analysis_opens_after_submission_to_the_owner_only(
     early = client.get(f"/api/mock-tests/{card}/analysis", headers=student)
     assert early.status_code == 409
     assert early.get_json()["type"].endswith("test-not-submitted")
-    assert "Option" not in early.get_data(as_text=True)  # no explanation, no key
+    assert "Because" not in early.get_data(as_text=True)  # no explanation, no key
     other = student_with(client, [subject])
     assert client.get(f"/api/mock-tests/{card}/analysis", headers=other).status_code == 404
     client.post(f"/api/mock-tests/{card}/submit", json={}, headers=student)
