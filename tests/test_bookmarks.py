@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+import requests
 from flask import Flask
 from flask.testing import FlaskClient
 
+from shared.extensions import db
+from shared.models import Bookmark
 from tests.support.catalog import make_course
+from tests.support.live_server import LiveServer, fire_concurrently
 from tests.support.mock_tests import add_questions, correct_options
 from tests.support.purchases import student_with
+from tests.support.queries import count_rows
 
 
 @pytest.fixture
@@ -120,3 +126,22 @@ def test_bookmarks_are_paginated_in_a_fixed_number_of_statements(
     first = listing(3)[0]
     assert (first["pages"], [b["id"] for b in first["items"]]) == (3, sorted(questions[:7])[:3])
     assert client.get("/api/bookmarks?per_page=101", headers=student).status_code == 422
+
+
+@pytest.mark.race
+def test_concurrent_puts_of_one_bookmark_make_one(mariadb: Flask, live_server: LiveServer) -> None:
+    client = mariadb.test_client()
+    subject = make_course(subjects=1).subject_ids[0]
+    add_questions(subject, 12)
+    student = student_with(client, [subject])
+    card, questions = started(client, student, subject)
+    assert client.post(f"/api/mock-tests/{card}/submit", json={}, headers=student).status_code == 200
+    db.session.remove()
+
+    def put(_: int) -> requests.Response:
+        return requests.put(live_server.url(f"/api/bookmarks/{questions[0]}"), headers=student, timeout=60)
+
+    answers = fire_concurrently(12, put)
+    assert Counter(r.status_code for r in answers) == {201: 1, 200: 11}, live_server.log_tail()
+    assert len({str(r.json()) for r in answers}) == 1
+    assert count_rows(Bookmark) == 1

@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+import requests
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
@@ -22,6 +23,7 @@ from shared.services.results import masked_name
 from tests.conftest import CheckedClient
 from tests.support.accounts import bearer, create_admin, register
 from tests.support.catalog import make_course
+from tests.support.live_server import LiveServer, fire_concurrently
 from tests.support.mock_tests import add_questions
 from tests.support.purchases import make_purchase, student_with
 
@@ -413,3 +415,33 @@ def test_a_customers_second_card_scored_on_a_stale_snapshot_stays_unranked(
     db.session.remove()
     ranked = dict(db.session.execute(select(MockTestAttempt.id, MockTestAttempt.ranked)).all())
     assert (ranked[first], ranked[second]) == (True, None)
+
+
+@pytest.mark.race
+def test_two_cards_of_one_paper_submitted_at_once_rank_one(mariadb: Flask, live_server: LiveServer) -> None:
+    """A customer holding two cards of one paper (bought again after a refund) submits both at
+    once on gunicorn: both are scored, exactly one is ranked."""
+    client = mariadb.test_client()
+    admin = bearer(create_admin())
+    subject = make_course(subjects=1).subject_ids[0]
+    add_questions(subject, 6)
+    student = bearer(register(client)["access_token"])
+    bought = make_purchase(client, student, [subject])["purchase"]
+    cards = [own_card(client, student, subject)]
+    client.post(f"/api/mock-tests/{cards[0]}/start", headers=student)
+    assert client.post(f"/api/purchases/{bought['id']}/refund", json={}, headers=admin).status_code == 201
+    make_purchase(client, student, [subject])
+    cards.append(own_card(client, student, subject))
+    client.post(f"/api/mock-tests/{cards[1]}/start", headers=student)
+    db.session.remove()
+
+    def submit(index: int) -> requests.Response:
+        return requests.post(
+            live_server.url(f"/api/mock-tests/{cards[index]}/submit"), json={}, headers=student, timeout=60
+        )
+
+    assert [r.status_code for r in fire_concurrently(2, submit)] == [200, 200], live_server.log_tail()
+    ranked = db.session.execute(
+        select(MockTestAttempt.ranked).where(MockTestAttempt.id.in_(cards)).order_by(MockTestAttempt.id)
+    ).scalars()
+    assert sorted(ranked, key=str) == [None, True]

@@ -148,8 +148,8 @@ def percent_of(part: Decimal | int, whole: Decimal | int) -> Decimal | None:
 
 
 def masked_name(full_name: str) -> str:
-    """ "Priya Sharma" -> "Pri*** S.": at most three letters of the first name (fewer when
-    it is short), the initial of the last."""
+    """A name as others see it on a leaderboard, "Priya Sharma" -> "Pri*** S.": at most three
+    letters of the first name (fewer when it is short), the initial of the last."""
     words = full_name.split()
     if not words:
         return "***"
@@ -181,7 +181,8 @@ def standing(paper_id: int, marks: Decimal, wrong: int, seconds: int) -> Standin
 
 
 class ResultService:
-    """The analysis of a submitted test and a paper's leaderboard (reads only)."""
+    """The analysis of a submitted test and a paper's leaderboard (reads; an overdue card is
+    finalised first, as every read of a card does)."""
 
     @staticmethod
     def analysis(user: User, card_id: int) -> Analysis:
