@@ -398,20 +398,21 @@ def test_a_customers_second_card_scored_on_a_stale_snapshot_stays_unranked(
     client.post(f"/api/mock-tests/{second}/start", headers=student)
 
     refused: list[bool] = []
-    mark = cards._mark_ranked
+    record = cards._record_ranking_columns
 
-    def watched(session: Session, card_ids: list[int]) -> bool:
-        refused.append(not mark(session, card_ids))
+    def watched(session: Session, times: dict[int, int], ranked: set[int]) -> bool:
+        refused.append(not record(session, times, ranked))
         return not refused[-1]
 
-    monkeypatch.setattr(cards, "_mark_ranked", watched)
+    monkeypatch.setattr(cards, "_record_ranking_columns", watched)
     with db.engine.connect() as connection, Session(bind=connection) as stale:
         stale.execute(select(MockTestAttempt.ranked).where(MockTestAttempt.id == second)).all()  # the snapshot
         assert client.post(f"/api/mock-tests/{first}/submit", json={}, headers=student).status_code == 200
         record_ranking(stale, [second])
         stale.commit()
-    # The first submit ranked its card; the stale snapshot did not see it, the unique index did.
-    assert refused == [False, True]
+    # The first submit ranked its card; the stale snapshot did not see it, the unique index did;
+    # then the time alone, and the card alone (refused again).
+    assert refused == [False, True, False, True]
     db.session.remove()
     ranked = dict(db.session.execute(select(MockTestAttempt.id, MockTestAttempt.ranked)).all())
     assert (ranked[first], ranked[second]) == (True, None)

@@ -322,8 +322,8 @@ def score_cards(session: Session, cards: ColumnElement[bool]) -> None:
 def record_ranking(session: Session, card_ids: list[int]) -> None:
     """What rank and percentile need of cards just scored: their time taken (start to
     submission, at most the paper's duration) and `ranked` on each customer's first
-    submitted attempt of its paper version, staff's excepted. Three statements whatever
-    the number of cards."""
+    submitted attempt of its paper version, staff's excepted. Two statements whatever the
+    number of cards."""
     card = MockTestAttempt
     earlier = aliased(MockTestAttempt)
     ranked_before = (
@@ -350,23 +350,25 @@ def record_ranking(session: Session, card_ids: list[int]) -> None:
         times[card_id] = max(0, min(elapsed, limit))
         if not staff and not taken:
             first.setdefault((customer_id, paper_id), card_id)
-    table_ = card.__table__
-    session.execute(
-        update(table_).where(table_.c.id.in_(sorted(times))).values(time_taken_seconds=case(times, value=table_.c.id))
-    )
-    chosen = sorted(first.values())
-    if chosen and not _mark_ranked(session, chosen) and len(chosen) > 1:
+    chosen = set(first.values())
+    if not _record_ranking_columns(session, times, chosen) and chosen:
         # Another card of one of these customers and papers was ranked by a concurrent
-        # transaction after this one's snapshot: the unique index refused the batch (the
-        # statement alone is undone, on MariaDB and SQLite). Rare; mark them one by one.
-        for card_id in chosen:
-            _mark_ranked(session, [card_id])
+        # transaction after this one's snapshot: the unique index refused the statement (it
+        # alone is undone, on MariaDB and SQLite). Rare: the times first, then card by card.
+        _record_ranking_columns(session, times, set())
+        for card_id in sorted(chosen):
+            _record_ranking_columns(session, {card_id: times[card_id]}, {card_id})
 
 
-def _mark_ranked(session: Session, card_ids: list[int]) -> bool:
+def _record_ranking_columns(session: Session, times: dict[int, int], ranked: set[int]) -> bool:
+    """One UPDATE: the cards' times, and `ranked` on those in `ranked`; False when the unique
+    index refuses a second ranked card of one customer and paper."""
     table_ = MockTestAttempt.__table__
+    values: dict[str, Any] = {"time_taken_seconds": case(times, value=table_.c.id)}
+    if ranked:
+        values["ranked"] = case(dict.fromkeys(ranked, True), value=table_.c.id, else_=table_.c.ranked)
     try:
-        session.execute(update(table_).where(table_.c.id.in_(card_ids)).values(ranked=True))
+        session.execute(update(table_).where(table_.c.id.in_(sorted(times))).values(**values))
     except IntegrityError:
         return False
     return True
@@ -749,7 +751,7 @@ class MockTestService:
     @retry_on_lock_conflict
     @transactional
     def _finalize(limit: int, among: ColumnElement[bool] | None = None) -> int:
-        """Seven statements whatever the number of cards: lock them, mark them expired, score
+        """Six statements whatever the number of cards: lock them, mark them expired, score
         them, record what their ranking needs.
 
         The cron run (`among` None) skips cards another transaction holds; a read of some
