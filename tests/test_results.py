@@ -377,6 +377,23 @@ def test_ranking_columns_follow_the_stored_marks(client: FlaskClient, subject: i
     assert (analysis(client, low)["rank"], analysis(client, high)["rank"]) == (1, 2)
 
 
+def two_started_cards_of_one_paper(client: FlaskClient) -> tuple[dict[str, str], list[int]]:
+    """A student who started card 1, was refunded, bought the subject again and started the
+    new card 1: two cards of one paper version."""
+    admin = bearer(create_admin())
+    subject = make_course(subjects=1).subject_ids[0]
+    add_questions(subject, 6)
+    student = bearer(register(client)["access_token"])
+    bought = make_purchase(client, student, [subject])["purchase"]
+    cards = [own_card(client, student, subject)]
+    client.post(f"/api/mock-tests/{cards[0]}/start", headers=student)
+    assert client.post(f"/api/purchases/{bought['id']}/refund", json={}, headers=admin).status_code == 201
+    make_purchase(client, student, [subject])
+    cards.append(own_card(client, student, subject))
+    client.post(f"/api/mock-tests/{cards[1]}/start", headers=student)
+    return student, cards
+
+
 def test_a_customers_second_card_scored_on_a_stale_snapshot_stays_unranked(
     mariadb: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -385,17 +402,7 @@ def test_a_customers_second_card_scored_on_a_stale_snapshot_stays_unranked(
     that card unranked (the refused statement alone is undone)."""
     mariadb.test_client_class = CheckedClient
     client = mariadb.test_client()
-    admin = bearer(create_admin())
-    subject = make_course(subjects=1).subject_ids[0]
-    add_questions(subject, 6)
-    student = bearer(register(client)["access_token"])
-    bought = make_purchase(client, student, [subject])["purchase"]
-    first = own_card(client, student, subject)
-    client.post(f"/api/mock-tests/{first}/start", headers=student)
-    assert client.post(f"/api/purchases/{bought['id']}/refund", json={}, headers=admin).status_code == 201
-    make_purchase(client, student, [subject])
-    second = own_card(client, student, subject)
-    client.post(f"/api/mock-tests/{second}/start", headers=student)
+    student, (first, second) = two_started_cards_of_one_paper(client)
 
     refused: list[bool] = []
     record = cards._record_ranking_columns
@@ -423,17 +430,7 @@ def test_two_cards_of_one_paper_submitted_at_once_rank_one(mariadb: Flask, live_
     """A customer holding two cards of one paper (bought again after a refund) submits both at
     once on gunicorn: both are scored, exactly one is ranked."""
     client = mariadb.test_client()
-    admin = bearer(create_admin())
-    subject = make_course(subjects=1).subject_ids[0]
-    add_questions(subject, 6)
-    student = bearer(register(client)["access_token"])
-    bought = make_purchase(client, student, [subject])["purchase"]
-    cards = [own_card(client, student, subject)]
-    client.post(f"/api/mock-tests/{cards[0]}/start", headers=student)
-    assert client.post(f"/api/purchases/{bought['id']}/refund", json={}, headers=admin).status_code == 201
-    make_purchase(client, student, [subject])
-    cards.append(own_card(client, student, subject))
-    client.post(f"/api/mock-tests/{cards[1]}/start", headers=student)
+    student, cards = two_started_cards_of_one_paper(client)
     db.session.remove()
 
     def submit(index: int) -> requests.Response:
