@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask_smorest import Api
 
-from blueprints import accounts, cards, catalog, health, purchases, questions
+from blueprints import accounts, cards, catalog, health, purchases, questions, results
 
 
 def register_blueprints(api: Api) -> None:
@@ -19,6 +19,7 @@ def register_blueprints(api: Api) -> None:
         purchases.payments,
         cards.blp,
         cards.papers,
+        results.blp,
     ):
         api.register_blueprint(blueprint)
     if api._app.config["PAYMENT_PROVIDER"] == "sandbox":

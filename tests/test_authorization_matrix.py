@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from shared.extensions import db
-from shared.models import Customer, MockTestAttempt, Question
+from shared.models import Customer, MockTestAttempt, PaperQuestion, Question
 from shared.services.cards import PaperService
 from tests.support.accounts import bearer, create_admin, login, register
 from tests.support.catalog import make_course
@@ -88,8 +88,18 @@ def matrix(ids: dict[str, int]) -> list[Row]:
         Row("POST", f"/api/mock-tests/{card}/start", (401, 200, 404, 403)),
         Row("PUT", f"/api/mock-tests/{card}/answers", (401, 200, 404, 403), {"answers": {}}),
         Row("GET", f"/api/mock-tests/{card}/review", (401, 409, 404, 409)),  # not submitted yet
+        Row("GET", f"/api/mock-tests/{card}/analysis", (401, 409, 404, 409)),
+        Row("GET", f"/api/papers/{ids['paper']}/leaderboard", (401, 403, 403, 200)),
+        Row("PUT", f"/api/bookmarks/{ids['paper_question']}", (401, 404, 404, 403)),
         Row("POST", f"/api/mock-tests/{card}/submit", (401, 200, 404, 403), {}),
         Row("GET", f"/api/mock-tests/{card}/review", (401, 200, 404, 200)),
+        Row("GET", f"/api/mock-tests/{card}/analysis", (401, 200, 404, 200)),
+        Row("GET", f"/api/papers/{ids['paper']}/leaderboard", (401, 200, 403, 200)),
+        Row("PUT", f"/api/bookmarks/{ids['paper_question']}", (401, 201, 404, 403)),
+        Row("PUT", f"/api/bookmarks/{ids['paper_question']}", (401, 200, 404, 403)),  # bookmarked already
+        Row("GET", "/api/bookmarks", (401, 200, 200, 403)),
+        Row("GET", f"/api/bookmarks/{ids['paper_question']}", (401, 200, 404, 403)),
+        Row("DELETE", f"/api/bookmarks/{ids['paper_question']}", (401, 204, 404, 403)),
         Row("GET", f"/api/subjects/{subject}/pattern", (401, 403, 403, 200)),
         Row("PUT", f"/api/subjects/{subject}/pattern", (401, 403, 403, 422), {}),
         Row("GET", f"/api/subjects/{subject}/papers", (401, 403, 403, 200)),
@@ -117,7 +127,9 @@ def _world(client: FlaskClient) -> tuple[dict[str, int], dict[str, dict[str, dic
     card = (
         db.session.execute(
             select(MockTestAttempt.id).where(
-                MockTestAttempt.purchase_id == bought["id"], MockTestAttempt.subject_id == course.subject_ids[0]
+                MockTestAttempt.purchase_id == bought["id"],
+                MockTestAttempt.subject_id == course.subject_ids[0],
+                MockTestAttempt.test_number == 1,
             )
         )
         .scalars()
@@ -135,6 +147,10 @@ def _world(client: FlaskClient) -> tuple[dict[str, int], dict[str, dict[str, dic
         "question": db.session.execute(select(Question.id).limit(1)).scalar_one(),
         "paper": PaperService.compose(course.subject_ids[0], 1, 1),
     }
+    # A question of the card's paper (test 1): bookmarked once the card is submitted.
+    ids["paper_question"] = db.session.execute(
+        select(PaperQuestion.question_id).where(PaperQuestion.paper_id == ids["paper"], PaperQuestion.position == 1)
+    ).scalar_one()
     admin = create_admin(phone_number="+919811100001")
     main = {"anonymous": {}, "owner": owner_headers, "other": bearer(other["access_token"]), "admin": bearer(admin)}
     spare = {
@@ -180,6 +196,7 @@ def _template(path: str) -> str:
         "questions": "question_id",
         "papers": "paper_id",
         "users": "user_id",
+        "bookmarks": "question_id",
     }
     parts = path.split("/")
     for index, part in enumerate(parts):

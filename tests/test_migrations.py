@@ -7,6 +7,7 @@ import logging
 from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -19,14 +20,16 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from app import create_app
 from shared.constraint_check import check_database
 from shared.extensions import db
-from shared.models import IdempotencyKey, User
+from shared.models import IdempotencyKey, MockTestAttempt, User
 from shared.models.base import utcnow
 from shared.passwords import hash_password
 from shared.services.idempotency import key_digest
 from tests.conftest import app_config
 from tests.support.accounts import bearer, create_admin
+from tests.support.catalog import make_course
 from tests.support.databases import DatabaseUnderTest, recreate_mariadb_database, sibling_url
-from tests.support.purchases import make_purchase
+from tests.support.mock_tests import add_questions
+from tests.support.purchases import make_purchase, student_with
 
 
 def assert_schema_matches_the_models() -> None:
@@ -463,7 +466,7 @@ def test_payments_upgrade_keeps_every_old_purchase_paid_and_owned(scratch_app: F
     upgrade(revision=BEFORE_PAYMENTS)
     before = _purchase_rows()
 
-    upgrade(revision=PAYMENTS)
+    upgrade()  # through the payments revision (and those after it) to the head
     assert _purchase_rows() == before
     with db.engine.connect() as connection:
         purchase = connection.execute(
@@ -574,4 +577,64 @@ def test_accounts_that_exist_at_the_upgrade_are_verified_and_the_downgrade_forge
     with db.engine.connect() as connection:
         assert connection.execute(text("SELECT COUNT(*) FROM users")).scalar_one() == 2
     upgrade()
+
+
+BEFORE_RANKING = "d4e6f8a0b2c3"  # the regrade
+
+
+def _submit_card(client: Any, headers: dict[str, str], number: int, minutes_ago: int = 0) -> None:
+    cards = client.get("/api/mock-tests?per_page=100", headers=headers).get_json()["items"]
+    card = next(c["id"] for c in cards if c["test_number"] == number and c["status"] == "available")
+    assert client.post(f"/api/mock-tests/{card}/start", headers=headers).status_code == 200
+    if minutes_ago:
+        row = db.session.get(MockTestAttempt, card, populate_existing=True)
+        row.started_at -= timedelta(minutes=minutes_ago)
+        row.deadline_at -= timedelta(minutes=minutes_ago)
+        db.session.commit()
+    assert client.post(f"/api/mock-tests/{card}/submit", json={}, headers=headers).status_code == 200
+
+
+def _ranking_columns() -> dict[int, tuple[bool, int]]:
+    with db.engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT id, ranked, time_taken_seconds FROM mock_test_attempts WHERE submitted_at IS NOT NULL")
+        ).all()
+    return {row.id: (bool(row.ranked), row.time_taken_seconds) for row in rows}
+
+
+def test_the_ranking_backfill_matches_what_scoring_records(scratch_app: Flask) -> None:
+    """Cards submitted before the ranking columns existed get them as scoring records them:
+    first attempts of non-staff customers ranked, time taken up to the duration."""
+    upgrade()
+    subject = make_course(subjects=1).subject_ids[0]
+    add_questions(subject, 12)
+    client = scratch_app.test_client()
+    admin = bearer(create_admin(phone_number="+919811100077"))
+    first = student_with(client, [subject])
+    _submit_card(client, first, 1, minutes_ago=5)
+    _submit_card(client, first, 2)
+    _submit_card(client, student_with(client, [subject]), 1, minutes_ago=50)
+    staff = bearer(create_admin(phone_number="+919811100078"))
+    assert client.post("/api/customers/upgrade", json={}, headers=staff).status_code == 201
+    make_purchase(client, staff, [subject])
+    _submit_card(client, staff, 1)
+    purchase = client.get("/api/purchases", headers=first).get_json()["items"][0]["id"]
+    assert client.post(f"/api/purchases/{purchase}/refund", json={}, headers=admin).status_code == 201
+    make_purchase(client, first, [subject])
+    _submit_card(client, first, 1)  # a second attempt of paper 1
+    recorded = _ranking_columns()
+    assert sorted(ranked for ranked, _ in recorded.values()) == [False, False, True, True, True]
+    assert sorted(seconds for _, seconds in recorded.values())[-2:][0] >= 300
+    assert max(seconds for _, seconds in recorded.values()) == 30 * 60  # 50 minutes: the duration
+
+    db.session.remove()
+    downgrade(revision=BEFORE_RANKING)
+    assert "ranked" not in {c["name"] for c in inspect(db.engine).get_columns("mock_test_attempts")}
+    upgrade()
+    backfilled = _ranking_columns()
+    assert {card: ranked for card, (ranked, _) in backfilled.items()} == {
+        card: ranked for card, (ranked, _) in recorded.items()
+    }
+    for card, (_, seconds) in recorded.items():
+        assert abs(backfilled[card][1] - seconds) <= 1
     assert_schema_matches_the_models()

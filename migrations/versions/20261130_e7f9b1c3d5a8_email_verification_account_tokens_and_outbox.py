@@ -12,7 +12,7 @@ refused today.
 Downgrade: the tables go with their unsent mail and unused tokens; the column goes.
 
 Revision ID: e7f9b1c3d5a8
-Revises: b3d5f7a9c1e2
+Revises: d4e6a8c0b2f1
 Create Date: 2026-11-30 08:10:00
 
 """
@@ -22,7 +22,7 @@ from alembic import op
 from sqlalchemy.dialects import mysql
 
 revision = "e7f9b1c3d5a8"
-down_revision = "b3d5f7a9c1e2"
+down_revision = "d4e6a8c0b2f1"
 branch_labels = None
 depends_on = None
 

@@ -39,10 +39,12 @@ from shared.models.purchases import (
     RefundStatus,
 )
 from shared.models.questions import Difficulty, Question, QuestionType, QuestionVersion
+from shared.models.results import Bookmark
 
 __all__ = [
     "AccountToken",
     "AttemptAnswer",
+    "Bookmark",
     "Bundle",
     "CardStatus",
     "CatalogVersion",

@@ -11,7 +11,15 @@ from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, Numeric
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shared.extensions import db
-from shared.models.base import PreciseDateTime, Timestamps, string_enum, unique_constraint, utcnow
+from shared.models.base import (
+    PROBLEM_FIELD,
+    PROBLEM_MESSAGE,
+    PreciseDateTime,
+    Timestamps,
+    string_enum,
+    unique_constraint,
+    utcnow,
+)
 from shared.models.catalog import Subject
 from shared.models.questions import NumericAnswer, QuestionType, QuestionVersion
 
@@ -19,6 +27,7 @@ CARD_EXISTS = "This test card already exists."
 # The names deployed databases carry; kept exactly.
 COMPOSITE_CARD_CONSTRAINT = "unique_test_per_purchase_subject"
 OLD_CARD_CONSTRAINT = "unique_test_per_purchase"
+RANKED_ONCE = "Only a customer's first attempt of a paper is ranked."
 
 
 class CardStatus(enum.StrEnum):
@@ -45,6 +54,16 @@ class MockTestAttempt(Timestamps, db.Model):
         Index("ix_mock_test_attempts_customer_id_subject_id_test_number", "customer_id", "subject_id", "test_number"),
         # The cards `flask finalize-overdue` looks for.
         Index("ix_mock_test_attempts_status_deadline_at", "status", "deadline_at"),
+        # One ranked (first) attempt per customer and paper version; NULLs never collide. A
+        # unique index: SQLite adds one without rebuilding the table (its foreign keys forbid that).
+        Index(
+            "uq_mock_test_attempts_paper_id_customer_id_ranked",
+            "paper_id",
+            "customer_id",
+            "ranked",
+            unique=True,
+            info={PROBLEM_FIELD: None, PROBLEM_MESSAGE: RANKED_ONCE},
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -69,8 +88,25 @@ class MockTestAttempt(Timestamps, db.Model):
     started_at: Mapped[datetime | None] = mapped_column(PreciseDateTime)
     deadline_at: Mapped[datetime | None] = mapped_column(PreciseDateTime)
     submitted_at: Mapped[datetime | None] = mapped_column(PreciseDateTime)
+    # Set when the card is scored: seconds from the start to the submission (at most the
+    # paper's duration), and TRUE on the customer's first submitted attempt of the paper
+    # version (NULL otherwise, and for staff): the rows rank and percentile count.
+    time_taken_seconds: Mapped[int | None] = mapped_column(Integer)
+    ranked: Mapped[bool | None] = mapped_column(Boolean)
 
     subject: Mapped[Subject] = relationship(lazy="raise")
+
+
+# Rank and leaderboard: the ranked rows of one paper version in the ranking's order (marks
+# down, then fewer wrong answers, then less time), so that "better than me" is one index range.
+Index(
+    "ix_mock_test_attempts_ranking",
+    MockTestAttempt.paper_id,
+    MockTestAttempt.ranked,
+    MockTestAttempt.marks.desc(),
+    MockTestAttempt.wrong_count,
+    MockTestAttempt.time_taken_seconds,
+)
 
 
 # Marks per question: DECIMAL(6, 2), negative for negative marking.

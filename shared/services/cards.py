@@ -26,13 +26,15 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
-from sqlalchemy.orm import Session, contains_eager, defer, joinedload, selectinload
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, aliased, contains_eager, defer, joinedload, selectinload
 
 from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from shared.extensions import db
 from shared.models import (
     AttemptAnswer,
     CardStatus,
+    Customer,
     ExamPattern,
     ItemState,
     MockTestAttempt,
@@ -46,6 +48,7 @@ from shared.models import (
     QuestionType,
     QuestionVersion,
     RegradeAction,
+    Role,
     Subject,
     User,
 )
@@ -375,6 +378,61 @@ def score_cards(session: Session, cards: ColumnElement[bool], position: int | No
         )
         .execution_options(synchronize_session=False)
     )
+
+
+def record_ranking(session: Session, card_ids: list[int]) -> None:
+    """What rank and percentile need of cards just scored: their time taken (start to
+    submission, at most the paper's duration) and `ranked` on each customer's first
+    submitted attempt of its paper version, staff's excepted. Two statements whatever the
+    number of cards."""
+    card = MockTestAttempt
+    earlier = aliased(MockTestAttempt)
+    ranked_before = (
+        select(earlier.id)
+        .where(earlier.customer_id == card.customer_id, earlier.paper_id == card.paper_id, earlier.ranked == true())
+        .exists()
+    )
+    rows = session.execute(
+        select(card.id, card.customer_id, card.paper_id, card.started_at, card.submitted_at, Paper.duration_minutes)
+        .add_columns(User.role == Role.ADMIN, ranked_before)
+        .join(Paper, Paper.id == card.paper_id)
+        .join(Customer, Customer.id == card.customer_id)
+        .join(User, User.id == Customer.user_id)
+        .where(card.id.in_(card_ids))
+        .order_by(card.submitted_at, card.id)
+    ).all()
+    if not rows:
+        return
+    times: dict[int, int] = {}
+    first: dict[tuple[int, int], int] = {}
+    for card_id, customer_id, paper_id, started, submitted, minutes, staff, taken in rows:
+        limit = minutes * 60
+        elapsed = int((submitted - started).total_seconds()) if started and submitted else limit
+        times[card_id] = max(0, min(elapsed, limit))
+        if not staff and not taken:
+            first.setdefault((customer_id, paper_id), card_id)
+    chosen = set(first.values())
+    if not _record_ranking_columns(session, times, chosen) and chosen:
+        # Another card of one of these customers and papers was ranked by a concurrent
+        # transaction after this one's snapshot: the unique index refused the statement (it
+        # alone is undone, on MariaDB and SQLite). Rare: the times first, then card by card.
+        _record_ranking_columns(session, times, set())
+        for card_id in sorted(chosen):
+            _record_ranking_columns(session, {card_id: times[card_id]}, {card_id})
+
+
+def _record_ranking_columns(session: Session, times: dict[int, int], ranked: set[int]) -> bool:
+    """One UPDATE: the cards' times, and `ranked` on those in `ranked`; False when the unique
+    index refuses a second ranked card of one customer and paper."""
+    table_ = MockTestAttempt.__table__
+    values: dict[str, Any] = {"time_taken_seconds": case(times, value=table_.c.id)}
+    if ranked:
+        values["ranked"] = case(dict.fromkeys(ranked, True), value=table_.c.id, else_=table_.c.ranked)
+    try:
+        session.execute(update(table_).where(table_.c.id.in_(sorted(times))).values(**values))
+    except IntegrityError:
+        return False
+    return True
 
 
 def add_missing_cards(session: Session, purchase_id: int, customer_id: int, per_subject: int) -> CardsReport:
@@ -763,6 +821,7 @@ class MockTestService:
         card.submitted_at = utcnow()
         db.session.flush()
         score_cards(db.session(), MockTestAttempt.id == card.id)
+        record_ranking(db.session(), [card.id])
         db.session.refresh(card, ["marks", "score", "correct_count", "wrong_count", "unanswered_count"])
         return card
 
@@ -871,8 +930,9 @@ class MockTestService:
     @retry_on_lock_conflict
     @transactional
     def _finalize(limit: int, among: ColumnElement[bool] | None = None) -> int:
-        """Six statements whatever the number of cards: their papers (read, then share-locked
-        as a submit does), lock the cards, mark them expired, score them; one when none is due.
+        """Eight statements whatever the number of cards: their papers (read, then share-locked
+        as a submit does), lock the cards, mark them expired, score them, record what their
+        ranking needs; one when none is due.
 
         The cron run (`among` None) skips cards another transaction holds; a read of some
         cards (`among`) waits for them, so that it shows them as they end up.
@@ -904,6 +964,7 @@ class MockTestService:
             .execution_options(synchronize_session=False)
         )
         score_cards(db.session(), chosen)
+        record_ranking(db.session(), ids)
         return len(ids)
 
     # ------------------------------------------------------------------ helpers
