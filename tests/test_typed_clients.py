@@ -1,6 +1,6 @@
 """Clients generated from /api/openapi.json work: TypeScript types (openapi-typescript) that
 `tsc --strict` accepts for the SPA's usage (tests/typescript/usage.ts), and a Python client
-(openapi-python-client) that logs in, buys and takes a test against gunicorn.
+(openapi-python-client) that logs in, buys, pays in the sandbox and takes a test against gunicorn.
 
 Generated code is cached in the temporary directory, keyed by the document and the tools'
 versions, never written into the repository."""
@@ -105,50 +105,73 @@ def python_client(document: str) -> Iterator[Any]:
         sys.path.remove(str(root))
 
 
-def test_a_generated_python_client_logs_in_buys_and_takes_a_test(
-    python_client: Any, live_server: LiveServer, mariadb: Flask
+def test_a_generated_python_client_logs_in_buys_pays_and_takes_a_test(
+    python_client: Any, sandbox_server: LiveServer, mariadb: Flask
 ) -> None:
     from exam_shop_client import AuthenticatedClient, Client  # type: ignore[import-not-found]
     from exam_shop_client.api.auth import get_me, login, register
     from exam_shop_client.api.courses import get_course, list_courses
-    from exam_shop_client.api.mock_tests import list_cards, start_card, submit_card
-    from exam_shop_client.api.purchases import create_purchase
+    from exam_shop_client.api.mock_tests import list_cards, review_card, save_answers, start_card, submit_card
+    from exam_shop_client.api.payments_sandbox import sandbox_pay
+    from exam_shop_client.api.purchases import confirm_payment, create_purchase
     from exam_shop_client.models import (
+        Answers,
+        AnswersAnswers,
         CardStatus,
         Customer,
         ListCardsStatus,
         Login,
+        PaymentConfirmation,
         PurchaseRequest,
         PurchaseRequestPurchaseType,
         PurchaseResultStatus,
         Register,
+        SandboxPayment,
+        SandboxPaymentOutcome,
         Submit,
         SubmitAnswers,
     )
 
     DemoDataService.seed()
-    anonymous = Client(base_url=live_server.base_url, raise_on_unexpected_status=True)
+    anonymous = Client(base_url=sandbox_server.base_url, raise_on_unexpected_status=True)
     account = registration()
     created = register.sync_detailed(client=anonymous, body=Register.from_dict(account))
     assert created.status_code == 201
     session = login.sync(client=anonymous, body=Login(email=account["email"], password=PASSWORD))
-    client = AuthenticatedClient(base_url=live_server.base_url, token=session.access_token)
+    client = AuthenticatedClient(base_url=sandbox_server.base_url, token=session.access_token)
 
     course = get_course.sync(list_courses.sync(client=anonymous).items[0].id, client=anonymous)
     subject = course.subjects[0]
     order = PurchaseRequest(purchase_type=PurchaseRequestPurchaseType.SINGLE_SUBJECT, subject_id=subject.id)
     bought = create_purchase.sync_detailed(client=client, body=order, idempotency_key="client-buy-1")
     assert bought.status_code == 201
-    assert bought.parsed.status is PurchaseResultStatus.CREATED
-    assert bought.parsed.cards_created == mariadb.config["MOCK_TESTS_PER_SUBJECT"]
-    # TODO(payments): pay in the sandbox here once POST /api/purchases/{id}/payment exists.
+    assert bought.parsed.status is PurchaseResultStatus.PENDING_PAYMENT
+    checkout = bought.parsed.payment
+    # Razorpay Checkout, played by the sandbox, hands back what the confirmation carries.
+    played = SandboxPayment(outcome=SandboxPaymentOutcome.CAPTURED, deliver_webhook=False)
+    handed = sandbox_pay.sync(checkout.provider_order_id, client=client, body=played)
+    assert handed.signature is not None
+    confirmation = PaymentConfirmation(
+        provider_order_id=handed.provider_order_id,
+        provider_payment_id=handed.provider_payment_id,
+        signature=handed.signature,
+    )
+    paid = confirm_payment.sync(bought.parsed.purchase.id, client=client, body=confirmation)
+    assert paid.status is PurchaseResultStatus.PAID
+    assert paid.cards_created == mariadb.config["MOCK_TESTS_PER_SUBJECT"]
 
     cards = list_cards.sync(client=client, subject_id=subject.id, status=ListCardsStatus.AVAILABLE)
-    paper = start_card.sync(cards.items[0].id, client=client)
+    card_id = cards.items[0].id
+    paper = start_card.sync(card_id, client=client)
+    first = paper.questions[0]
+    saved = save_answers.sync(card_id, client=client, body=Answers(AnswersAnswers.from_dict({str(first.id): 0})))
+    assert saved.answers.to_dict() == {str(first.id): 0}
     answers = SubmitAnswers.from_dict({str(question.id): 0 for question in paper.questions})
-    scored = submit_card.sync(cards.items[0].id, client=client, body=Submit(answers=answers))
+    scored = submit_card.sync(card_id, client=client, body=Submit(answers=answers))
     assert scored.status is CardStatus.COMPLETED
     assert scored.score is not None
+    review = review_card.sync(card_id, client=client)
+    assert [question.id for question in review.questions] == [question.id for question in paper.questions]
 
     me = get_me.sync(client=client)
     assert isinstance(me.customer, Customer)
