@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import Flask
@@ -57,6 +58,16 @@ EXPOSED_HEADERS = [
 ]
 
 
+def literal_origins(origins: list[str]) -> list[str | re.Pattern[str]]:
+    """flask-cors reads an origin holding a regex character as a regular expression: the
+    brackets of `http://[::1]:8080` would match `http://1:8080` and never the origin itself.
+    Normalised origins (shared/config.py) are meant literally; `*` is every origin."""
+    return [
+        origin if origin == "*" or "[" not in origin else re.compile(re.escape(origin) + r"\Z", re.IGNORECASE)
+        for origin in origins
+    ]
+
+
 def init_extensions(app: Flask) -> None:
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         (PROJECT_ROOT / "instance").mkdir(exist_ok=True)
@@ -65,7 +76,7 @@ def init_extensions(app: Flask) -> None:
     jwt.init_app(app)
     cors.init_app(
         app,
-        resources={r"/api/*": {"origins": app.config["CORS_ORIGINS"]}},
+        resources={r"/api/*": {"origins": literal_origins(app.config["CORS_ORIGINS"])}},
         expose_headers=EXPOSED_HEADERS,
         allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID", "If-None-Match"],
     )

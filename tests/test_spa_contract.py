@@ -5,12 +5,16 @@ JSON, Retry-After only where a client must wait. (In a real browser: tests/test_
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app import EXPOSED_HEADERS
-from tests.conftest import SPA_ORIGIN
+from app import EXPOSED_HEADERS, create_app
+from shared.config import ConfigError
+from tests.conftest import SPA_ORIGIN, app_config
 from tests.support.accounts import PASSWORD, bearer, register
 from tests.support.catalog import make_course
 
@@ -31,6 +35,23 @@ def test_cors_lets_the_spa_read_every_header_meant_for_it(client: FlaskClient) -
     assert response.headers["Access-Control-Allow-Origin"] == SPA_ORIGIN
     exposed = {name.strip().lower() for name in response.headers["Access-Control-Expose-Headers"].split(",")}
     assert {name.lower() for name in READABLE} <= exposed
+
+
+def test_cors_origins_match_as_written_and_a_malformed_one_stops_the_app(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cors.sqlite3'}"
+    origins = "https://Shop.Example.com:443/, http://[::1]:8080"
+    client = create_app(app_config(url, CORS_ORIGINS=origins)).test_client()
+    # (flask-cors would read the IPv6 brackets as a regular expression: [::1] matching "1".)
+    for origin, allowed in (
+        ("https://shop.example.com", True),
+        ("http://[::1]:8080", True),
+        ("http://1:8080", False),
+        ("https://shop.example.com.evil.example", False),
+    ):
+        response = client.get("/api/no-such-thing", headers={"Origin": origin})
+        assert response.headers.get("Access-Control-Allow-Origin") == (origin if allowed else None), origin
+    with pytest.raises(ConfigError, match=re.escape("CORS_ORIGINS: 'https://shop.example.com/app' is not an origin")):
+        create_app(app_config(url, CORS_ORIGINS="https://shop.example.com/app"))
 
 
 def test_every_create_says_where_the_new_resource_is(client: FlaskClient, admin: dict[str, str]) -> None:
