@@ -132,7 +132,7 @@ class RequestParser(FlaskParser):
             # Else every required field would be reported missing, which hides the real mistake.
             raise UnsupportedMediaType(
                 "The request body must be JSON, sent with the header Content-Type: application/json "
-                f"(this one was sent as {req.mimetype or 'no Content-Type'})."
+                f"(this one was sent {'as ' + req.mimetype if req.mimetype else 'without a Content-Type'})."
             )
         return req.get_json()
 
