@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import Flask
+from flask import Flask, Response, current_app, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from blueprints import register_blueprints
@@ -68,6 +68,15 @@ def literal_origins(origins: list[str]) -> list[str | re.Pattern[str]]:
     ]
 
 
+def vary_by_origin(response: Response) -> Response:
+    """Whether an answer carries Access-Control-Allow-Origin depends on the request's Origin, so
+    a cache (the browser's, a CDN holding the public catalog) must key on it. flask-cors says
+    so only when several origins are configured."""
+    if request.path.startswith("/api/") and current_app.config["CORS_ORIGINS"] != ["*"]:
+        response.vary.add("Origin")
+    return response
+
+
 def init_extensions(app: Flask) -> None:
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         (PROJECT_ROOT / "instance").mkdir(exist_ok=True)
@@ -80,6 +89,7 @@ def init_extensions(app: Flask) -> None:
         expose_headers=EXPOSED_HEADERS,
         allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID", "If-None-Match"],
     )
+    app.after_request(vary_by_origin)
     # Flask runs after-request functions in reverse order: this one runs after the limiter's.
     app.after_request(retry_after_only_when_refused)
     limiter.init_app(app)

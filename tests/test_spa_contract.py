@@ -37,6 +37,15 @@ def test_cors_lets_the_spa_read_every_header_meant_for_it(client: FlaskClient) -
     assert {name.lower() for name in READABLE} <= exposed
 
 
+def test_answers_vary_by_origin_for_caches(client: FlaskClient) -> None:
+    """With one SPA origin (CORS_ORIGINS in the tests, and often in production), the public,
+    cacheable catalog would otherwise be served from a cache without its CORS header."""
+    for headers in ({"Origin": SPA_ORIGIN}, {}, {"Origin": "https://elsewhere.example"}):
+        response = client.get("/api/courses", headers=headers)
+        assert "public" in response.headers["Cache-Control"]
+        assert {"Origin", "Authorization"} <= set(response.vary), headers
+
+
 def test_cors_origins_match_as_written_and_a_malformed_one_stops_the_app(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'cors.sqlite3'}"
     origins = "https://Shop.Example.com:443/, http://[::1]:8080"
