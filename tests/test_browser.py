@@ -117,5 +117,7 @@ def test_a_spa_from_another_origin_buys_and_pays_through_cors(sandbox_server: Li
     assert (buy["body"]["purchase"]["status"], retry["body"]["purchase"]["status"]) == ("pending_payment", "paid")
     assert journal["cards"]["body"]["total"] == mariadb.config["MOCK_TESTS_PER_SUBJECT"]
 
+    # Only answers that ask a client to wait say how long; none of these does.
+    assert {name: entry["headers"]["Retry-After"] for name, entry in journal.items()} == dict.fromkeys(journal)
     assert journal["logout"]["status"] == 204
     assert journal["after_logout"]["status"] == 401
