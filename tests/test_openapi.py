@@ -124,6 +124,8 @@ def test_every_create_documents_its_location_and_every_json_body_its_415(spec: d
     creates = [(label, op) for label, op in operations(spec) if "201" in op["responses"]]
     assert len(creates) >= 8
     assert [label for label, op in creates if "Location" not in op["responses"]["201"].get("headers", {})] == []
+    purchase = spec["paths"]["/api/purchases"]["post"]["responses"]
+    assert all("Idempotent-Replayed" in purchase[status]["headers"] for status in ("200", "201"))
     bodies = [(label, op) for label, op in operations(spec) if "requestBody" in op]
     assert [label for label, op in bodies if "415" not in op["responses"]] == []
 
