@@ -37,6 +37,17 @@ def test_cors_lets_the_spa_read_every_header_meant_for_it(client: FlaskClient) -
     assert {name.lower() for name in READABLE} <= exposed
 
 
+def test_a_preflight_allows_what_the_spa_sends_and_may_be_kept(client: FlaskClient) -> None:
+    sent = "authorization, content-type, idempotency-key"
+    headers = {"Origin": SPA_ORIGIN, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": sent}
+    response = client.options("/api/purchases", headers=headers)
+    assert response.headers["Access-Control-Allow-Origin"] == SPA_ORIGIN
+    assert {name.strip() for name in response.headers["Access-Control-Allow-Headers"].split(",")} == set(
+        sent.split(", ")
+    )
+    assert int(response.headers["Access-Control-Max-Age"]) == 7200
+
+
 def test_answers_vary_by_origin_for_caches(client: FlaskClient) -> None:
     """With one SPA origin (CORS_ORIGINS in the tests, and often in production), the public,
     cacheable catalog would otherwise be served from a cache without its CORS header."""
