@@ -12,6 +12,7 @@ def register_blueprints(api: Api) -> None:
         health.blp,
         accounts.auth,
         accounts.customers,
+        accounts.users,
         catalog.blp,
         questions.blp,
         purchases.blp,

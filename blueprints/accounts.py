@@ -1,4 +1,5 @@
-"""Accounts: registration, login and sessions (/api/auth); customer profiles (/api/customers)."""
+"""Accounts: registration, login and sessions (/api/auth); customer profiles (/api/customers);
+admin user management (/api/users)."""
 
 from __future__ import annotations
 
@@ -23,10 +24,14 @@ from shared.schemas.accounts import (
     SessionSchema,
     UpgradeResultSchema,
     UpgradeSchema,
+    UserListQuerySchema,
+    UserPageSchema,
+    UserSummarySchema,
+    UserUpdateSchema,
 )
 from shared.schemas.fields import normalise_email
 from shared.security import admin_required, any_token_required, login_required, refresh_token_required
-from shared.services.accounts import AuthService, CustomerService
+from shared.services.accounts import AuthService, CustomerService, UserService, UserSummary
 from shared.services.base import Page
 
 auth = Blueprint("auth", __name__, url_prefix="/api/auth", description="Registration, login and tokens")
@@ -182,3 +187,47 @@ def get_own_profile() -> Customer:
 def update_own_profile(data: dict[str, Any]) -> Customer:
     """Change the caller's name or phone number (a phone another customer holds is a 409)."""
     return CustomerService.update_own_profile(current_user, data)
+
+
+# ======================================================================================
+# Admin user management (/api/users)
+# ======================================================================================
+
+users = Blueprint("users", __name__, url_prefix="/api/users", description="Admins find and deactivate accounts")
+
+
+@users.route("")
+@admin_required
+@users.arguments(UserListQuerySchema, location="query")
+@users.response(200, UserPageSchema)
+@users.problems(401, 403, 422)
+def list_users(query: dict[str, Any]) -> Page[UserSummary]:
+    """All accounts, by id: searched (`q`, case-insensitive, in email, name and phone number)
+    and filtered by `role` and `is_active`, with customer id and last login."""
+    filters = {name: query[name] for name in ("role", "is_active") if name in query}
+    return UserService.list_users(query["page"], query["per_page"], search=query.get("q"), **filters)
+
+
+@users.route("/<id:user_id>")
+@admin_required
+@users.response(200, UserSummarySchema)
+@users.problems(401, 403, 404)
+def get_user(user_id: int) -> UserSummary:
+    return UserService.get_user(user_id)
+
+
+@users.route("/<id:user_id>", methods=["PATCH"])
+@admin_required
+@users.arguments(UserUpdateSchema)
+@users.response(200, UserSummarySchema)
+@users.problems(401, 403, 404, 409, 422)
+def update_user(data: dict[str, Any], user_id: int) -> UserSummary:
+    """Deactivate (`{"is_active": false}`) or reactivate an account.
+
+    Deactivating ends every session of the account at once: its access and refresh tokens
+    are a 401 on the next request, on every worker, and logging in is refused until it is
+    reactivated (then it logs in again). Setting the state it already has is a 200 that
+    changes nothing. An admin cannot deactivate their own account, nor the last active
+    admin (409).
+    """
+    return UserService.update_user(current_user, user_id, data)

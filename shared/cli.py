@@ -13,8 +13,8 @@ from shared.config import normalise_database_url
 from shared.constraint_check import run
 from shared.errors import ProblemError
 from shared.schemas.base import Schema
-from shared.schemas.fields import Email, Name, Password, PhoneNumber
-from shared.services.accounts import AuthService
+from shared.schemas.fields import Email, Name, Password, PhoneNumber, normalise_email
+from shared.services.accounts import AuthService, UserService
 from shared.services.cards import MockTestService
 from shared.services.demo import DEMO_ADMIN, DEMO_STUDENT, DemoDataService
 from shared.services.idempotency import IdempotencyService
@@ -111,6 +111,21 @@ def finalize_overdue_command(batch: int) -> None:
     click.echo(f"Finalised {MockTestService.finalize_overdue(batch)} overdue test(s).")
 
 
+@click.command("set-user-active")
+@click.option("--email", required=True, help="Login email of the account.")
+@click.option("--active/--inactive", default=None, help="Reactivate, or deactivate and end its sessions.")
+def set_user_active_command(email: str, active: bool | None) -> None:
+    """Reactivate or deactivate an account as PATCH /api/users/{id} does (never the last active admin)."""
+    if active is None:
+        _fail("Say --active or --inactive.")
+        return
+    try:
+        UserService.set_active(None, UserService.id_of(normalise_email(email)), active)
+    except ProblemError as exc:
+        _fail(str(exc.detail))
+    click.echo(f"{email}: {'active' if active else 'deactivated, every session ended'}.")
+
+
 def register_cli(app: Flask) -> None:
     """Attach the project's commands (Flask-Migrate adds `flask db ...` itself)."""
     for command in (
@@ -121,6 +136,7 @@ def register_cli(app: Flask) -> None:
         check_constraints_command,
         finalize_overdue_command,
         reconcile_payments_command,
+        set_user_active_command,
     ):
         app.cli.add_command(command)
     app.cli.add_command(purge_expired_sessions_command, "purge-revoked-tokens")  # cron jobs of old deployments

@@ -46,6 +46,9 @@ def matrix(ids: dict[str, int]) -> list[Row]:
         Row("GET", f"/api/customers/{ids['customer']}", (401, 403, 403, 200)),
         Row("GET", "/api/customers/me", (401, 200, 200, 403)),
         Row("PATCH", "/api/customers/me", (401, 200, 200, 403), {}),
+        Row("GET", "/api/users", (401, 403, 403, 200)),
+        Row("GET", f"/api/users/{ids['user']}", (401, 403, 403, 200)),
+        Row("PATCH", f"/api/users/{ids['user']}", (401, 403, 403, 200), {}),  # nothing to change
         Row("GET", "/api/courses", (200, 200, 200, 200)),
         Row("GET", f"/api/courses/{course}", (200, 200, 200, 200)),
         Row("GET", f"/api/courses/{course}/subjects", (200, 200, 200, 200)),
@@ -118,6 +121,7 @@ def _world(client: FlaskClient) -> tuple[dict[str, int], dict[str, dict[str, dic
         "order": bought["provider_order_id"],
         "card": card,
         "customer": db.session.execute(select(Customer.id).where(Customer.user_id == owner["user"]["id"])).scalar_one(),
+        "user": owner["user"]["id"],
         "question": db.session.execute(select(Question.id).limit(1)).scalar_one(),
         "paper": PaperService.compose(course.subject_ids[0], 1, 1),
     }
@@ -165,6 +169,7 @@ def _template(path: str) -> str:
         "customers": "customer_id",
         "questions": "question_id",
         "papers": "paper_id",
+        "users": "user_id",
     }
     parts = path.split("/")
     for index, part in enumerate(parts):

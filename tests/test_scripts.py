@@ -44,6 +44,17 @@ def test_bench_purchase_runs_and_prints_its_ratios(mariadb: Flask) -> None:
     assert "ours / row-by-row" in result.stdout
 
 
+def test_bench_exam_runs_without_errors_and_prints_its_ratios(mariadb: Flask) -> None:
+    url = sibling_url(mariadb.config["SQLALCHEMY_DATABASE_URI"], "exam")
+    tiny = ("--students", "3", "--duration", "6", "--save-every", "1", "--questions", "6", "--workers", "2")
+    result = run("scripts/bench_exam.py", "--database-url", url, *tiny)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "errors: 0 (ours 0, floor 0)" in result.stdout
+    assert "save / floor: throughput" in result.stdout
+    assert "submit / floor: throughput" in result.stdout
+    assert "every one as its student saved it last: True" in result.stdout
+
+
 # ---------------------------------------------------------------- check-constraints --repair
 
 

@@ -6,7 +6,7 @@ import marshmallow as ma
 
 from shared.models import Plan, Role, SubscriptionStatus
 from shared.schemas.base import ResponseSchema, Schema
-from shared.schemas.fields import Email, Name, Password, PhoneNumber, UtcDateTime
+from shared.schemas.fields import Boolean, Email, Name, Password, PhoneNumber, UtcDateTime
 from shared.schemas.pagination import PageQuerySchema, page_schema
 
 
@@ -106,3 +106,39 @@ class CustomerListQuerySchema(PageQuerySchema):
 
 
 CustomerPageSchema = page_schema(CustomerSchema, "CustomerPage")
+
+
+# ======================================================================================
+# Admin user management (GET/PATCH /api/users)
+# ======================================================================================
+
+
+class UserListQuerySchema(PageQuerySchema):
+    q = ma.fields.String(
+        validate=ma.validate.Length(min=1, max=100),
+        metadata={
+            "description": "Case-insensitive search in email, full name and phone number (any spelling "
+            "of its digits); % and _ are literal"
+        },
+    )
+    role = ma.fields.Enum(Role, by_value=True)
+    is_active = ma.fields.Boolean()
+
+
+class UserSummarySchema(UserSchema):
+    customer_id = ma.fields.Integer(
+        dump_only=True, allow_none=True, metadata={"description": "The customer profile's id (null: not a customer)"}
+    )
+    is_customer = ma.fields.Boolean(dump_only=True)
+    last_login_at = UtcDateTime(
+        dump_only=True, allow_none=True, metadata={"description": "When the latest session started (null: never)"}
+    )
+
+
+UserPageSchema = page_schema(UserSummarySchema, "UserPage")
+
+
+class UserUpdateSchema(Schema):
+    is_active = Boolean(
+        metadata={"description": "false deactivates the account and ends every session of it; true reactivates it"},
+    )

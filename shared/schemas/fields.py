@@ -168,3 +168,14 @@ class Currency(ma.fields.Function):
 
 
 SLUG = ma.validate.Regexp(r"^[a-z0-9]+(?:-[a-z0-9]+)*$", error="Use lower-case letters, digits and single hyphens.")
+
+
+class Boolean(ma.fields.Boolean):
+    """A boolean of a JSON body: `true` or `false` only, never 0, "false" or "yes" (which
+    marshmallow reads as booleans otherwise). A query string's booleans are text: use
+    marshmallow's own there."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value

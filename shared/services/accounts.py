@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Callable
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
 from flask_jwt_extended import create_access_token, create_refresh_token
-from sqlalchemy import delete, inspect, or_, select, update
+from sqlalchemy import Select, delete, func, inspect, or_, select, update
 from sqlalchemy.orm import joinedload, selectinload
 
 from shared.errors import Conflict, ConstraintConflict, FieldErrors, Forbidden, NotFound, Unauthorized, ValidationFailed
@@ -375,3 +377,156 @@ class AuthService:
     @staticmethod
     def _email_in_use(email: str) -> bool:
         return db.session.execute(select(User.id).where(User.email == email)).first() is not None
+
+
+# ======================================================================================
+# Admin user management (GET/PATCH /api/users): UserService and its helpers only.
+# ======================================================================================
+
+USER_NOT_FOUND = "There is no user with this id."
+CANNOT_DEACTIVATE_SELF = "An admin cannot deactivate their own account; ask another admin."
+LAST_ACTIVE_ADMIN = "This is the last active admin account; it cannot be deactivated."
+ACTOR_DEACTIVATED = "The account of this token no longer exists or is disabled."
+
+
+@dataclass(frozen=True)
+class UserSummary:
+    """An account as the admins' user list shows it: the user (every column the account
+    schema dumps, `email_verified_at` too once it exists), its customer id and last login."""
+
+    user: User
+    customer_id: int | None
+    last_login_at: datetime | None
+
+    @property
+    def is_customer(self) -> bool:
+        return self.customer_id is not None
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):  # protocols (copy, pickle) ask before `user` is set
+            raise AttributeError(name)
+        return getattr(self.user, name)
+
+
+def _summaries() -> Select[Any]:
+    """One row per user with its customer id and last login: a fixed number of statements
+    whatever the number of users (the last login is a correlated MAX on the indexed user_id)."""
+    last_login = select(func.max(UserSession.created_at)).where(UserSession.user_id == User.id).scalar_subquery()
+    return select(User, Customer.id, last_login).outerjoin(Customer, Customer.user_id == User.id).order_by(User.id)
+
+
+def _phone_digits(search: str) -> str | None:
+    """The digits of a search that looks like a phone number (`98765 43210`, `+91-98765`):
+    phones are stored in E.164, so their digits are found whatever the spelling."""
+    if not re.fullmatch(r"[\d\s+().-]+", search):
+        return None
+    digits = re.sub(r"\D", "", search)
+    return digits if len(digits) >= 3 else None
+
+
+class UserService:
+    @staticmethod
+    def list_users(
+        page: int, per_page: int, *, search: str | None = None, role: Role | None = None, is_active: bool | None = None
+    ) -> Page[UserSummary]:
+        """Two statements: the count, and the page. `search` is a case-insensitive substring
+        of the email, the name or the phone number (the account's or its customer's);
+        LIKE wildcards in it are literal."""
+        statement = _summaries()
+        if search:
+            pattern = f"%{escape_like(search)}%"
+            matches = [
+                User.email.ilike(pattern, escape="\\"),
+                User.full_name.ilike(pattern, escape="\\"),
+                User.phone_number.like(pattern, escape="\\"),
+                Customer.phone_number.like(pattern, escape="\\"),
+            ]
+            digits = _phone_digits(search)
+            if digits:
+                matches += [User.phone_number.like(f"%{digits}%"), Customer.phone_number.like(f"%{digits}%")]
+            statement = statement.where(or_(*matches))
+        if role is not None:
+            statement = statement.where(User.role == role)
+        if is_active is not None:
+            statement = statement.where(User.is_active.is_(is_active))
+        found = paginate(statement, page, per_page, rows=True)
+        return Page(
+            items=[UserSummary(*row) for row in found.items],
+            page=found.page,
+            per_page=found.per_page,
+            total=found.total,
+        )
+
+    @staticmethod
+    def get_user(user_id: int) -> UserSummary:
+        row = db.session.execute(_summaries().where(User.id == user_id)).first()
+        if row is None:
+            raise NotFound(USER_NOT_FOUND)
+        return UserSummary(*row)
+
+    @staticmethod
+    def id_of(email: str) -> int:
+        found = db.session.execute(select(User.id).where(User.email == email)).scalar_one_or_none()
+        if found is None:
+            raise NotFound("There is no user with this email.")
+        return found
+
+    @staticmethod
+    def update_user(actor: User | None, user_id: int, data: dict[str, Any]) -> UserSummary:
+        """Apply an admin's PATCH (`is_active` only) and answer the user as it now is."""
+        if "is_active" in data:
+            UserService.set_active(actor, user_id, data["is_active"])
+        return UserService.get_user(user_id)
+
+    @staticmethod
+    @retry_on_lock_conflict
+    @transactional
+    def set_active(actor: User | None, user_id: int, is_active: bool) -> None:
+        """Activate or deactivate an account; deactivating ends every session of it in the
+        same transaction (each request checks both, so the next one on any worker is a 401).
+        Setting the state it has already is a no-op.
+
+        `actor` is the admin doing it (None: an operator's command). The actor and the
+        target rows are locked in id order, so two admins deactivating each other are
+        serialised: the second sees that its own account is no longer active and is refused.
+        The actor's row is written too, so that on Galera (whose row locks are local to a
+        node) the two transactions certify against each other and one of them retries.
+        The last active admin is never deactivated.
+        """
+        ids = sorted({user_id} | ({actor.id} if actor is not None else set()))
+        rows = db.session.execute(
+            select(User.id, User.role, User.is_active).where(User.id.in_(ids)).order_by(User.id).with_for_update()
+        ).all()
+        locked = {row.id: row for row in rows}
+        if actor is not None and (
+            actor.id not in locked or not locked[actor.id].is_active or locked[actor.id].role != Role.ADMIN
+        ):
+            raise Unauthorized(ACTOR_DEACTIVATED)
+        target = locked.get(user_id)
+        if target is None:
+            raise NotFound(USER_NOT_FOUND)
+        if target.is_active == is_active:
+            return
+        if not is_active:
+            if actor is not None and actor.id == user_id:
+                raise Conflict(
+                    CANNOT_DEACTIVATE_SELF, title="Cannot deactivate yourself", slug="cannot-deactivate-self"
+                )
+            if target.role == Role.ADMIN and UserService._other_active_admins(user_id) == 0:
+                raise Conflict(LAST_ACTIVE_ADMIN, title="Last active admin", slug="last-active-admin")
+            db.session.execute(
+                update(UserSession)
+                .where(UserSession.user_id == user_id, UserSession.ended_at.is_(None))
+                .values(ended_at=utcnow())
+            )
+        db.session.execute(update(User).where(User.id == user_id).values(is_active=is_active, updated_at=utcnow()))
+        if actor is not None:
+            db.session.execute(update(User).where(User.id == actor.id).values(updated_at=utcnow()))
+
+    @staticmethod
+    def _other_active_admins(user_id: int) -> int:
+        return db.session.execute(
+            select(func.count())
+            .select_from(User)
+            .where(User.role == Role.ADMIN, User.is_active.is_(True), User.id != user_id)
+        ).scalar_one()

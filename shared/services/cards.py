@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -86,6 +86,27 @@ class SheetQuestion:
     marks_correct: Decimal
     marks_wrong: Decimal
     marks_unanswered: Decimal
+
+
+@dataclass(frozen=True)
+class SheetRow:
+    """A question of a started card's paper as its student sees it (the frozen version's
+    text and options), with what is saved to it: what saves and submits need, read in one
+    statement of plain columns."""
+
+    position: int
+    question_id: int
+    type: QuestionType
+    option_count: int
+    marks_correct: Decimal
+    marks_wrong: Decimal
+    marks_unanswered: Decimal
+    text: str
+    options: list[str]
+    choice_mask: int | None
+    value: Decimal | None
+    marked_for_review: bool | None
+    time_spent_seconds: int | None
 
 
 @dataclass(frozen=True)
@@ -201,7 +222,7 @@ def default_pattern(subject_id: int) -> ExamPattern:
     )
 
 
-def shown_answer(kind: QuestionType, row: AttemptAnswer | None) -> Any:
+def shown_answer(kind: QuestionType, row: AttemptAnswer | SheetRow | None) -> Any:
     """An answer in its type's shape: an option index, a list of them, a value string."""
     if row is None:
         return None
@@ -213,7 +234,7 @@ def shown_answer(kind: QuestionType, row: AttemptAnswer | None) -> Any:
     return chosen[0] if kind is QuestionType.SINGLE else chosen
 
 
-def stored_answer(question: PaperQuestion, answer: Any) -> tuple[int | None, Decimal | None]:
+def stored_answer(question: PaperQuestion | SheetRow, answer: Any) -> tuple[int | None, Decimal | None]:
     """(choice_mask, value) of an answer in its type's shape; ValueError with the reason."""
     if answer is None:
         return None, None
@@ -574,9 +595,8 @@ class MockTestService:
         MockTestService._require_in_progress(card)
         if MockTestService._past_grace(card):
             raise Conflict("The time for this test is up; submit it to get its score.", slug="time-up")
-        questions = MockTestService._paper_questions(card.paper_id)
-        MockTestService._write_answers(card, questions, answers)
-        return MockTestService._sheet(card, questions)
+        rows = MockTestService._write_answers(card, MockTestService._sheet_rows(card), answers)
+        return MockTestService._sheet(card, rows)
 
     @staticmethod
     @retry_on_lock_conflict
@@ -587,7 +607,7 @@ class MockTestService:
         MockTestService._require_in_progress(card)
         late = MockTestService._past_grace(card)
         if last_answers and not late:
-            MockTestService._write_answers(card, MockTestService._paper_questions(card.paper_id), last_answers)
+            MockTestService._write_answers(card, MockTestService._sheet_rows(card), last_answers)
         card.status = CardStatus.EXPIRED if late else CardStatus.COMPLETED
         card.submitted_at = utcnow()
         db.session.flush()
@@ -813,10 +833,38 @@ class MockTestService:
         return {row.position: row for row in rows}
 
     @staticmethod
+    def _sheet_rows(card: MockTestAttempt) -> list[SheetRow]:
+        """The card's paper questions, in paper order, each with what is saved to it (one statement)."""
+        question, version, answer = PaperQuestion, QuestionVersion, AttemptAnswer
+        rows = db.session.execute(
+            select(
+                question.position,
+                question.question_id,
+                question.type,
+                question.option_count,
+                question.marks_correct,
+                question.marks_wrong,
+                question.marks_unanswered,
+                version.text,
+                version.options,
+                answer.choice_mask,
+                answer.value,
+                answer.marked_for_review,
+                answer.time_spent_seconds,
+            )
+            .join(version, version.id == question.question_version_id)
+            .outerjoin(answer, and_(answer.card_id == card.id, answer.position == question.position))
+            .where(question.paper_id == card.paper_id)
+            .order_by(question.position)
+        )
+        return [SheetRow(**row._mapping) for row in rows]
+
+    @staticmethod
     def _write_answers(
-        card: MockTestAttempt, questions: list[PaperQuestion], answers: dict[str, dict[str, Any]]
-    ) -> None:
-        """Check every answer against its question, then write them all with one UPDATE."""
+        card: MockTestAttempt, questions: list[SheetRow], answers: dict[str, dict[str, Any]]
+    ) -> list[SheetRow]:
+        """Check every answer against its question, then write them all with one UPDATE.
+        The rows as they are now saved (read under the card's lock, so nothing else wrote them)."""
         by_id = {str(question.question_id): question for question in questions}
         errors: dict[str, list[str]] = {}
         masks: dict[int, int | None] = {}
@@ -859,14 +907,18 @@ class MockTestService:
                 .where(row.card_id == card.id, row.position.in_(sorted(positions)))
                 .values(**changes)
             )
+        written = {"choice_mask": masks, "value": values, "marked_for_review": marked, "time_spent_seconds": spent}
+        return [
+            replace(q, **{name: given[q.position] for name, given in written.items() if q.position in given})
+            for q in questions
+        ]
 
     @staticmethod
-    def _sheet(card: MockTestAttempt, questions: list[PaperQuestion] | None = None) -> Sheet:
-        questions = questions if questions is not None else MockTestService._paper_questions(card.paper_id)
-        rows = MockTestService._answer_rows(card.id)
+    def _sheet(card: MockTestAttempt, questions: list[SheetRow] | None = None) -> Sheet:
+        questions = questions if questions is not None else MockTestService._sheet_rows(card)
         answers: dict[str, Any] = {}
         for question in questions:
-            shown = shown_answer(question.type, rows.get(question.position))
+            shown = shown_answer(question.type, question)
             if shown is not None and shown != []:
                 answers[str(question.question_id)] = shown
         left = (card.deadline_at - utcnow()).total_seconds() if card.deadline_at else 0
@@ -878,8 +930,8 @@ class MockTestService:
                     id=q.question_id,
                     position=q.position,
                     type=q.type,
-                    text=q.version.text,
-                    options=q.version.options,
+                    text=q.text,
+                    options=q.options,
                     marks_correct=q.marks_correct,
                     marks_wrong=q.marks_wrong,
                     marks_unanswered=q.marks_unanswered,
@@ -887,13 +939,7 @@ class MockTestService:
                 for q in questions
             ],
             answers=answers,
-            marked_for_review=[
-                q.question_id for q in questions if rows.get(q.position) and rows[q.position].marked_for_review
-            ],
-            time_spent_seconds={
-                str(q.question_id): rows[q.position].time_spent_seconds
-                for q in questions
-                if rows.get(q.position) and rows[q.position].time_spent_seconds
-            },
+            marked_for_review=[q.question_id for q in questions if q.marked_for_review],
+            time_spent_seconds={str(q.question_id): q.time_spent_seconds for q in questions if q.time_spent_seconds},
             seconds_left=max(0, int(left)),
         )
