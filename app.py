@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from flask import Flask
+from flask import Flask, Response, current_app, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from blueprints import register_blueprints
@@ -57,6 +58,28 @@ EXPOSED_HEADERS = [
 ]
 
 
+PREFLIGHT_MAX_AGE = 7200
+
+
+def literal_origins(origins: list[str]) -> list[str | re.Pattern[str]]:
+    """flask-cors reads an origin holding a regex character as a regular expression: the
+    brackets of `http://[::1]:8080` would match `http://1:8080` and never the origin itself.
+    Normalised origins (shared/config.py) are meant literally; `*` is every origin."""
+    return [
+        origin if origin == "*" or "[" not in origin else re.compile(re.escape(origin) + r"\Z", re.IGNORECASE)
+        for origin in origins
+    ]
+
+
+def vary_by_origin(response: Response) -> Response:
+    """Whether an answer carries Access-Control-Allow-Origin depends on the request's Origin, so
+    a cache (the browser's, a CDN holding the public catalog) must key on it. flask-cors says
+    so only when several origins are configured."""
+    if request.path.startswith("/api/") and current_app.config["CORS_ORIGINS"] != ["*"]:
+        response.vary.add("Origin")
+    return response
+
+
 def init_extensions(app: Flask) -> None:
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         (PROJECT_ROOT / "instance").mkdir(exist_ok=True)
@@ -65,10 +88,14 @@ def init_extensions(app: Flask) -> None:
     jwt.init_app(app)
     cors.init_app(
         app,
-        resources={r"/api/*": {"origins": app.config["CORS_ORIGINS"]}},
+        resources={r"/api/*": {"origins": literal_origins(app.config["CORS_ORIGINS"])}},
         expose_headers=EXPOSED_HEADERS,
         allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID", "If-None-Match"],
+        # Browsers may keep a preflight's answer this long (Chromium at most 2 hours) instead of
+        # sending an OPTIONS before every authenticated or JSON request.
+        max_age=PREFLIGHT_MAX_AGE,
     )
+    app.after_request(vary_by_origin)
     # Flask runs after-request functions in reverse order: this one runs after the limiter's.
     app.after_request(retry_after_only_when_refused)
     limiter.init_app(app)

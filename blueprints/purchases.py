@@ -42,17 +42,29 @@ sandbox = Blueprint(
 )
 
 
+# Documented on the answers an Idempotency-Key can replay.
+REPLAYED = {
+    "Idempotent-Replayed": {
+        "description": "`true` on an answer replayed for a retry with the same Idempotency-Key; absent otherwise",
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+}
+
+
 @blp.route("", methods=["POST"])
 @login_required
 @blp.arguments(PurchaseRequestSchema)
 @blp.response(
     201,
     PurchaseResultSchema,
+    headers=REPLAYED,
     description="A checkout waiting for its payment (`pending_payment`, with `payment`), or, without a payment "
     "provider and for an admin's comp grant, bought at once (`created`) with the number of cards created",
     location=lambda result: url_for("purchases.get_purchase", purchase_id=result.purchase.id),
 )
-@blp.alt_response(200, schema=PurchaseResultSchema, success=True, description="Everything already owned")
+@blp.alt_response(
+    200, schema=PurchaseResultSchema, success=True, description="Everything already owned", headers=REPLAYED
+)
 @blp.problems(401, 403, 404, 409, 422, 503)
 @blp.doc(
     parameters=[

@@ -10,6 +10,7 @@ from datetime import timedelta
 import click
 import marshmallow as ma
 from flask import Flask, current_app
+from flask_migrate.cli import db as migrate_commands
 
 from shared.config import normalise_database_url
 from shared.constraint_check import run
@@ -197,3 +198,6 @@ def register_cli(app: Flask) -> None:
     ):
         app.cli.add_command(command)
     app.cli.add_command(purge_expired_sessions_command, "purge-revoked-tokens")  # cron jobs of old deployments
+    # `flask db downgrade -1`, as Alembic's docs write it: Click would read `-1` as an unknown
+    # option ("No such option '-1'"); passed on, it is the revision argument.
+    migrate_commands.commands["downgrade"].context_settings["ignore_unknown_options"] = True

@@ -7,7 +7,9 @@ start with the development JWT secret.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -75,11 +77,32 @@ def _env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+_HOST_NAME = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*\.?")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin_host(host: str) -> str | None:
+    """The host as a browser writes it in `Origin` (IDNA as punycode, IPv6 in brackets), or
+    None when it is not a host name or address (`local host`, `*.example.com`)."""
+    if ":" in host:
+        try:
+            return f"[{ipaddress.IPv6Address(host).compressed}]"
+        except ValueError:
+            return None
+    try:
+        ascii_host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return None
+    return ascii_host if _HOST_NAME.fullmatch(ascii_host) else None
+
+
 def normalise_origins(origins: str | list[str]) -> list[str]:
     """CORS_ORIGINS (a list, or text separated by commas) as browsers send `Origin`:
     `scheme://host[:port]`, lower case, no trailing slash (`https://shop.example/` would match
-    nothing). `*` allows every origin. Anything else (a path, a query, no scheme or host) is
-    refused, not silently never matched."""
+    nothing), no default port (`https://shop.example:443` is sent as `https://shop.example`),
+    an international name in punycode. `*` allows every origin. Anything else (a path, a
+    query, no scheme, a host that is not one, a wildcard inside a host) is refused, not
+    silently never matched."""
     if isinstance(origins, str):
         origins = [item.strip() for item in origins.split(",") if item.strip()]
     normalised: list[str] = []
@@ -92,10 +115,12 @@ def normalise_origins(origins: str | list[str]) -> list[str]:
             port = parts.port
         except ValueError:
             parts, port = None, None
+        scheme = parts.scheme.lower() if parts else ""
+        host = _origin_host(parts.hostname) if parts and parts.hostname else None
         if (
             parts is None
-            or parts.scheme.lower() not in {"http", "https"}
-            or not parts.hostname
+            or scheme not in _DEFAULT_PORTS
+            or host is None
             or parts.path
             or parts.query
             or parts.fragment
@@ -103,11 +128,10 @@ def normalise_origins(origins: str | list[str]) -> list[str]:
         ):
             raise ConfigError(
                 f"CORS_ORIGINS: {origin!r} is not an origin; write scheme://host[:port], "
-                "for example https://shop.example.com or http://localhost:5173"
+                "for example https://shop.example.com or http://localhost:5173 (or * for every origin)"
             )
-        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-        normalised.append(f"{parts.scheme.lower()}://{host}" + (f":{port}" if port is not None else ""))
-    return normalised
+        normalised.append(f"{scheme}://{host}" + (f":{port}" if port not in (None, _DEFAULT_PORTS[scheme]) else ""))
+    return list(dict.fromkeys(normalised))
 
 
 def normalise_database_url(url: str) -> str:

@@ -20,7 +20,7 @@ from werkzeug.routing import IntegerConverter
 from shared.errors import PROBLEM_CONTENT_TYPE, UnsupportedMediaType
 from shared.schemas.base import MAX_ID
 from shared.schemas.common import ProblemSchema
-from shared.schemas.fields import Money
+from shared.schemas.fields import Currency, Money
 
 
 class ProblemApi(flask_smorest.Api):
@@ -78,8 +78,10 @@ def register_conventions(app: Flask, api: ProblemApi) -> None:
     app.url_map.converters["id"] = IdConverter
     api.register_converter(IdConverter, lambda _: {"type": "integer", "minimum": 1, "maximum": MAX_ID})
     api.register_field(Money, "string", "decimal")  # and its subclass Percent
+    api.register_field(Currency, "string", None)
     api.ma_plugin.converter.add_attribute_function(_no_default_when_partial)
     api.ma_plugin.converter.add_attribute_function(_typed_enums_and_nullable_references)
+    api.ma_plugin.converter.add_attribute_function(_decimals_as_strings)
 
 
 def operation_id(view_name: str) -> str:
@@ -87,6 +89,15 @@ def operation_id(view_name: str) -> str:
     -> `createPurchase`), which generated clients use as the method's name."""
     head, *rest = view_name.split("_")
     return head + "".join(word.capitalize() for word in rest)
+
+
+def _decimals_as_strings(_converter: Any, field: ma.fields.Field, ret: dict[str, Any], **_: Any) -> dict[str, Any]:
+    """A `fields.Decimal(as_string=True)` is a JSON string ("12.50"), never a float: say so
+    (apispec calls every Decimal a `number`, so clients typed marks and answers as numbers)."""
+    if isinstance(field, ma.fields.Decimal) and field.as_string and ret.get("type") == "number":
+        ret["type"] = "string"
+        ret["format"] = "decimal"
+    return {}
 
 
 _JSON_TYPES = {str: "string", bool: "boolean", int: "integer", float: "number"}
@@ -132,7 +143,7 @@ class RequestParser(FlaskParser):
             # Else every required field would be reported missing, which hides the real mistake.
             raise UnsupportedMediaType(
                 "The request body must be JSON, sent with the header Content-Type: application/json "
-                f"(this one was sent as {req.mimetype or 'no Content-Type'})."
+                f"(this one was sent {'as ' + req.mimetype if req.mimetype else 'without a Content-Type'})."
             )
         return req.get_json()
 

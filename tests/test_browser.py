@@ -66,7 +66,9 @@ def static_site(directory: Path) -> Iterator[str]:
         server.server_close()
 
 
-def test_a_spa_from_another_origin_reads_what_it_needs_through_cors(live_server: LiveServer, mariadb: Flask) -> None:
+def test_a_spa_from_another_origin_buys_and_pays_through_cors(sandbox_server: LiveServer, mariadb: Flask) -> None:
+    """The page (tests/browser/spa/app.js) registers, logs in, buys, pays in the sandbox as
+    Razorpay Checkout would, retries the purchase with its Idempotency-Key and logs out."""
     DemoDataService.seed()
 
     def verification_token(email: str) -> str:
@@ -82,7 +84,7 @@ def test_a_spa_from_another_origin_reads_what_it_needs_through_cors(live_server:
         with chromium(f"--host-resolver-rules=MAP {urlsplit(SPA_ORIGIN).netloc} {served_at}") as browser:
             page = browser.new_page()
             page.expose_function("verificationToken", verification_token)
-            page.goto(f"{SPA_ORIGIN}/index.html?api={live_server.base_url}")
+            page.goto(f"{SPA_ORIGIN}/index.html?api={sandbox_server.base_url}")
             page.wait_for_function("window.finished !== undefined", timeout=30_000)
             finished, journal = page.evaluate("[window.finished, window.journal]")
     assert finished == "ok", journal
@@ -104,11 +106,30 @@ def test_a_spa_from_another_origin_reads_what_it_needs_through_cors(live_server:
 
     buy, retry = journal["buy"], journal["retry"]
     assert buy["status"] == 201
+    assert buy["body"]["status"] == "pending_payment"
     assert buy["headers"]["Location"] == f"/api/purchases/{buy['body']['purchase']['id']}"
     assert buy["headers"]["Idempotent-Replayed"] is None
+
+    handed = journal["checkout"]["body"]
+    assert handed["provider_order_id"] == buy["body"]["payment"]["provider_order_id"]
+    assert handed["signature"]
+    paid = journal["pay"]
+    assert paid["status"] == 200
+    assert paid["body"]["status"] == "paid"
+    assert paid["body"]["cards_created"] == mariadb.config["MOCK_TESTS_PER_SUBJECT"]
+
+    # The retry replays the first answer (the checkout); its purchase is read as it is now.
     assert retry["status"] == 201
     assert retry["headers"]["Idempotent-Replayed"] == "true"
+    assert retry["headers"]["Location"] == buy["headers"]["Location"]
+    assert {key: retry["body"][key] for key in ("status", "payment", "cards_created")} == {
+        key: buy["body"][key] for key in ("status", "payment", "cards_created")
+    }
     assert retry["body"]["purchase"]["id"] == buy["body"]["purchase"]["id"]
+    assert (buy["body"]["purchase"]["status"], retry["body"]["purchase"]["status"]) == ("pending_payment", "paid")
+    assert journal["cards"]["body"]["total"] == mariadb.config["MOCK_TESTS_PER_SUBJECT"]
 
+    # Only answers that ask a client to wait say how long; none of these does.
+    assert {name: entry["headers"]["Retry-After"] for name, entry in journal.items()} == dict.fromkeys(journal)
     assert journal["logout"]["status"] == 204
     assert journal["after_logout"]["status"] == 401

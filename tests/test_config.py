@@ -230,12 +230,26 @@ def test_the_old_per_account_login_limit_is_refused_with_its_replacements(monkey
 def test_cors_origins_are_normalised_and_malformed_ones_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CORS_ORIGINS", "https://Shop.Example.com/, http://localhost:5173 ,http://[::1]:8080/")
     assert load_config()["CORS_ORIGINS"] == ["https://shop.example.com", "http://localhost:5173", "http://[::1]:8080"]
+    # Browsers leave out the default port and write international names in punycode.
+    monkeypatch.setenv("CORS_ORIGINS", "https://shop.example.com:443,http://LOCALHOST:80,https://bücher.example")
+    assert load_config()["CORS_ORIGINS"] == [
+        "https://shop.example.com",
+        "http://localhost",
+        "https://xn--bcher-kva.example",
+    ]
+    monkeypatch.setenv("CORS_ORIGINS", "https://shop.example.com, https://SHOP.example.com/,http://[0:0::1]:8080")
+    assert load_config()["CORS_ORIGINS"] == ["https://shop.example.com", "http://[::1]:8080"]
     for malformed in (
         "localhost:5173",
         "https://shop.example.com/app",
         "ftp://shop.example.com",
         "http://",
         "http://x:99999",
+        "http://local host:5173",
+        "https://*.example.com",
+        "http://shop..example",
+        "http://[::g]:8080",
+        "null",
     ):
         monkeypatch.setenv("CORS_ORIGINS", malformed)
         with pytest.raises(ConfigError, match="CORS_ORIGINS"):

@@ -7,7 +7,11 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+import requests
 
 from tests.support.hermetic import app_settings
 from tests.support.live_server import PROJECT_ROOT
@@ -25,6 +29,10 @@ HOSTILE = {
     "MOCK_TESTS_PER_SUBJECT": "3",
     "WORKER_TIMEOUT": "1",
     "MAX_CONTENT_LENGTH": "1024",
+    # A proxy that answers nothing: requests to the test servers must not go through it.
+    "HTTP_PROXY": "http://192.0.2.1:9",
+    "http_proxy": "http://192.0.2.1:9",
+    "ALL_PROXY": "http://192.0.2.1:9",
 }
 # A small part of the suite that reads those settings: rate limits, CORS, card counts, config.
 PART = [
@@ -32,10 +40,23 @@ PART = [
     "tests/test_config.py",
     "tests/test_spa_contract.py",
     "tests/test_purchases.py::test_two_subjects_get_a_hundred_cards_with_card_1_of_each",
+    "tests/test_hermetic.py::test_servers_on_this_machine_are_reached_directly",
 ]
 COPIED = shutil.ignore_patterns(
     ".git", ".venv", "node_modules", "__pycache__", ".hypothesis", ".ruff_cache", ".pytest_cache", "instance", ".env"
 )
+
+
+def test_servers_on_this_machine_are_reached_directly() -> None:
+    """As the gunicorn tests reach their server (run under an exported HTTP_PROXY above)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), SimpleHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        assert requests.head(f"http://127.0.0.1:{server.server_port}/", timeout=10).status_code == 200
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_env_example_lists_every_variable_the_app_reads() -> None:

@@ -124,5 +124,27 @@ def test_every_create_documents_its_location_and_every_json_body_its_415(spec: d
     creates = [(label, op) for label, op in operations(spec) if "201" in op["responses"]]
     assert len(creates) >= 8
     assert [label for label, op in creates if "Location" not in op["responses"]["201"].get("headers", {})] == []
+    purchase = spec["paths"]["/api/purchases"]["post"]["responses"]
+    assert all("Idempotent-Replayed" in purchase[status]["headers"] for status in ("200", "201"))
     bodies = [(label, op) for label, op in operations(spec) if "requestBody" in op]
     assert [label for label, op in bodies if "415" not in op["responses"]] == []
+
+
+def test_every_property_has_a_type_and_decimals_are_strings(spec: dict[str, Any]) -> None:
+    """A property without a type is `unknown` in TypeScript and `Any` in Python; a decimal
+    the server writes as "12.50" must not be documented as a number."""
+    typed = {"type", "$ref", "allOf", "anyOf", "oneOf"}
+    schemas = spec["components"]["schemas"]
+    untyped = [
+        f"{name}.{field}"
+        for name, schema in schemas.items()
+        for field, prop in schema.get("properties", {}).items()
+        if not typed & set(prop) or (prop.get("type") == "array" and not typed & set(prop["items"]))
+    ]
+    assert untyped == []
+    decimals = {("Card", "marks"), ("ReviewQuestion", "answer"), ("ReviewQuestion", "tolerance")}
+    decimals |= {("QuestionInput", "answer"), ("QuestionAdmin", "tolerance")}
+    for name, field in decimals:
+        assert schemas[name]["properties"][field]["type"] == "string", f"{name}.{field}"
+        assert schemas[name]["properties"][field]["format"] == "decimal", f"{name}.{field}"
+    assert schemas["Bundle"]["properties"]["currency"]["type"] == "string"

@@ -11,11 +11,15 @@ import sys
 from pathlib import Path
 
 import pytest
+import requests
 from flask import Flask
 
 from app import create_app
+from shared.services.demo import DemoDataService
 from tests.conftest import app_config
-from tests.support.live_server import PROJECT_ROOT
+from tests.support.accounts import PASSWORD, registration
+from tests.support.live_server import PROJECT_ROOT, LiveServer
+from tests.support.mail import verify_email_at
 
 FLASK = ".venv/bin/flask --app app "
 SCRIPT = ".venv/bin/python scripts/"
@@ -83,7 +87,8 @@ def test_the_safe_flask_commands_of_the_readme_run_in_order_on_a_scratch_databas
 def test_the_real_flask_entry_point_runs_a_readme_command(tmp_path: Path) -> None:
     env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite3'}", "ENV_FILE": "none"}
     flask = [str(Path(sys.executable).parent / "flask"), "--app", "app"]
-    for words in (["db", "upgrade"], ["db", "downgrade"], ["db", "current"]):
+    # `db downgrade -1` as Alembic's docs write it (Click used to say "No such option '-1'").
+    for words in (["db", "upgrade"], ["db", "downgrade", "-1"], ["db", "current"]):
         result = subprocess.run(
             [*flask, *words], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, check=False
         )
@@ -99,3 +104,49 @@ def test_each_script_line_of_the_readme_parses(line: str) -> None:
     command = [sys.executable, f"scripts/{words[0]}", *words[1:], "--help"]
     result = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, check=False, timeout=60)
     assert result.returncode == 0, f"{line}: {result.stderr[-2000:]}"
+
+
+def spa_guide() -> str:
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    start = readme.index("\n## Building the SPA on this API\n")
+    return readme[start : readme.index("\n## ", start + 1)]
+
+
+def guide_blocks(language: str) -> list[str]:
+    return re.findall(rf"^```{language}\n(.*?)^```", spa_guide(), re.M | re.S)
+
+
+def test_the_spa_guide_shows_typescript_that_the_suite_checks() -> None:
+    """Each TypeScript block of "Building the SPA on this API" is code of tests/typescript, which
+    tests/test_typed_clients.py type-checks and runs."""
+    sources = {path.name: path.read_text() for path in (PROJECT_ROOT / "tests" / "typescript").glob("*.ts")}
+    blocks = guide_blocks("ts")
+    assert len(blocks) >= 6
+    assert [block[:80] for block in blocks if not any(block in source for source in sources.values())] == []
+    shown = "".join(blocks)
+    for flow in ("logIn", "logOut", "buy", "payInTheSandbox", "payWithRazorpay", "startTest", "saveAnswers"):
+        assert f"function {flow}(" in shown, flow
+    for flow in ("submitTest", "reviewTest", "requestPasswordReset", "resetPassword"):
+        assert f"function {flow}(" in shown, flow
+
+
+def test_the_spa_guide_curl_runs_against_a_server_in_the_sandbox(sandbox_server: LiveServer, mariadb: Flask) -> None:
+    """The guide's curl blocks, one script in the README's order, as a new student."""
+    DemoDataService.seed()
+    account = registration()
+    assert requests.post(sandbox_server.url("/api/auth/register"), json=account, timeout=30).status_code == 201
+    verify_email_at(sandbox_server.url("/api"), account["email"])  # verified accounts can pay
+    script = "\n".join(block for block in guide_blocks("sh") if "call " in block or "API=" in block)
+    env = {"PATH": "/usr/bin:/bin", "API": sandbox_server.url("/api"), "EMAIL": account["email"], "PASSWORD": PASSWORD}
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}\n{sandbox_server.log_tail()}"
+    out = result.stdout
+    assert '"status": "pending_payment"' in out
+    assert '"status": "paid"' in out
+    assert f'"cards_created": {mariadb.config["MOCK_TESTS_PER_SUBJECT"]}' in out
+    assert "idempotent-replayed: true" in out.lower()
+    assert '"status": "completed"' in out
+    assert '"correct_option"' in out
+    assert out.rstrip().endswith("204")

@@ -5,12 +5,16 @@ JSON, Retry-After only where a client must wait. (In a real browser: tests/test_
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app import EXPOSED_HEADERS
-from tests.conftest import SPA_ORIGIN
+from app import EXPOSED_HEADERS, create_app
+from shared.config import ConfigError
+from tests.conftest import SPA_ORIGIN, app_config
 from tests.support.accounts import PASSWORD, bearer, register
 from tests.support.catalog import make_course
 
@@ -31,6 +35,43 @@ def test_cors_lets_the_spa_read_every_header_meant_for_it(client: FlaskClient) -
     assert response.headers["Access-Control-Allow-Origin"] == SPA_ORIGIN
     exposed = {name.strip().lower() for name in response.headers["Access-Control-Expose-Headers"].split(",")}
     assert {name.lower() for name in READABLE} <= exposed
+
+
+def test_a_preflight_allows_what_the_spa_sends_and_may_be_kept(client: FlaskClient) -> None:
+    sent = "authorization, content-type, idempotency-key"
+    headers = {"Origin": SPA_ORIGIN, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": sent}
+    response = client.options("/api/purchases", headers=headers)
+    assert response.headers["Access-Control-Allow-Origin"] == SPA_ORIGIN
+    assert {name.strip() for name in response.headers["Access-Control-Allow-Headers"].split(",")} == set(
+        sent.split(", ")
+    )
+    assert int(response.headers["Access-Control-Max-Age"]) == 7200
+
+
+def test_answers_vary_by_origin_for_caches(client: FlaskClient) -> None:
+    """With one SPA origin (CORS_ORIGINS in the tests, and often in production), the public,
+    cacheable catalog would otherwise be served from a cache without its CORS header."""
+    for headers in ({"Origin": SPA_ORIGIN}, {}, {"Origin": "https://elsewhere.example"}):
+        response = client.get("/api/courses", headers=headers)
+        assert "public" in response.headers["Cache-Control"]
+        assert {"Origin", "Authorization"} <= set(response.vary), headers
+
+
+def test_cors_origins_match_as_written_and_a_malformed_one_stops_the_app(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cors.sqlite3'}"
+    origins = "https://Shop.Example.com:443/, http://[::1]:8080"
+    client = create_app(app_config(url, CORS_ORIGINS=origins)).test_client()
+    # (flask-cors would read the IPv6 brackets as a regular expression: [::1] matching "1".)
+    for origin, allowed in (
+        ("https://shop.example.com", True),
+        ("http://[::1]:8080", True),
+        ("http://1:8080", False),
+        ("https://shop.example.com.evil.example", False),
+    ):
+        response = client.get("/api/no-such-thing", headers={"Origin": origin})
+        assert response.headers.get("Access-Control-Allow-Origin") == (origin if allowed else None), origin
+    with pytest.raises(ConfigError, match=re.escape("CORS_ORIGINS: 'https://shop.example.com/app' is not an origin")):
+        create_app(app_config(url, CORS_ORIGINS="https://shop.example.com/app"))
 
 
 def test_every_create_says_where_the_new_resource_is(client: FlaskClient, admin: dict[str, str]) -> None:

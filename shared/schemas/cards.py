@@ -155,7 +155,14 @@ class ReviewQuestionSchema(ResponseSchema):
     type = ma.fields.Enum(QuestionType, by_value=True)
     text = ma.fields.String()
     options = ma.fields.List(ma.fields.String())
-    your_answer = ma.fields.Raw(allow_none=True)
+    your_answer = ma.fields.Raw(
+        allow_none=True,
+        metadata={
+            "description": "In the question type's shape: an option index (single), option indexes "
+            '(multiple), a value string such as "3.14" (numerical); null when unanswered',
+            "oneOf": [{"type": "integer"}, {"type": "array", "items": {"type": "integer"}}, {"type": "string"}],
+        },
+    )
     correct_option = ma.fields.Integer(allow_none=True)
     correct_options = ma.fields.List(ma.fields.Integer(), allow_none=True)
     answer = ma.fields.Decimal(as_string=True, allow_none=True)

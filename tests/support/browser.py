@@ -14,6 +14,7 @@ CHROMIUM_FLAGS = [
     "--no-sandbox",  # we run as root
     "--disable-gpu",
     "--disable-quic",
+    "--no-proxy-server",  # only servers on this machine, whatever the system names
     "--no-first-run",
     "--disable-background-networking",
     "--disable-component-update",

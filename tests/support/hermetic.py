@@ -7,6 +7,8 @@ import re
 
 from shared.config import PROJECT_ROOT
 
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
+
 
 def app_settings() -> set[str]:
     """Every variable the app reads: `.env.example` lists them all (tests/test_hermetic.py checks)."""
@@ -21,3 +23,7 @@ def isolate_from_environment() -> None:
         os.environ.pop(name, None)
     os.environ["ENV_FILE"] = "none"
     os.environ["APP_ENV"] = "testing"
+    # The suite talks only to servers on this machine (gunicorn, MariaDB, Redis, a page for
+    # chromium): a proxy the shell names would carry requests to 127.0.0.1 away from them.
+    for name in PROXY_VARIABLES:
+        os.environ.pop(name, None)

@@ -14,6 +14,7 @@ from email.message import EmailMessage
 from email.policy import default as default_policy
 from typing import Any
 
+import requests
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from flask.testing import FlaskClient
@@ -104,3 +105,10 @@ def smtp_server() -> Iterator[Inbox]:
         yield inbox
     finally:
         controller.stop()
+
+
+def verify_email_at(api_url: str, email: str) -> None:
+    """`verify_email` against a live server (`api_url` ends with /api)."""
+    token = latest_token(email, MailKind.VERIFY_EMAIL)
+    response = requests.post(f"{api_url}/auth/verify-email", json={"token": token}, timeout=30)
+    assert response.status_code == 200, response.text

@@ -1,5 +1,6 @@
-// What the SPA does through CORS, one step after another; each step records what the
-// browser let JavaScript read. A step can be inserted anywhere (see "pay" below).
+// What the SPA does through CORS, one small step after another; each step records what the
+// browser let JavaScript read, and `window.step` names the step running (or the one that
+// failed). A step can be inserted anywhere in `steps` below; it reads and writes `state`.
 const api = new URL(location.href).searchParams.get("api");
 const journal = {};
 const state = { email: `spa-${Date.now()}@example.com`, password: "correct-horse-42" };
@@ -28,11 +29,17 @@ async function call(name, method, path, { body, token, headers = {}, raw } = {})
   return journal[name];
 }
 
+function expect(answer, status) {
+  if (answer.status !== status) throw new Error(`expected ${status}, got ${answer.status}: ${JSON.stringify(answer.body)}`);
+  return answer.body;
+}
+
 async function register() {
   const phone = `+9197${String(Date.now()).slice(-8)}`;
-  await call("register", "POST", "/api/auth/register", {
+  const answer = await call("register", "POST", "/api/auth/register", {
     body: { email: state.email, password: state.password, full_name: "Spa Student", phone_number: phone },
   });
+  expect(answer, 201);
 }
 
 // The owner follows the verification mail: the test hands the page its token, read from the
@@ -46,13 +53,15 @@ async function login() {
   const answer = await call("login", "POST", "/api/auth/login", {
     body: { email: state.email, password: state.password },
   });
-  state.token = answer.body.access_token;
+  state.token = expect(answer, 200).access_token;
 }
 
+// (An email-verification step, when the API asks for one before paying, goes here.)
+
 async function chooseSubject() {
-  const courses = await call("courses", "GET", "/api/courses");
-  const course = await call("course", "GET", `/api/courses/${courses.body.items[0].id}`);
-  state.subject = course.body.subjects[0];
+  const courses = expect(await call("courses", "GET", "/api/courses"), 200);
+  const course = expect(await call("course", "GET", `/api/courses/${courses.items[0].id}`), 200);
+  state.subject = course.subjects[0];
 }
 
 async function sendTextPlain() {
@@ -71,29 +80,57 @@ function purchase(name) {
 }
 
 async function buy() {
-  const answer = await purchase("buy");
-  state.purchase = answer.body.purchase;
+  const answer = expect(await purchase("buy"), 201);
+  state.purchase = answer.purchase;
+  state.checkout = answer.payment; // Razorpay Checkout's options: key_id, provider_order_id, amount
 }
 
-// TODO(payments): pay in the sandbox here (POST /api/purchases/{id}/payment) once it exists.
-async function pay() {}
+// Razorpay Checkout, played by the sandbox: it hands the SPA's handler the order id, the
+// payment id and the signature.
+async function checkout() {
+  const order = state.checkout.provider_order_id;
+  const answer = await call("checkout", "POST", `/api/payments/sandbox/orders/${order}/pay`, {
+    token: state.token,
+    body: { outcome: "captured", deliver_webhook: false },
+  });
+  state.handed = expect(answer, 200);
+}
+
+async function confirmPayment() {
+  const { provider_order_id, provider_payment_id, signature } = state.handed;
+  const answer = await call("pay", "POST", `/api/purchases/${state.purchase.id}/payment`, {
+    token: state.token,
+    body: { provider_order_id, provider_payment_id, signature },
+  });
+  expect(answer, 200);
+}
 
 async function retry() {
   await purchase("retry");
 }
 
+async function readCards() {
+  const query = new URLSearchParams({ subject_id: state.subject.id, status: "available" });
+  expect(await call("cards", "GET", `/api/mock-tests?${query}`, { token: state.token }), 200);
+}
+
 async function logout() {
-  await call("logout", "POST", "/api/auth/logout", { token: state.token });
+  expect(await call("logout", "POST", "/api/auth/logout", { token: state.token }), 204);
   await call("after_logout", "GET", "/api/auth/me", { token: state.token });
 }
 
-const steps = [register, verify, login, chooseSubject, sendTextPlain, buy, pay, retry, logout];
+const steps = [
+  register, verify, login, chooseSubject, sendTextPlain, buy, checkout, confirmPayment, retry, readCards, logout,
+];
 
 (async () => {
   try {
-    for (const step of steps) await step();
+    for (const step of steps) {
+      window.step = step.name;
+      await step();
+    }
     window.finished = "ok";
   } catch (error) {
-    window.finished = `${error}`;
+    window.finished = `${window.step}: ${error}`;
   }
 })();
