@@ -11,6 +11,7 @@ from shared.models import CardStatus, QuestionType
 from shared.models.cards import Outcome
 from shared.schemas.base import ResponseSchema, Schema
 from shared.schemas.fields import Id, Integer, Marks, Percent, UtcDateTime
+from shared.schemas.lean import LeanDump
 from shared.schemas.pagination import PageQuerySchema, page_schema
 from shared.schemas.questions import MAX_OPTIONS, within
 
@@ -221,3 +222,4 @@ class PaperListSchema(ResponseSchema):
 
 
 CardPageSchema = page_schema(CardSchema, "CardPage")
+CARD_ITEMS = LeanDump(CardSchema())

@@ -10,7 +10,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
-from sqlalchemy import Constraint, Select, event, func
+from sqlalchemy import Constraint, Select, bindparam, event, func
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
@@ -26,6 +27,8 @@ T = TypeVar("T")
 MAX_ATTEMPTS = 3
 _IN_UNIT = "in_unit_of_work"
 _WROTE = "transaction_wrote"
+# The column of a page of rows that carries the total (see `paginate`).
+PAGE_TOTAL = "page_total"
 
 
 # What the caller's open transaction did decides what `transactional` may do with it.
@@ -164,20 +167,35 @@ class Page(Generic[T]):
         return (self.total + self.per_page - 1) // self.per_page if self.total else 0
 
 
-def paginate(
-    statement: Select[Any], page: int, per_page: int, *, counting: Select[Any] | None = None, rows: bool = False
-) -> Page[Any]:
-    """Two statements whatever the page size: the count, then the page (of entities, or of
-    `rows`). `counting` is the statement whose rows are counted, when the page's own (a
-    join, a GROUP BY) is not it.
-
-    (A window COUNT(*) OVER () would make it one, but forces the database to read every
-    matching row before the LIMIT: slower than an index-only count on MariaDB.)
-    """
-    counted = statement if counting is None else counting
+def paginate(statement: Select[Any], page: int, per_page: int) -> Page[Any]:
+    """A page of entities, and the total: two statements whatever the page size."""
     total = db.session.execute(
-        counted.with_only_columns(func.count(), maintain_column_froms=True).order_by(None)
+        statement.with_only_columns(func.count(), maintain_column_froms=True).order_by(None)
     ).scalar_one()
     result = db.session.execute(statement.limit(per_page).offset((page - 1) * per_page))
-    items = list(result.all()) if rows else list(result.unique().scalars())
-    return Page(items=items, page=page, per_page=per_page, total=total)
+    return Page(items=list(result.unique().scalars()), page=page, per_page=per_page, total=total)
+
+
+class RowPager:
+    """Pages of rows (their `_mapping`, for a lean dump) with the total, in one statement.
+
+    Built once per statement shape, with `bindparam`s for the values of a request, so that
+    neither the statement nor its cache key is made again per request. The total rides
+    along as an uncorrelated scalar subquery that the database evaluates once; a page past
+    the end, which has no row to carry it, counts on its own. (A window COUNT(*) OVER ()
+    would make it one statement too, but forces the database to read every matching row
+    before the LIMIT: slower than an index-only count on MariaDB.) `counting` is the
+    statement whose rows are counted, when the page's own (a join, a GROUP BY) is not it.
+    """
+
+    def __init__(self, statement: Select[Any], counting: Select[Any]) -> None:
+        self.count = counting.with_only_columns(func.count(), maintain_column_froms=True).order_by(None)
+        total = self.count.scalar_subquery().correlate(None).label(PAGE_TOTAL)
+        self.page = statement.add_columns(total).offset(bindparam("page_offset")).limit(bindparam("page_limit"))
+
+    def __call__(self, page: int, per_page: int, **values: Any) -> Page[RowMapping]:
+        found = db.session.execute(
+            self.page, {**values, "page_offset": (page - 1) * per_page, "page_limit": per_page}
+        ).all()
+        total = found[0]._mapping[PAGE_TOTAL] if found else db.session.execute(self.count, values).scalar_one()
+        return Page(items=[row._mapping for row in found], page=page, per_page=per_page, total=total)

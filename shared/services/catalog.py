@@ -5,19 +5,18 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any, ParamSpec, TypeVar
 
 import redis
-from sqlalchemy import ColumnElement, Select, and_, func, select, update
+from sqlalchemy import ColumnElement, Select, and_, bindparam, func, select, update
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.orm import aliased, selectinload
 
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.extensions import cache, db, worker_cache
 from shared.models import Bundle, CatalogVersion, Course, Purchase, PurchaseItem, Subject
 from shared.models.catalog import bundle_subjects
-from shared.services.base import Page, apply_changes, escape_like, paginate, require, transactional
+from shared.services.base import Page, RowPager, apply_changes, escape_like, paginate, require, transactional
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -29,20 +28,6 @@ CATALOG_VERSION_KEY = "catalog-version"
 _CACHE_ERRORS = (redis.RedisError, OSError)
 SUBJECT_NOT_FOUND = "There is no subject with this id."
 BUNDLE_NOT_FOUND = "There is no bundle with this id."
-
-
-@dataclass(frozen=True)
-class CourseSummary:
-    """A course as the catalog list shows it."""
-
-    id: int
-    slug: str
-    title: str
-    description: str
-    is_active: bool
-    subject_count: int
-    min_price: Decimal | None
-    max_price: Decimal | None
 
 
 def bump_catalog_version() -> None:
@@ -116,6 +101,29 @@ def bundle_for_sale() -> ColumnElement[bool]:
     )
 
 
+@functools.cache
+def _course_pager(by_title: bool, include_inactive: bool) -> RowPager:
+    """Courses by title, each with its subject count and price range."""
+    courses = select(Course.id).order_by(Course.title, Course.id)
+    subjects = Subject.course_id == Course.id
+    if not include_inactive:
+        courses = courses.where(course_for_sale())
+        subjects = and_(subjects, Subject.is_active.is_(True))  # the course is for sale already
+    if by_title:
+        courses = courses.where(Course.title.like(bindparam("title"), escape="\\"))
+    page = courses.with_only_columns(
+        Course.id,
+        Course.slug,
+        Course.title,
+        Course.description,
+        Course.is_active,
+        func.count(Subject.id).label("subject_count"),
+        func.min(Subject.price).label("min_price"),
+        func.max(Subject.price).label("max_price"),
+    ).outerjoin(Subject, subjects)
+    return RowPager(page.group_by(Course.id), counting=courses)
+
+
 def _bundle_loading() -> Any:
     # A bundle for sale has only active subjects, so the public and admins load them all.
     return selectinload(Bundle.subjects)
@@ -149,28 +157,11 @@ class CatalogService:
         return version
 
     @staticmethod
-    def list_courses(page: int, per_page: int, search: str | None, include_inactive: bool) -> Page[CourseSummary]:
-        """Two statements: the count, and the page with each course's subject figures."""
-        courses = select(Course.id).order_by(Course.title, Course.id)
-        subjects = Subject.course_id == Course.id
-        if not include_inactive:
-            courses = courses.where(course_for_sale())
-            subjects = and_(subjects, Subject.is_active.is_(True))  # the course is for sale already
-        if search:
-            courses = courses.where(Course.title.like(f"%{escape_like(search)}%", escape="\\"))
-        rows = courses.with_only_columns(
-            Course.id,
-            Course.slug,
-            Course.title,
-            Course.description,
-            Course.is_active,
-            func.count(Subject.id),
-            func.min(Subject.price),
-            func.max(Subject.price),
-        ).outerjoin(Subject, subjects)
-        found = paginate(rows.group_by(Course.id), page, per_page, counting=courses, rows=True)
-        summaries = [CourseSummary(*row) for row in found.items]
-        return Page(items=summaries, page=found.page, per_page=found.per_page, total=found.total)
+    def list_courses(page: int, per_page: int, search: str | None, include_inactive: bool) -> Page[RowMapping]:
+        """One statement: the page, each course with its subject figures (the columns of
+        `CourseSummarySchema`), and the total."""
+        pager = _course_pager(search is not None, include_inactive)
+        return pager(page, per_page, title=f"%{escape_like(search)}%" if search else None)
 
     @staticmethod
     def get_course(course_id: int, include_inactive: bool) -> Course:

@@ -1,0 +1,122 @@
+"""The lean dump of list routes answers exactly what the documented schema's dump would."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from types import SimpleNamespace
+from typing import Any
+
+import marshmallow as ma
+import pytest
+from flask import Flask
+
+from shared.models import CardStatus
+from shared.schemas.cards import CARD_ITEMS, CardSchema
+from shared.schemas.catalog import COURSE_ITEMS, CourseSummarySchema
+from shared.schemas.lean import LeanDump
+
+
+def as_object(flat: dict[str, Any], schema: ma.Schema) -> SimpleNamespace:
+    """What marshmallow reads: `attribute="subject.name"` is a nested attribute."""
+    values: dict[str, Any] = {}
+    for name, field in schema.dump_fields.items():
+        if name not in flat:
+            continue
+        path = (field.attribute or name).split(".")
+        target = values
+        for part in path[:-1]:
+            target = target.setdefault(part, {})
+        target[path[-1]] = flat[name]
+    return _namespace(values)
+
+
+def _namespace(values: dict[str, Any]) -> SimpleNamespace:
+    return SimpleNamespace(**{k: _namespace(v) if isinstance(v, dict) else v for k, v in values.items()})
+
+
+CARDS = [
+    {
+        "id": 1,
+        "purchase_id": 2,
+        "subject_id": 3,
+        "subject_name": "Physics — Ünïcode",
+        "test_number": 1,
+        "status": CardStatus.AVAILABLE,
+        "paper_id": None,
+        "question_count": None,
+        "correct_count": None,
+        "wrong_count": None,
+        "unanswered_count": None,
+        "marks": None,
+        "score": None,
+        "started_at": None,
+        "deadline_at": None,
+        "submitted_at": None,
+    },
+    {
+        "id": 7,
+        "purchase_id": 2,
+        "subject_id": 3,
+        "subject_name": "Chemistry",
+        "test_number": 50,
+        "status": CardStatus.COMPLETED,
+        "paper_id": 9,
+        "question_count": 10,
+        "correct_count": 7,
+        "wrong_count": 2,
+        "unanswered_count": 1,
+        "marks": Decimal("-2.5"),
+        "score": Decimal("70.125"),
+        "started_at": datetime(2026, 11, 30, 7, 0, 1, 123456, tzinfo=UTC).replace(tzinfo=None),  # stored naive
+        "deadline_at": datetime(2026, 11, 30, 7, 30, tzinfo=UTC).replace(tzinfo=None),
+        "submitted_at": datetime(2026, 11, 30, 7, 20, 5, tzinfo=UTC),
+    },
+]
+COURSES = [
+    {
+        "id": 1,
+        "slug": "jee-main",
+        "title": "JEE Main",
+        "description": "",
+        "is_active": True,
+        "subject_count": 0,
+        "min_price": None,
+        "max_price": None,
+    },
+    {
+        "id": 2,
+        "slug": "neet",
+        "title": "NEET",
+        "description": 'Biology "and" more',
+        "is_active": False,
+        "subject_count": 3,
+        "min_price": Decimal("499"),
+        "max_price": Decimal("1999.5"),
+    },
+]
+
+
+@pytest.mark.parametrize(
+    ("dumper", "schema", "items"),
+    [(CARD_ITEMS, CardSchema(), CARDS), (COURSE_ITEMS, CourseSummarySchema(), COURSES)],
+    ids=["cards", "courses"],
+)
+def test_lean_dump_is_the_schema_dump_byte_for_byte(
+    dumper: LeanDump, schema: ma.Schema, items: list[dict[str, Any]]
+) -> None:
+    app = Flask(__name__)
+    app.config["CURRENCY"] = "INR"
+    app.json.sort_keys = False  # type: ignore[attr-defined] - as create_app sets it
+    with app.app_context():
+        lean = dumper.many(items)
+        full = schema.dump([as_object(item, schema) for item in items], many=True)
+        assert app.json.dumps(lean) == app.json.dumps(full)
+
+
+def test_a_field_without_a_known_conversion_is_refused() -> None:
+    class Odd(ma.Schema):
+        when = ma.fields.Date()
+
+    with pytest.raises(TypeError, match="Date"):
+        LeanDump(Odd())
