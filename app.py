@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
-from flask import Flask
+from flask import Flask, Response, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from blueprints import register_blueprints
@@ -57,18 +59,33 @@ EXPOSED_HEADERS = [
 ]
 
 
+def only_when_cross_origin(hook: Callable[[Response], Response]) -> Callable[[Response], Response]:
+    """flask-cors's after-request hook, run only for requests that carry an Origin header:
+    for the others (curl, servers, caches revalidating) it adds no header at all, yet it
+    costs every answer (a 304 most of all) a tenth of its time."""
+
+    @functools.wraps(hook)
+    def cross_origin_only(response: Response) -> Response:
+        return hook(response) if "Origin" in request.headers else response
+
+    return cross_origin_only
+
+
 def init_extensions(app: Flask) -> None:
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         (PROJECT_ROOT / "instance").mkdir(exist_ok=True)
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True)
     jwt.init_app(app)
+    hooks = app.after_request_funcs.setdefault(None, [])
+    known = list(hooks)
     cors.init_app(
         app,
         resources={r"/api/*": {"origins": app.config["CORS_ORIGINS"]}},
         expose_headers=EXPOSED_HEADERS,
         allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID", "If-None-Match"],
     )
+    hooks[:] = [hook if hook in known else only_when_cross_origin(hook) for hook in hooks]
     # Flask runs after-request functions in reverse order: this one runs after the limiter's.
     app.after_request(retry_after_only_when_refused)
     limiter.init_app(app)
