@@ -10,7 +10,9 @@ from shared.conditional import conditional_read
 from shared.models import Bundle, Course, Subject
 from shared.openapi import Blueprint
 from shared.schemas.catalog import (
+    BUNDLE_ITEMS,
     COURSE_ITEMS,
+    SUBJECT_ITEMS,
     BundleCreateSchema,
     BundleListQuerySchema,
     BundlePageSchema,
@@ -26,9 +28,8 @@ from shared.schemas.catalog import (
     SubjectSchema,
     SubjectUpdateSchema,
 )
-from shared.schemas.lean import page_response
+from shared.schemas.lean import json_response, page_response
 from shared.security import admin_required, viewer_is_admin
-from shared.services.base import Page
 from shared.services.catalog import CatalogService
 
 blp = Blueprint(
@@ -76,20 +77,21 @@ def get_course(course_id: int) -> Course:
 
 @blp.route("/courses/<id:course_id>/subjects")
 @catalog_read
-@blp.response(200, SubjectSchema(many=True))
+@blp.response(200, SubjectSchema(many=True))  # documents the answer, which the view dumps itself
 @blp.problems(401, 404)
-def list_subjects(course_id: int) -> list[Subject]:
-    return CatalogService.list_subjects(course_id, viewer_is_admin())
+def list_subjects(course_id: int) -> Response:
+    return json_response(SUBJECT_ITEMS.many(CatalogService.list_subjects(course_id, viewer_is_admin())))
 
 
 @blp.route("/bundles")
 @blp.arguments(BundleListQuerySchema, location="query")  # invalid queries are a 422, never a 304
 @catalog_read
-@blp.response(200, BundlePageSchema)
+@blp.response(200, BundlePageSchema)  # documents the answer, which the view dumps itself
 @blp.problems(401, 422)
-def list_bundles(query: dict[str, Any]) -> Page[Bundle]:
+def list_bundles(query: dict[str, Any]) -> Response:
     """Bundles with their subjects, price, the subjects' total and the saving."""
-    return CatalogService.list_bundles(query["page"], query["per_page"], query.get("course_id"), viewer_is_admin())
+    found = CatalogService.list_bundles(query["page"], query["per_page"], query.get("course_id"), viewer_is_admin())
+    return page_response(found, BUNDLE_ITEMS)
 
 
 @blp.route("/bundles/<id:bundle_id>")

@@ -109,7 +109,7 @@ def test_lean_dump_is_the_schema_dump_byte_for_byte(
     app.config["CURRENCY"] = "INR"
     app.json.sort_keys = False  # type: ignore[attr-defined] - as create_app sets it
     with app.app_context():
-        lean = dumper.many(items)
+        lean = dumper.many([SimpleNamespace(**item) for item in items])
         full = schema.dump([as_object(item, schema) for item in items], many=True)
         assert app.json.dumps(lean) == app.json.dumps(full)
 
@@ -120,3 +120,34 @@ def test_a_field_without_a_known_conversion_is_refused() -> None:
 
     with pytest.raises(TypeError, match="Date"):
         LeanDump(Odd())
+
+
+def test_the_purchase_list_dump_is_the_schema_dump() -> None:
+    from shared.models import ItemState, Provider, PurchaseStatus, PurchaseType
+    from shared.schemas.purchases import PURCHASE_ITEMS, PurchaseSchema
+    from shared.services.purchases import PurchasedSubject, PurchaseView
+
+    created = datetime(2026, 11, 30, 7, 0, tzinfo=UTC).replace(tzinfo=None)
+    views = [
+        PurchaseView(
+            id=3,
+            customer_id=1,
+            purchase_type=PurchaseType.BUNDLE,
+            course_id=None,
+            bundle_id=2,
+            total_cost=Decimal("1499"),
+            currency="INR",
+            created_at=created,
+            subjects=[
+                PurchasedSubject(5, "Physics", Decimal("499.5"), 50),
+                PurchasedSubject(6, "Maths", Decimal("1000.00"), 0, ItemState.REFUNDED, created),
+            ],
+            status=PurchaseStatus.PAID,
+            provider=Provider.NONE,
+        ),
+        PurchaseView(3, 1, PurchaseType.SINGLE_SUBJECT, 1, None, Decimal("1.00"), "INR", created, []),
+    ]
+    app = Flask(__name__)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    with app.app_context():
+        assert app.json.dumps(PURCHASE_ITEMS.many(views)) == app.json.dumps(PurchaseSchema(many=True).dump(views))

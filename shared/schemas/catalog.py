@@ -158,3 +158,5 @@ class BundleSubjectsSchema(Schema):
 CoursePageSchema = page_schema(CourseSummarySchema, "CoursePage")
 COURSE_ITEMS = LeanDump(CourseSummarySchema())
 BundlePageSchema = page_schema(BundleSchema, "BundlePage")
+BUNDLE_ITEMS = LeanDump(BundleSchema())
+SUBJECT_ITEMS = LeanDump(SubjectSchema())

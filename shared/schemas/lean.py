@@ -12,7 +12,7 @@ a known conversion is refused when the dumper is built, so the two cannot drift 
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import Enum
@@ -63,36 +63,37 @@ def _conversion(field: ma.fields.Field) -> Convert | None:
     raise TypeError(f"LeanDump has no conversion for {type(field).__name__}")
 
 
-def _converted(name: str, convert: Convert) -> Callable[[Mapping[str, Any]], Any]:
-    return lambda item: convert(item[name])
+def _converted(name: str, convert: Convert) -> Callable[[Any], Any]:
+    get = operator.attrgetter(name)
+    return lambda item: convert(get(item))
 
 
-def _constant(value: Any) -> Callable[[Mapping[str, Any]], Any]:
+def _constant(value: Any) -> Callable[[Any], Any]:
     return lambda _item: value
 
 
 class LeanDump:
-    """Dumps mappings (a row's `_mapping`, a dict) keyed by the schema's field names, as
-    `schema.dump` would, keys in the same order. A nested list is dumped by its own
+    """Dumps objects (rows of labelled columns, dataclasses) whose attributes are the
+    schema's field names, as `schema.dump` would, keys in the same order. A nested list is dumped by its own
     LeanDump; a function field (the currency) is asked once per call."""
 
     def __init__(self, schema: ma.Schema) -> None:
         self.schema = schema
-        self._getters: list[tuple[str, Callable[[Mapping[str, Any]], Any]]] = []
+        self._getters: list[tuple[str, Callable[[Any], Any]]] = []
         self._computed: dict[str, ma.fields.Function] = {}
         for name, field in schema.dump_fields.items():
             key = field.data_key or name
             if isinstance(field, ma.fields.Function):
                 self._computed[key] = field
-                getter: Callable[[Mapping[str, Any]], Any] = operator.itemgetter(key)  # replaced per call
+                getter: Callable[[Any], Any] = operator.attrgetter(key)  # replaced per call
             elif isinstance(field, ma.fields.List) and isinstance(field.inner, ma.fields.Nested):
                 getter = _converted(name, LeanDump(field.inner.schema).many)
             else:
                 convert = _conversion(field)
-                getter = operator.itemgetter(name) if convert is None else _converted(name, convert)
+                getter = operator.attrgetter(name) if convert is None else _converted(name, convert)
             self._getters.append((key, getter))
 
-    def many(self, items: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    def many(self, items: Iterable[Any]) -> list[dict[str, Any]]:
         getters = self._getters
         if self._computed:
             values = {key: field.serialize(key, {}) for key, field in self._computed.items()}
@@ -103,7 +104,7 @@ class LeanDump:
 class PageOf(Protocol):
     """A page of items (shared.services.base.Page)."""
 
-    items: Sequence[Mapping[str, Any]]
+    items: Sequence[Any]
     page: int
     per_page: int
     total: int

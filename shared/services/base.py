@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from sqlalchemy import Constraint, Select, bindparam, event, func
-from sqlalchemy.engine import RowMapping
+from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
@@ -177,7 +177,7 @@ def paginate(statement: Select[Any], page: int, per_page: int) -> Page[Any]:
 
 
 class RowPager:
-    """Pages of rows (their `_mapping`, for a lean dump) with the total, in one statement.
+    """Pages of rows (for a lean dump) with the total, in one statement.
 
     Built once per statement shape, with `bindparam`s for the values of a request, so that
     neither the statement nor its cache key is made again per request. The total rides
@@ -193,9 +193,9 @@ class RowPager:
         total = self.count.scalar_subquery().correlate(None).label(PAGE_TOTAL)
         self.page = statement.add_columns(total).offset(bindparam("page_offset")).limit(bindparam("page_limit"))
 
-    def __call__(self, page: int, per_page: int, **values: Any) -> Page[RowMapping]:
+    def __call__(self, page: int, per_page: int, **values: Any) -> Page[Row[Any]]:
         found = db.session.execute(
             self.page, {**values, "page_offset": (page - 1) * per_page, "page_limit": per_page}
         ).all()
-        total = found[0]._mapping[PAGE_TOTAL] if found else db.session.execute(self.count, values).scalar_one()
-        return Page(items=[row._mapping for row in found], page=page, per_page=per_page, total=total)
+        total = getattr(found[0], PAGE_TOTAL) if found else db.session.execute(self.count, values).scalar_one()
+        return Page(items=list(found), page=page, per_page=per_page, total=total)

@@ -28,7 +28,7 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
-from sqlalchemy.engine import RowMapping
+from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -556,7 +556,7 @@ class MockTestService:
     @staticmethod
     def list_cards(
         user: User, page: int, per_page: int, subject_id: int | None, status: CardStatus | None
-    ) -> Page[RowMapping]:
+    ) -> Page[Row[Any]]:
         """A page of the caller's cards as rows of the columns `CardSchema` names, with the
         total, in one statement and the token check's transaction. Overdue cards are
         finalised before they are shown, so that none is listed "in progress" after its
@@ -566,11 +566,11 @@ class MockTestService:
         pager = _card_pager(subject_id is not None, status is not None)
         values = {"customer_id": customer_id, "subject_id": subject_id, "status": status}
 
-        def read() -> Page[RowMapping]:
+        def read() -> Page[Row[Any]]:
             return pager(page, per_page, **values, overdue_before=MockTestService._overdue_before())
 
         found = read()
-        overdue = found.items[0][OVERDUE] if found.items else True
+        overdue = getattr(found.items[0], OVERDUE) if found.items else True
         if overdue and MockTestService._finalize(OVERDUE_PER_READ, MockTestAttempt.customer_id == customer_id):
             found = read()
         return found
