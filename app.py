@@ -14,7 +14,16 @@ from shared import models  # noqa: F401 - registers every table on db.metadata
 from shared.cli import register_cli
 from shared.config import PROJECT_ROOT, load_config
 from shared.errors import register_error_handlers, retry_after_only_when_refused
-from shared.extensions import cache, cors, db, jwt, limiter, migrate, worker_cache
+from shared.extensions import (
+    cache,
+    cors,
+    db,
+    jwt,
+    limiter,
+    migrate,
+    roll_back_on_return_only_when_open,
+    worker_cache,
+)
 from shared.openapi import ProblemApi, register_conventions
 from shared.request_body import init_request_body
 from shared.request_id import configure_logging, init_request_id
@@ -75,6 +84,9 @@ def init_extensions(app: Flask) -> None:
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         (PROJECT_ROOT / "instance").mkdir(exist_ok=True)
     db.init_app(app)
+    if app.config["SQLALCHEMY_ENGINE_OPTIONS"].get("pool_reset_on_return", "rollback") is None:
+        with app.app_context():
+            roll_back_on_return_only_when_open(db.engine)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True)
     jwt.init_app(app)
     hooks = app.after_request_funcs.setdefault(None, [])
