@@ -67,17 +67,14 @@ def roll_back_on_return_only_when_open(engine: Engine) -> None:
     DBAPI checkout) and one whose last transaction committed are rolled back, as before.
     """
 
-    @event.listens_for(engine, "begin")
-    def _began(connection: Any) -> None:
-        connection.info[_OPEN] = True
+    def mark(connection: Any, open_: bool) -> None:
+        if not connection.invalidated:  # an invalidated connection is discarded, never reset
+            connection.info[_OPEN] = open_
 
-    @event.listens_for(engine, "rollback")
-    def _rolled_back(connection: Any) -> None:
-        connection.info[_OPEN] = False
-
-    @event.listens_for(engine, "commit")
-    def _committed(connection: Any) -> None:
-        connection.info[_OPEN] = True  # the COMMIT may fail: the reset then rolls back
+    # The COMMIT may fail: after one, the reset rolls back as it always did.
+    event.listen(engine, "begin", lambda connection: mark(connection, True))
+    event.listen(engine, "commit", lambda connection: mark(connection, True))
+    event.listen(engine, "rollback", lambda connection: mark(connection, False))
 
     @event.listens_for(engine.pool, "reset")
     def _reset(dbapi_connection: Any, record: Any, state: Any) -> None:
