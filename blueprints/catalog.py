@@ -56,7 +56,8 @@ catalog_read = conditional_read(catalog_etag, catalog_cache_control)
 
 
 @blp.route("/courses")
-@blp.arguments(CourseListQuerySchema, location="query")  # invalid queries are a 422, never a 304
+@catalog_read.without_query  # no query, nothing to refuse: its 304 needs no parsing
+@blp.arguments(CourseListQuerySchema, location="query")  # an invalid query is a 422, never a 304
 @catalog_read
 @blp.response(200, CoursePageSchema)  # documents the answer, which the view dumps itself
 @blp.problems(401, 422)
@@ -84,7 +85,8 @@ def list_subjects(course_id: int) -> Response:
 
 
 @blp.route("/bundles")
-@blp.arguments(BundleListQuerySchema, location="query")  # invalid queries are a 422, never a 304
+@catalog_read.without_query  # no query, nothing to refuse: its 304 needs no parsing
+@blp.arguments(BundleListQuerySchema, location="query")  # an invalid query is a 422, never a 304
 @catalog_read
 @blp.response(200, BundlePageSchema)  # documents the answer, which the view dumps itself
 @blp.problems(401, 422)
