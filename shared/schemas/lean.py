@@ -74,8 +74,8 @@ def _constant(value: Any) -> Callable[[Any], Any]:
 
 class LeanDump:
     """Dumps objects (rows of labelled columns, dataclasses) whose attributes are the
-    schema's field names, as `schema.dump` would, keys in the same order. A nested list is dumped by its own
-    LeanDump; a function field (the currency) is asked once per call."""
+    schema's field names as `schema.dump` would, keys in the same order. A nested list
+    is dumped by its own LeanDump; a function field (the currency) is asked once a call."""
 
     def __init__(self, schema: ma.Schema) -> None:
         self.schema = schema
