@@ -151,3 +151,25 @@ def test_the_purchase_list_dump_is_the_schema_dump() -> None:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     with app.app_context():
         assert app.json.dumps(PURCHASE_ITEMS.many(views)) == app.json.dumps(PurchaseSchema(many=True).dump(views))
+
+
+def test_the_bundle_and_subject_list_dumps_are_the_schema_dumps() -> None:
+    from shared.schemas.catalog import BUNDLE_ITEMS, SUBJECT_ITEMS, BundleSchema, SubjectSchema
+    from shared.services.catalog import BundleListing
+
+    subjects = [
+        SimpleNamespace(id=4, name="Physics", price=Decimal("499"), course_id=1, description="", is_active=True),
+        SimpleNamespace(id=5, name="Maths", price=Decimal("600.5"), course_id=1, description="x", is_active=False),
+    ]
+    for subject in subjects:
+        subject.access_days = 365
+    bundles = [
+        BundleListing(1, "pair", "Pair", "", 1, Decimal("999"), True, 365, subjects),
+        BundleListing(2, "none", "None", "d", 1, Decimal("5000.00"), False, 30, []),
+    ]
+    app = Flask(__name__)
+    app.config["CURRENCY"] = "INR"
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    with app.app_context():
+        assert app.json.dumps(BUNDLE_ITEMS.many(bundles)) == app.json.dumps(BundleSchema(many=True).dump(bundles))
+        assert app.json.dumps(SUBJECT_ITEMS.many(subjects)) == app.json.dumps(SubjectSchema(many=True).dump(subjects))
