@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Response, current_app, request
@@ -13,7 +15,16 @@ from shared import models  # noqa: F401 - registers every table on db.metadata
 from shared.cli import register_cli
 from shared.config import PROJECT_ROOT, load_config
 from shared.errors import register_error_handlers, retry_after_only_when_refused
-from shared.extensions import cache, cors, db, jwt, limiter, migrate, worker_cache
+from shared.extensions import (
+    cache,
+    cors,
+    db,
+    jwt,
+    limiter,
+    migrate,
+    roll_back_on_return_only_when_open,
+    worker_cache,
+)
 from shared.openapi import ProblemApi, register_conventions
 from shared.request_body import init_request_body
 from shared.request_id import configure_logging, init_request_id
@@ -80,12 +91,29 @@ def vary_by_origin(response: Response) -> Response:
     return response
 
 
+def only_when_cross_origin(hook: Callable[[Response], Response]) -> Callable[[Response], Response]:
+    """flask-cors's after-request hook, run only for requests that carry an Origin header:
+    for the others (curl, servers, caches revalidating) it adds no header at all, yet it
+    costs every answer (a 304 most of all) a tenth of its time."""
+
+    @functools.wraps(hook)
+    def cross_origin_only(response: Response) -> Response:
+        return hook(response) if "Origin" in request.headers else response
+
+    return cross_origin_only
+
+
 def init_extensions(app: Flask) -> None:
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         (PROJECT_ROOT / "instance").mkdir(exist_ok=True)
     db.init_app(app)
+    if app.config["SQLALCHEMY_ENGINE_OPTIONS"].get("pool_reset_on_return", "rollback") is None:
+        with app.app_context():
+            roll_back_on_return_only_when_open(db.engine)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True)
     jwt.init_app(app)
+    hooks = app.after_request_funcs.setdefault(None, [])
+    known = list(hooks)
     cors.init_app(
         app,
         resources={r"/api/*": {"origins": literal_origins(app.config["CORS_ORIGINS"])}},
@@ -95,6 +123,7 @@ def init_extensions(app: Flask) -> None:
         # sending an OPTIONS before every authenticated or JSON request.
         max_age=PREFLIGHT_MAX_AGE,
     )
+    hooks[:] = [hook if hook in known else only_when_cross_origin(hook) for hook in hooks]
     app.after_request(vary_by_origin)
     # Flask runs after-request functions in reverse order: this one runs after the limiter's.
     app.after_request(retry_after_only_when_refused)

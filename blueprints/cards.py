@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import url_for
+from flask import Response, url_for
 from flask_jwt_extended import current_user
 
 from shared.models import ExamPattern, MockTestAttempt, Paper, PaperRegrade
 from shared.openapi import Blueprint
 from shared.schemas.cards import (
+    CARD_ITEMS,
     AnswersSchema,
     CardListQuerySchema,
     CardPageSchema,
@@ -26,8 +27,8 @@ from shared.schemas.cards import (
     ReviewSchema,
     SubmitSchema,
 )
+from shared.schemas.lean import page_response
 from shared.security import admin_required, login_required
-from shared.services.base import Page
 from shared.services.cards import MockTestService, PaperService, Review, Sheet
 
 blp = Blueprint("mock_tests", __name__, url_prefix="/api/mock-tests", description="Taking the mock tests")
@@ -37,13 +38,14 @@ papers = Blueprint("papers", __name__, url_prefix="/api", description="Exam patt
 @blp.route("")
 @login_required
 @blp.arguments(CardListQuerySchema, location="query")
-@blp.response(200, CardPageSchema)
+@blp.response(200, CardPageSchema)  # documents the answer, which the view dumps itself
 @blp.problems(401, 403, 422)
-def list_cards(query: dict[str, Any]) -> Page[MockTestAttempt]:
+def list_cards(query: dict[str, Any]) -> Response:
     """The caller's test cards across purchases, by subject then test number."""
-    return MockTestService.list_cards(
+    found = MockTestService.list_cards(
         current_user, query["page"], query["per_page"], query.get("subject_id"), query.get("status")
     )
+    return page_response(found, CARD_ITEMS)
 
 
 @blp.route("/progress")

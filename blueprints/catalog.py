@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, url_for
+from flask import Response, current_app, url_for
 
 from shared.conditional import conditional_read
 from shared.models import Bundle, Course, Subject
 from shared.openapi import Blueprint
 from shared.schemas.catalog import (
+    BUNDLE_ITEMS,
+    COURSE_ITEMS,
+    SUBJECT_ITEMS,
     BundleCreateSchema,
     BundleListQuerySchema,
     BundlePageSchema,
@@ -25,9 +28,9 @@ from shared.schemas.catalog import (
     SubjectSchema,
     SubjectUpdateSchema,
 )
+from shared.schemas.lean import json_response, page_response
 from shared.security import admin_required, viewer_is_admin
-from shared.services.base import Page
-from shared.services.catalog import CatalogService, CourseSummary
+from shared.services.catalog import CatalogService
 
 blp = Blueprint(
     "courses",
@@ -53,13 +56,15 @@ catalog_read = conditional_read(catalog_etag, catalog_cache_control)
 
 
 @blp.route("/courses")
-@blp.arguments(CourseListQuerySchema, location="query")  # invalid queries are a 422, never a 304
+@catalog_read.without_query  # no query, nothing to refuse: its 304 needs no parsing
+@blp.arguments(CourseListQuerySchema, location="query")  # an invalid query is a 422, never a 304
 @catalog_read
-@blp.response(200, CoursePageSchema)
+@blp.response(200, CoursePageSchema)  # documents the answer, which the view dumps itself
 @blp.problems(401, 422)
-def list_courses(query: dict[str, Any]) -> Page[CourseSummary]:
+def list_courses(query: dict[str, Any]) -> Response:
     """Courses by title, with their subject count and price range."""
-    return CatalogService.list_courses(query["page"], query["per_page"], query.get("q"), viewer_is_admin())
+    found = CatalogService.list_courses(query["page"], query["per_page"], query.get("q"), viewer_is_admin())
+    return page_response(found, COURSE_ITEMS)
 
 
 @blp.route("/courses/<id:course_id>")
@@ -73,20 +78,22 @@ def get_course(course_id: int) -> Course:
 
 @blp.route("/courses/<id:course_id>/subjects")
 @catalog_read
-@blp.response(200, SubjectSchema(many=True))
+@blp.response(200, SubjectSchema(many=True))  # documents the answer, which the view dumps itself
 @blp.problems(401, 404)
-def list_subjects(course_id: int) -> list[Subject]:
-    return CatalogService.list_subjects(course_id, viewer_is_admin())
+def list_subjects(course_id: int) -> Response:
+    return json_response(SUBJECT_ITEMS.many(CatalogService.list_subjects(course_id, viewer_is_admin())))
 
 
 @blp.route("/bundles")
-@blp.arguments(BundleListQuerySchema, location="query")  # invalid queries are a 422, never a 304
+@catalog_read.without_query  # no query, nothing to refuse: its 304 needs no parsing
+@blp.arguments(BundleListQuerySchema, location="query")  # an invalid query is a 422, never a 304
 @catalog_read
-@blp.response(200, BundlePageSchema)
+@blp.response(200, BundlePageSchema)  # documents the answer, which the view dumps itself
 @blp.problems(401, 422)
-def list_bundles(query: dict[str, Any]) -> Page[Bundle]:
+def list_bundles(query: dict[str, Any]) -> Response:
     """Bundles with their subjects, price, the subjects' total and the saving."""
-    return CatalogService.list_bundles(query["page"], query["per_page"], query.get("course_id"), viewer_is_admin())
+    found = CatalogService.list_bundles(query["page"], query["per_page"], query.get("course_id"), viewer_is_admin())
+    return page_response(found, BUNDLE_ITEMS)
 
 
 @blp.route("/bundles/<id:bundle_id>")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import request, url_for
+from flask import Response, request, url_for
 from flask_jwt_extended import current_user
 
 from shared.openapi import Blueprint
+from shared.schemas.lean import page_response
 from shared.schemas.purchases import (
+    PURCHASE_ITEMS,
     PaymentConfirmationSchema,
     PurchaseListQuerySchema,
     PurchasePageSchema,
@@ -22,7 +24,6 @@ from shared.schemas.purchases import (
     WebhookOutcomeSchema,
 )
 from shared.security import admin_required, login_required
-from shared.services.base import Page
 from shared.services.idempotency import HEADER, parse_key
 from shared.services.purchases import (
     ALREADY_OWNED,
@@ -111,11 +112,12 @@ def confirm_payment(data: dict[str, Any], purchase_id: int) -> PurchaseResult:
 @blp.route("")
 @login_required
 @blp.arguments(PurchaseListQuerySchema, location="query")
-@blp.response(200, PurchasePageSchema)
+@blp.response(200, PurchasePageSchema)  # documents the answer, which the view dumps itself
 @blp.problems(401, 403, 422)
-def list_purchases(query: dict[str, Any]) -> Page[PurchaseView]:
+def list_purchases(query: dict[str, Any]) -> Response:
     """The caller's purchases, newest first (admins: everyone's, or one customer's)."""
-    return PurchaseService.list_purchases(current_user, query["page"], query["per_page"], query.get("customer_id"))
+    found = PurchaseService.list_purchases(current_user, query["page"], query["per_page"], query.get("customer_id"))
+    return page_response(found, PURCHASE_ITEMS)
 
 
 @blp.route("/<id:purchase_id>")

@@ -6,8 +6,8 @@
 
 Serves the app (on MariaDB, database exam_shop_bench_api, recreated, migrated and seeded
 with the demo data; PAYMENT_PROVIDER=none) and scripts/bare_app.py with identical
-gunicorn settings (the shipped gunicorn.conf.py, --workers), then loads each with wrk
-(Debian package `wrk`):
+gunicorn settings (the shipped gunicorn.conf.py, --workers, no worker recycling), then
+loads each with wrk (Debian package `wrk`):
 
 - GET /api/courses (uncached)            against /floor/courses: raw PyMySQL, count + page
 - GET /api/courses with If-None-Match (304) against GET /bare: no database at all

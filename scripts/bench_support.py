@@ -64,6 +64,9 @@ def gunicorn(module: str, port: int, workers: int, env: dict[str, str], log: Pat
         "--workers", str(workers),
         "--bind", f"127.0.0.1:{port}",
         "--log-level", "warning",
+        # No worker recycling (gunicorn.conf.py's max_requests) while measuring: a restart
+        # costs the app its import time, which is no request's work, and the floor far less.
+        "--max-requests", "0",
         module,
     ]  # fmt: skip
     process = subprocess.Popen(

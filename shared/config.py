@@ -175,6 +175,11 @@ def engine_options(
             # its request once (503) before SQLAlchemy renews the worker's pool.
             "pool_pre_ping": pre_ping,
             "pool_recycle": 280,
+            # The pool's own ROLLBACK on return is replaced by one sent only when the
+            # connection's last transaction did not end with a rollback: see
+            # shared.extensions.roll_back_on_return_only_when_open, which create_app installs
+            # for an engine with this option.
+            "pool_reset_on_return": None,
             "pool_size": 10,
             "max_overflow": 10,
             "pool_timeout": connect_timeout if pool_timeout is None else pool_timeout,

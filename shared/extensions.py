@@ -50,3 +50,33 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.close()
+
+
+_OPEN = "exam_shop.transaction_open"
+
+
+def roll_back_on_return_only_when_open(engine: Engine) -> None:
+    """Return a connection to the pool with one ROLLBACK, not two.
+
+    A Session ends its transaction with a ROLLBACK (or COMMIT) before it releases the
+    connection, and the pool's reset-on-return then sends another ROLLBACK, since it
+    cannot tell (a round trip more on every read request). With the engine's
+    `pool_reset_on_return=None`, the pool's `reset` event rolls back instead, unless the
+    last thing this connection's transaction did was a rollback: marked by the
+    Connection's own `begin` and `rollback` events. A connection of unknown state (a raw
+    DBAPI checkout) and one whose last transaction committed are rolled back, as before.
+    """
+
+    def mark(connection: Any, open_: bool) -> None:
+        if not connection.invalidated:  # an invalidated connection is discarded, never reset
+            connection.info[_OPEN] = open_
+
+    # The COMMIT may fail: after one, the reset rolls back as it always did.
+    event.listen(engine, "begin", lambda connection: mark(connection, True))
+    event.listen(engine, "commit", lambda connection: mark(connection, True))
+    event.listen(engine, "rollback", lambda connection: mark(connection, False))
+
+    @event.listens_for(engine.pool, "reset")
+    def _reset(dbapi_connection: Any, record: Any, state: Any) -> None:
+        if not state.terminate_only and record.info.pop(_OPEN, True):
+            dbapi_connection.rollback()

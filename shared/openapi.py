@@ -179,7 +179,12 @@ class Blueprint(flask_smorest.Blueprint):
             self._docs[endpoint][method].setdefault("manual_doc", {}).setdefault("operationId", operation_id(name))
 
     def arguments(self, schema: Any, *, location: str = "json", **kwargs: Any) -> Callable[..., Any]:
-        """`flask_smorest.Blueprint.arguments`; a JSON body also documents its 415."""
+        """`flask_smorest.Blueprint.arguments`; a JSON body also documents its 415.
+
+        A schema class is instantiated here, once: given a class, webargs makes an instance
+        (and deep-copies its fields) on every request. Schemas keep no state between loads."""
+        if isinstance(schema, type):
+            schema = schema()
         decorator = super().arguments(schema, location=location, **kwargs)
         if location != "json":
             return decorator

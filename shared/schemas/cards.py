@@ -12,6 +12,7 @@ from shared.models.cards import Outcome, RegradeAction
 from shared.models.questions import MAX_DECIMAL_PLACES
 from shared.schemas.base import ResponseSchema, Schema
 from shared.schemas.fields import Id, Integer, Marks, Percent, UtcDateTime
+from shared.schemas.lean import LeanDump
 from shared.schemas.pagination import PageQuerySchema, page_schema
 from shared.schemas.questions import ANSWER_RANGE, MAX_OPTIONS, numeric_answer, within
 
@@ -319,3 +320,4 @@ class PaperListSchema(ResponseSchema):
 
 
 CardPageSchema = page_schema(CardSchema, "CardPage")
+CARD_ITEMS = LeanDump(CardSchema())

@@ -9,6 +9,7 @@ import marshmallow as ma
 from shared.models.catalog import DEFAULT_ACCESS_DAYS
 from shared.schemas.base import ResponseSchema, Schema
 from shared.schemas.fields import SLUG, Currency, Id, Money, Name, validate_price
+from shared.schemas.lean import LeanDump
 from shared.schemas.pagination import PageQuerySchema, page_schema
 
 MAX_BUNDLE_SUBJECTS = 100
@@ -155,4 +156,7 @@ class BundleSubjectsSchema(Schema):
 
 
 CoursePageSchema = page_schema(CourseSummarySchema, "CoursePage")
+COURSE_ITEMS = LeanDump(CourseSummarySchema())
 BundlePageSchema = page_schema(BundleSchema, "BundlePage")
+BUNDLE_ITEMS = LeanDump(BundleSchema())
+SUBJECT_ITEMS = LeanDump(SubjectSchema())

@@ -10,6 +10,7 @@ from shared.models import ItemState, Provider, PurchaseStatus, PurchaseType, Ref
 from shared.schemas.base import ResponseSchema, Schema
 from shared.schemas.catalog import MAX_BUNDLE_SUBJECTS, subject_ids_field
 from shared.schemas.fields import Currency, Id, Money, UtcDateTime
+from shared.schemas.lean import LeanDump
 from shared.schemas.pagination import PageQuerySchema, page_schema
 
 # Which id fields each purchase type takes; the others must be absent.
@@ -153,6 +154,7 @@ class PurchaseListQuerySchema(PageQuerySchema):
 
 
 PurchasePageSchema = page_schema(PurchaseSchema, "PurchasePage")
+PURCHASE_ITEMS = LeanDump(PurchaseSchema())
 
 
 class RefundRequestSchema(Schema):

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from flask import current_app, has_app_context
-from sqlalchemy import Constraint, Select, event, func
+from sqlalchemy import Constraint, Select, bindparam, event, func
+from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
@@ -27,6 +28,8 @@ T = TypeVar("T")
 MAX_ATTEMPTS = 3
 _IN_UNIT = "in_unit_of_work"
 _WROTE = "transaction_wrote"
+# The column of a page of rows that carries the total (see `paginate`).
+PAGE_TOTAL = "page_total"
 
 
 # What the caller's open transaction did decides what `transactional` may do with it.
@@ -176,13 +179,9 @@ class Page(Generic[T]):
 def paginate(
     statement: Select[Any], page: int, per_page: int, *, counting: Select[Any] | None = None, rows: bool = False
 ) -> Page[Any]:
-    """Two statements whatever the page size: the count, then the page (of entities, or of
-    `rows`). `counting` is the statement whose rows are counted, when the page's own (a
-    join, a GROUP BY) is not it.
-
-    (A window COUNT(*) OVER () would make it one, but forces the database to read every
-    matching row before the LIMIT: slower than an index-only count on MariaDB.)
-    """
+    """A page of entities (or of `rows`), and the total: two statements whatever the page
+    size. `counting` is the statement whose rows are counted, when the page's own (a join
+    with eager loads) is not it. Lists dumped leanly use `RowPager` instead."""
     counted = statement if counting is None else counting
     total = db.session.execute(
         counted.with_only_columns(func.count(), maintain_column_froms=True).order_by(None)
@@ -190,3 +189,28 @@ def paginate(
     result = db.session.execute(statement.limit(per_page).offset((page - 1) * per_page))
     items = list(result.all()) if rows else list(result.unique().scalars())
     return Page(items=items, page=page, per_page=per_page, total=total)
+
+
+class RowPager:
+    """Pages of rows (for a lean dump) with the total, in one statement.
+
+    Built once per statement shape, with `bindparam`s for the values of a request, so that
+    neither the statement nor its cache key is made again per request. The total rides
+    along as an uncorrelated scalar subquery that the database evaluates once; a page past
+    the end, which has no row to carry it, counts on its own. (A window COUNT(*) OVER ()
+    would make it one statement too, but forces the database to read every matching row
+    before the LIMIT: slower than an index-only count on MariaDB.) `counting` is the
+    statement whose rows are counted, when the page's own (a join, a GROUP BY) is not it.
+    """
+
+    def __init__(self, statement: Select[Any], counting: Select[Any]) -> None:
+        self.count = counting.with_only_columns(func.count(), maintain_column_froms=True).order_by(None)
+        total = self.count.scalar_subquery().correlate(None).label(PAGE_TOTAL)
+        self.page = statement.add_columns(total).offset(bindparam("page_offset")).limit(bindparam("page_limit"))
+
+    def __call__(self, page: int, per_page: int, **values: Any) -> Page[Row[Any]]:
+        found = db.session.execute(
+            self.page, {**values, "page_offset": (page - 1) * per_page, "page_limit": per_page}
+        ).all()
+        total = getattr(found[0], PAGE_TOTAL) if found else db.session.execute(self.count, values).scalar_one()
+        return Page(items=list(found), page=page, per_page=per_page, total=total)

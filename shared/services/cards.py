@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -14,6 +15,7 @@ from sqlalchemy import (
     FromClause,
     Select,
     and_,
+    bindparam,
     case,
     column,
     func,
@@ -26,8 +28,9 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
+from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, aliased, contains_eager, defer, joinedload, selectinload
+from sqlalchemy.orm import Session, aliased, joinedload, selectinload
 
 from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from shared.extensions import db
@@ -56,7 +59,7 @@ from shared.models.base import PreciseDateTime, utcnow
 from shared.models.purchases import GRANTED
 from shared.models.questions import answer_key_problems, tolerance_of_places
 from shared.services.accounts import CustomerService
-from shared.services.base import Page, paginate, retry_on_lock_conflict, settle_race, transactional
+from shared.services.base import Page, RowPager, retry_on_lock_conflict, settle_race, transactional
 from shared.services.catalog import SUBJECT_NOT_FOUND
 from shared.services.questions import QUESTION_VERSION_UNIQUE, freeze_versions
 
@@ -207,6 +210,56 @@ CARDS_OF_ITEM = and_(
 MARK_FIELDS = tuple(f"{kind}_{what}" for kind in QuestionType for what in ("correct", "wrong", "unanswered"))
 # Overdue cards a card list or progress read finalises first (the rest on the next read).
 OVERDUE_PER_READ = 100
+# A card list's rows: the columns of `CardSchema`, and whether the customer has overdue cards.
+CARD_COLUMNS = (
+    MockTestAttempt.id,
+    MockTestAttempt.purchase_id,
+    MockTestAttempt.subject_id,
+    Subject.name.label("subject_name"),
+    MockTestAttempt.test_number,
+    MockTestAttempt.status,
+    MockTestAttempt.paper_id,
+    MockTestAttempt.question_count,
+    MockTestAttempt.correct_count,
+    MockTestAttempt.wrong_count,
+    MockTestAttempt.unanswered_count,
+    MockTestAttempt.marks,
+    MockTestAttempt.score,
+    MockTestAttempt.started_at,
+    MockTestAttempt.deadline_at,
+    MockTestAttempt.submitted_at,
+)
+OVERDUE = "overdue"
+
+
+@functools.cache
+def _card_pager(by_subject: bool, by_status: bool) -> RowPager:
+    """A customer's card list, filtered or not, read in index order (customer_id,
+    subject_id, test_number): no sort, no JSON columns; the subject's name joined by its
+    primary key; the count without the join; and whether the customer has overdue cards."""
+    cards = select(MockTestAttempt.id).where(MockTestAttempt.customer_id == bindparam("customer_id"))
+    if by_subject:
+        cards = cards.where(MockTestAttempt.subject_id == bindparam("subject_id"))
+    if by_status:
+        cards = cards.where(MockTestAttempt.status == bindparam("status"))
+    overdue = (
+        select(MockTestAttempt.id)
+        .where(
+            MockTestAttempt.customer_id == bindparam("customer_id"),
+            MockTestAttempt.status == CardStatus.IN_PROGRESS,
+            MockTestAttempt.deadline_at < bindparam("overdue_before"),
+        )
+        .exists()
+        .correlate(None)
+    )
+    page = (
+        cards.with_only_columns(*CARD_COLUMNS, overdue.label(OVERDUE))
+        .join(Subject, Subject.id == MockTestAttempt.subject_id)
+        .order_by(MockTestAttempt.subject_id, MockTestAttempt.test_number, MockTestAttempt.id)
+    )
+    return RowPager(page, counting=cards)
+
+
 NO_QUESTIONS = "This subject has no questions yet, so its tests cannot start. Please try again later."
 PAPER_VERSION_UNIQUE = next(
     constraint for constraint in Paper.__table__.constraints if constraint.info.get("problem_message")
@@ -725,27 +778,24 @@ class MockTestService:
     @staticmethod
     def list_cards(
         user: User, page: int, per_page: int, subject_id: int | None, status: CardStatus | None
-    ) -> Page[MockTestAttempt]:
-        # Read in index order (customer_id, subject_id, test_number): no sort, no JSON columns;
-        # the subject's name joined by its primary key; the count without the join. Overdue
-        # cards are finalised first, so that none is listed "in progress" after its time.
+    ) -> Page[Row[Any]]:
+        """A page of the caller's cards as rows of the columns `CardSchema` names, with the
+        total, in one statement and the token check's transaction. Overdue cards are
+        finalised before they are shown, so that none is listed "in progress" after its
+        time: each row says whether the customer has any (an empty page cannot say, so it
+        asks), and only then does a finalising transaction run and the page is read again."""
         customer_id = CustomerService.customer_id_of(user)
-        MockTestService._finalize(OVERDUE_PER_READ, MockTestAttempt.customer_id == customer_id)
-        cards = MockTestService._cards_of(customer_id)
-        if subject_id is not None:
-            cards = cards.where(MockTestAttempt.subject_id == subject_id)
-        if status is not None:
-            cards = cards.where(MockTestAttempt.status == status)
-        page_of_cards = (
-            cards.join(MockTestAttempt.subject)
-            .options(
-                defer(MockTestAttempt.question_ids),
-                defer(MockTestAttempt.answers),
-                contains_eager(MockTestAttempt.subject).load_only(Subject.name),
-            )
-            .order_by(MockTestAttempt.subject_id, MockTestAttempt.test_number, MockTestAttempt.id)
-        )
-        return paginate(page_of_cards, page, per_page, counting=cards)
+        pager = _card_pager(subject_id is not None, status is not None)
+        values = {"customer_id": customer_id, "subject_id": subject_id, "status": status}
+
+        def read() -> Page[Row[Any]]:
+            return pager(page, per_page, **values, overdue_before=MockTestService._overdue_before())
+
+        found = read()
+        overdue = getattr(found.items[0], OVERDUE) if found.items else True
+        if overdue and MockTestService._finalize(OVERDUE_PER_READ, MockTestAttempt.customer_id == customer_id):
+            found = read()
+        return found
 
     @staticmethod
     def get_card(user: User, card_id: int) -> MockTestAttempt:
@@ -937,8 +987,10 @@ class MockTestService:
         The cron run (`among` None) skips cards another transaction holds; a read of some
         cards (`among`) waits for them, so that it shows them as they end up.
         """
-        grace = timedelta(seconds=current_app.config["MOCK_TEST_GRACE_SECONDS"])
-        past = and_(MockTestAttempt.status == CardStatus.IN_PROGRESS, MockTestAttempt.deadline_at < utcnow() - grace)
+        past = and_(
+            MockTestAttempt.status == CardStatus.IN_PROGRESS,
+            MockTestAttempt.deadline_at < MockTestService._overdue_before(),
+        )
         if among is not None:
             past = and_(past, among)
         # Their papers first, share-locked before the cards as a submit does (see regrade).
@@ -968,6 +1020,11 @@ class MockTestService:
         return len(ids)
 
     # ------------------------------------------------------------------ helpers
+
+    @staticmethod
+    def _overdue_before() -> datetime:
+        """Cards in progress whose deadline is before this are overdue (the grace period is over)."""
+        return utcnow() - timedelta(seconds=current_app.config["MOCK_TEST_GRACE_SECONDS"])
 
     @staticmethod
     def _cards_of(customer_id: int) -> Select[tuple[MockTestAttempt]]:

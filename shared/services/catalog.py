@@ -10,14 +10,15 @@ from decimal import Decimal
 from typing import Any, ParamSpec, TypeVar
 
 import redis
-from sqlalchemy import ColumnElement, Select, and_, func, select, update
+from sqlalchemy import ColumnElement, Select, and_, bindparam, func, select, update
+from sqlalchemy.engine import Row
 from sqlalchemy.orm import aliased, selectinload
 
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.extensions import cache, db, worker_cache
 from shared.models import Bundle, CatalogVersion, Course, Purchase, PurchaseItem, Subject
 from shared.models.catalog import bundle_subjects
-from shared.services.base import Page, apply_changes, escape_like, paginate, require, transactional
+from shared.services.base import Page, RowPager, apply_changes, escape_like, require, transactional
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -29,20 +30,6 @@ CATALOG_VERSION_KEY = "catalog-version"
 _CACHE_ERRORS = (redis.RedisError, OSError)
 SUBJECT_NOT_FOUND = "There is no subject with this id."
 BUNDLE_NOT_FOUND = "There is no bundle with this id."
-
-
-@dataclass(frozen=True)
-class CourseSummary:
-    """A course as the catalog list shows it."""
-
-    id: int
-    slug: str
-    title: str
-    description: str
-    is_active: bool
-    subject_count: int
-    min_price: Decimal | None
-    max_price: Decimal | None
 
 
 def bump_catalog_version() -> None:
@@ -116,6 +103,69 @@ def bundle_for_sale() -> ColumnElement[bool]:
     )
 
 
+@functools.cache
+def _course_pager(by_title: bool, include_inactive: bool) -> RowPager:
+    """Courses by title, each with its subject count and price range."""
+    courses = select(Course.id).order_by(Course.title, Course.id)
+    subjects = Subject.course_id == Course.id
+    if not include_inactive:
+        courses = courses.where(course_for_sale())
+        subjects = and_(subjects, Subject.is_active.is_(True))  # the course is for sale already
+    if by_title:
+        courses = courses.where(Course.title.like(bindparam("title"), escape="\\"))
+    page = courses.with_only_columns(
+        Course.id,
+        Course.slug,
+        Course.title,
+        Course.description,
+        Course.is_active,
+        func.count(Subject.id).label("subject_count"),
+        func.min(Subject.price).label("min_price"),
+        func.max(Subject.price).label("max_price"),
+    ).outerjoin(Subject, subjects)
+    return RowPager(page.group_by(Course.id), counting=courses)
+
+
+SUBJECT_COLUMNS = (
+    Subject.id,
+    Subject.course_id,
+    Subject.name,
+    Subject.description,
+    Subject.price,
+    Subject.is_active,
+    Subject.access_days,
+)
+BUNDLE_FIELDS = ("id", "slug", "title", "description", "course_id", "price", "is_active", "access_days")
+
+
+@dataclass(frozen=True)
+class BundleListing:
+    """A bundle as the bundle list shows it, made of selected columns; its figures follow
+    the model's own rules."""
+
+    id: int
+    slug: str
+    title: str
+    description: str
+    course_id: int
+    price: Decimal
+    is_active: bool
+    access_days: int
+    subjects: list[Row[Any]]  # id, name, price
+
+    subjects_total = Bundle.subjects_total
+    saving = Bundle.saving
+
+
+@functools.cache
+def _bundle_pager(of_course: bool, include_inactive: bool) -> RowPager:
+    bundles = select(Bundle.id) if include_inactive else select(Bundle.id).where(bundle_for_sale())
+    if of_course:
+        bundles = bundles.where(Bundle.course_id == bindparam("course_id"))
+    columns = [getattr(Bundle, name) for name in BUNDLE_FIELDS]
+    return RowPager(bundles.with_only_columns(*columns).order_by(Bundle.id), counting=bundles)
+
+
 def _bundle_loading() -> Any:
     # A bundle for sale has only active subjects, so the public and admins load them all.
     return selectinload(Bundle.subjects)
@@ -149,28 +199,11 @@ class CatalogService:
         return version
 
     @staticmethod
-    def list_courses(page: int, per_page: int, search: str | None, include_inactive: bool) -> Page[CourseSummary]:
-        """Two statements: the count, and the page with each course's subject figures."""
-        courses = select(Course.id).order_by(Course.title, Course.id)
-        subjects = Subject.course_id == Course.id
-        if not include_inactive:
-            courses = courses.where(course_for_sale())
-            subjects = and_(subjects, Subject.is_active.is_(True))  # the course is for sale already
-        if search:
-            courses = courses.where(Course.title.like(f"%{escape_like(search)}%", escape="\\"))
-        rows = courses.with_only_columns(
-            Course.id,
-            Course.slug,
-            Course.title,
-            Course.description,
-            Course.is_active,
-            func.count(Subject.id),
-            func.min(Subject.price),
-            func.max(Subject.price),
-        ).outerjoin(Subject, subjects)
-        found = paginate(rows.group_by(Course.id), page, per_page, counting=courses, rows=True)
-        summaries = [CourseSummary(*row) for row in found.items]
-        return Page(items=summaries, page=found.page, per_page=found.per_page, total=found.total)
+    def list_courses(page: int, per_page: int, search: str | None, include_inactive: bool) -> Page[Row[Any]]:
+        """One statement: the page, each course with its subject figures (the columns of
+        `CourseSummarySchema`), and the total."""
+        pager = _course_pager(search is not None, include_inactive)
+        return pager(page, per_page, title=f"%{escape_like(search)}%" if search else None)
 
     @staticmethod
     def get_course(course_id: int, include_inactive: bool) -> Course:
@@ -188,23 +221,35 @@ class CatalogService:
         return course
 
     @staticmethod
-    def list_subjects(course_id: int, include_inactive: bool) -> list[Subject]:
-        """Two statements: is the course visible, and its subjects."""
+    def list_subjects(course_id: int, include_inactive: bool) -> list[Row[Any]]:
+        """Two statements: is the course visible, and its subjects (the columns of `SubjectSchema`)."""
         course = select(Course.id).where(Course.id == course_id)
-        subjects = select(Subject).where(Subject.course_id == course_id).order_by(Subject.id)
+        subjects = select(*SUBJECT_COLUMNS).where(Subject.course_id == course_id).order_by(Subject.id)
         if not include_inactive:
             course = course.where(course_for_sale())
             subjects = subjects.where(subject_for_sale())
         if db.session.execute(course).first() is None:
             raise NotFound(COURSE_NOT_FOUND)
-        return list(db.session.execute(subjects).scalars())
+        return list(db.session.execute(subjects))
 
     @staticmethod
-    def list_bundles(page: int, per_page: int, course_id: int | None, include_inactive: bool) -> Page[Bundle]:
-        statement = CatalogService._visible_bundles(include_inactive).order_by(Bundle.id)
-        if course_id is not None:
-            statement = statement.where(Bundle.course_id == course_id)
-        return paginate(statement.options(_bundle_loading()), page, per_page)
+    def list_bundles(page: int, per_page: int, course_id: int | None, include_inactive: bool) -> Page[BundleListing]:
+        """Two statements: the page of bundles with the total, and their subjects."""
+        found = _bundle_pager(course_id is not None, include_inactive)(page, per_page, course_id=course_id)
+        subjects: dict[int, list[Row[Any]]] = {row.id: [] for row in found.items}
+        if subjects:
+            for subject in db.session.execute(
+                select(bundle_subjects.c.bundle_id, Subject.id, Subject.name, Subject.price)
+                .join(Subject, Subject.id == bundle_subjects.c.subject_id)
+                .where(bundle_subjects.c.bundle_id.in_(list(subjects)))
+                .order_by(Subject.id)
+            ):
+                subjects[subject.bundle_id].append(subject)
+        listings = [
+            BundleListing(**{name: getattr(row, name) for name in BUNDLE_FIELDS}, subjects=subjects[row.id])
+            for row in found.items
+        ]
+        return Page(items=listings, page=found.page, per_page=found.per_page, total=found.total)
 
     @staticmethod
     def get_bundle(bundle_id: int, include_inactive: bool) -> Bundle:

@@ -17,16 +17,19 @@ or, for a second paid checkout, the surplus recorded as due for refund).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Select, func, insert, or_, select, update
+from sqlalchemy import Select, bindparam, func, insert, or_, select, update
+from sqlalchemy.engine import Row
 from sqlalchemy.orm import joinedload
 
 from shared.errors import BadRequest, Conflict, NotFound, ValidationFailed
@@ -52,7 +55,7 @@ from shared.models import (
 from shared.models.base import utcnow
 from shared.models.purchases import PAYABLE, SETTLED
 from shared.services.accounts import CustomerService, email_unverified
-from shared.services.base import Page, paginate, retry_on_lock_conflict, settle_race, transactional
+from shared.services.base import Page, RowPager, retry_on_lock_conflict, settle_race, transactional
 from shared.services.cards import MockTestService
 from shared.services.catalog import bundle_for_sale, course_for_sale, subject_for_sale
 from shared.services.idempotency import Claim, record, run_idempotently
@@ -200,6 +203,32 @@ class _Order:
 def _owned_now(now: datetime) -> Any:
     """An active entitlement whose access has not ended."""
     return or_(PurchaseItem.access_until.is_(None), PurchaseItem.access_until > now)
+
+
+@functools.cache
+def _purchase_pager(of_customer: bool) -> RowPager:
+    """Purchases, newest first, as rows of the columns a `PurchaseView` is made of."""
+    purchases = select(Purchase.id)
+    if of_customer:
+        purchases = purchases.where(Purchase.customer_id == bindparam("customer_id"))
+    columns = (
+        Purchase.id,
+        Purchase.customer_id,
+        Purchase.purchase_type,
+        Purchase.course_id,
+        Purchase.bundle_id,
+        Purchase.total_cost,
+        Purchase.currency,
+        Purchase.created_at,
+        Purchase.status,
+        Purchase.provider,
+        Purchase.provider_order_id,
+        Purchase.expires_at,
+        Purchase.paid_at,
+        Purchase.refund_due,
+        Purchase.granted_by_id,
+    )
+    return RowPager(purchases.with_only_columns(*columns).order_by(Purchase.id.desc()), counting=purchases)
 
 
 class PurchaseService:
@@ -1021,15 +1050,13 @@ class PurchaseService:
 
     @staticmethod
     def list_purchases(user: User, page: int, per_page: int, customer_id: int | None) -> Page[PurchaseView]:
-        statement = select(Purchase).order_by(Purchase.id.desc())
-        if user.is_admin:
-            if customer_id is not None:
-                statement = statement.where(Purchase.customer_id == customer_id)
-        else:
-            statement = statement.where(Purchase.customer_id == CustomerService.customer_id_of(user))
-        purchases = paginate(statement, page, per_page)
-        views = PurchaseService._views_of(purchases.items)
-        return Page(items=views, page=purchases.page, per_page=purchases.per_page, total=purchases.total)
+        """Three statements: the page of purchases (its columns only) with the total, their
+        items with the subjects' names, their card counts."""
+        if not user.is_admin:
+            customer_id = CustomerService.customer_id_of(user)
+        found = _purchase_pager(customer_id is not None)(page, per_page, customer_id=customer_id)
+        views = PurchaseService._views_of(found.items)
+        return Page(items=views, page=found.page, per_page=found.per_page, total=found.total)
 
     @staticmethod
     def get_purchase(user: User, purchase_id: int) -> PurchaseView:
@@ -1046,7 +1073,7 @@ class PurchaseService:
         return PurchaseService._views_of(list(db.session.execute(statement).scalars()))
 
     @staticmethod
-    def _views_of(purchases: list[Purchase]) -> list[PurchaseView]:
+    def _views_of(purchases: Sequence[Purchase | Row[Any]]) -> list[PurchaseView]:
         """Items, subject names and card counts of these purchases in three statements."""
         if not purchases:
             return []
@@ -1080,7 +1107,7 @@ class PurchaseService:
         return [PurchaseService._view(p, subjects[p.id]) for p in purchases]
 
     @staticmethod
-    def _view(purchase: Purchase, subjects: list[PurchasedSubject]) -> PurchaseView:
+    def _view(purchase: Purchase | Row[Any], subjects: list[PurchasedSubject]) -> PurchaseView:
         return PurchaseView(
             id=purchase.id,
             customer_id=purchase.customer_id,
