@@ -63,6 +63,7 @@ EXPOSED_HEADERS = [
     "ETag",
     "Retry-After",
     "Idempotent-Replayed",
+    "Preference-Applied",
     "X-RateLimit-Limit",
     "X-RateLimit-Remaining",
     "X-RateLimit-Reset",
@@ -118,7 +119,7 @@ def init_extensions(app: Flask) -> None:
         app,
         resources={r"/api/*": {"origins": literal_origins(app.config["CORS_ORIGINS"])}},
         expose_headers=EXPOSED_HEADERS,
-        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID", "If-None-Match"],
+        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID", "If-None-Match", "Prefer"],
         # Browsers may keep a preflight's answer this long (Chromium at most 2 hours) instead of
         # sending an OPTIONS before every authenticated or JSON request.
         max_age=PREFLIGHT_MAX_AGE,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, url_for
+from flask import Response, request, url_for
 from flask_jwt_extended import current_user
 
 from shared.models import ExamPattern, MockTestAttempt, Paper, PaperRegrade
@@ -78,18 +78,43 @@ def start_card(card_id: int) -> Sheet:
     return MockTestService.start(current_user, card_id)
 
 
+PREFER_MINIMAL = {
+    "in": "header",
+    "name": "Prefer",
+    "required": False,
+    "schema": {"type": "string", "example": "return=minimal"},
+    "description": "`return=minimal`: answer 204 without the sheet (RFC 7240)",
+}
+
+
+def wants_minimal_return() -> bool:
+    """Whether the request's `Prefer` header (RFC 7240) holds `return=minimal`."""
+    preferences = ",".join(request.headers.getlist("Prefer")).split(",")
+    return any(p.split(";")[0].strip().replace(" ", "").lower() == "return=minimal" for p in preferences)
+
+
 @blp.route("/<id:card_id>/answers", methods=["PUT"])
 @login_required
 @blp.arguments(AnswersSchema)
-@blp.response(200, PaperSchema)
+@blp.response(200, PaperSchema, description="The sheet as now saved")
+@blp.alt_response(
+    204,
+    success=True,
+    description="Saved; asked with `Prefer: return=minimal` (RFC 7240), which the answer's "
+    "`Preference-Applied` confirms: a client that keeps its own copy saves without the paper sent back",
+)
 @blp.problems(401, 403, 404, 409, 422)
-def save_answers(data: dict[str, Any], card_id: int) -> Sheet:
+@blp.doc(parameters=[PREFER_MINIMAL])
+def save_answers(data: dict[str, Any], card_id: int) -> Sheet | Response:
     """Save progress: `{answers: {question_id: answer}}` in each question type's shape.
 
     An option index (single), a list of option indexes (multiple), a value string
     (numerical), null to clear it, or `{answer?, marked_for_review?, time_spent_seconds?}`.
     """
-    return MockTestService.save_answers(current_user, card_id, data["answers"])
+    if not wants_minimal_return():
+        return MockTestService.save_answers(current_user, card_id, data["answers"])
+    MockTestService.save_answers(current_user, card_id, data["answers"], minimal=True)
+    return Response(status=204, headers={"Preference-Applied": "return=minimal"})
 
 
 @blp.route("/<id:card_id>/submit", methods=["POST"])

@@ -3,6 +3,7 @@
 
     python scripts/bench_exam.py [--database-url URL] [--students 200] [--duration 45]
                                  [--save-every 5] [--tabs 2] [--questions 30] [--workers 4]
+                                 [--full-sheet]
 
 Builds a database of its own (default exam_shop_bench_exam, dropped, created and migrated):
 one subject with a bank of 2 x --questions questions of the three types under a JEE-style
@@ -12,7 +13,9 @@ scripts/bare_app.py with the shipped gunicorn.conf.py and --workers workers, the
 each with the same locust scenario (scripts/exam_locustfile.py, headless, one cohort
 each): every student starts card 1 at once, saves answers every --save-every seconds
 (--tabs saves at once, other questions each, so that saves to one card run concurrently),
-and submits in the last fifth of --duration seconds.
+and submits in the last fifth of --duration seconds. The app's saves ask
+`Prefer: return=minimal` (204, as the floor answers only what it saved); --full-sheet
+measures the default answer instead, the whole sheet.
 
 It prints requests per second, p50 and p99 of the starts, saves and submits, and each as
 a ratio to the floor: ours / floor for req/s, floor / ours for latencies (1.0 = as fast
@@ -172,6 +175,7 @@ def run_locust(base_url: str, prefix: str, students: list[dict[str, Any]], exam:
                 "save_every": args.save_every,
                 "tabs": args.tabs,
                 "answers_per_save": args.answers_per_save,
+                "prefer_minimal": not args.full_sheet,
             }
         )
     )
@@ -257,6 +261,7 @@ def main() -> int:
     parser.add_argument("--answers-per-save", type=int, default=2)
     parser.add_argument("--questions", type=int, default=30, help="questions per paper")
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--full-sheet", action="store_true", help="saves get the whole sheet back (no Prefer)")
     args = parser.parse_args()
     url = make_url(args.database_url)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -111,3 +112,33 @@ def test_an_overdue_card_is_finalised_when_it_is_read(client: FlaskClient, app: 
     assert [(c["id"], c["score"]) for c in listed] == [(other, "30.00")]
     progress = client.get("/api/mock-tests/progress", headers=other_student).get_json()["subjects"][0]
     assert (progress["completed"], progress["best_score"], progress["best_marks"]) == (1, "30.00", "3.00")
+
+
+def test_a_save_that_prefers_a_minimal_return_answers_204_and_saves(
+    client: FlaskClient, app: Flask, subject: int, query_counter: Any
+) -> None:
+    """`Prefer: return=minimal` (RFC 7240): the save is the same, the answer is a 204 without
+    the sheet, and the refusals stay what they were."""
+    student = student_with(client, [subject])
+    card = card_id(client, student, subject, 1)
+    paper = client.post(f"/api/mock-tests/{card}/start", headers=student).get_json()
+    first, second = (str(q["id"]) for q in paper["questions"][:2])
+    path = f"/api/mock-tests/{card}/answers"
+    minimal = student | {"Prefer": "respond-async, return=minimal; strict"}
+
+    with query_counter() as counted:
+        saved = client.put(path, json={"answers": {first: 1, second: {"marked_for_review": True}}}, headers=minimal)
+    assert (saved.status_code, saved.data) == (204, b"")
+    assert saved.headers["Preference-Applied"] == "return=minimal"
+    full = client.put(path, json={"answers": {}}, headers=student)
+    assert "Preference-Applied" not in full.headers
+    assert (full.get_json()["answers"], full.get_json()["marked_for_review"]) == ({first: 1}, [int(second)])
+    with query_counter() as counted_full:
+        client.put(path, json={"answers": {first: 2}}, headers=student)
+    assert counted.count < counted_full.count  # neither the subject, the paper nor the sheet is read
+
+    bad = client.put(path, json={"answers": {first: [1]}}, headers=minimal)
+    assert (bad.status_code, list(bad.get_json()["errors"])) == (422, [f"answers.{first}"])
+    move_start(card, 30 * 60 + app.config["MOCK_TEST_GRACE_SECONDS"] + 5)
+    late = client.put(path, json={"answers": {first: 3}}, headers=minimal)
+    assert (late.status_code, late.get_json()["type"].rsplit(":", 1)[-1]) == (409, "time-up")

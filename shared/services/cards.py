@@ -841,13 +841,17 @@ class MockTestService:
     @staticmethod
     @retry_on_lock_conflict
     @transactional
-    def save_answers(user: User, card_id: int, answers: dict[str, dict[str, Any]]) -> Sheet:
-        card = MockTestService._card(user, card_id, lock=True)
+    def save_answers(
+        user: User, card_id: int, answers: dict[str, dict[str, Any]], *, minimal: bool = False
+    ) -> Sheet | None:
+        """Merge the answers into the card; the sheet as now saved, or nothing when `minimal`
+        (the client asked `Prefer: return=minimal`: no subject, paper or questions to read)."""
+        card = MockTestService._card(user, card_id, lock=True, with_subject=not minimal)
         MockTestService._require_in_progress(card)
         if MockTestService._past_grace(card):
             raise Conflict("The time for this test is up; submit it to get its score.", slug="time-up")
         rows = MockTestService._write_answers(card, MockTestService._sheet_rows(card), answers)
-        return MockTestService._sheet(card, rows)
+        return None if minimal else MockTestService._sheet(card, rows)
 
     @staticmethod
     @retry_on_lock_conflict
@@ -1031,7 +1035,9 @@ class MockTestService:
         return select(MockTestAttempt).where(MockTestAttempt.customer_id == customer_id)
 
     @staticmethod
-    def _card(user: User, card_id: int, *, admin_may_read: bool = False, lock: bool = False) -> MockTestAttempt:
+    def _card(
+        user: User, card_id: int, *, admin_may_read: bool = False, lock: bool = False, with_subject: bool = True
+    ) -> MockTestAttempt:
         """The card if it is the caller's (admins may read any); 404 otherwise."""
         if admin_may_read and user.is_admin:
             statement = select(MockTestAttempt)
@@ -1042,11 +1048,9 @@ class MockTestService:
             # MariaDB has no FOR UPDATE OF: a joined subject would be locked too, queueing
             # every test of that subject (and its admin edits). Lock the card alone.
             # populate_existing: what an earlier read of this session holds may be stale.
-            statement = (
-                statement.with_for_update()
-                .options(selectinload(MockTestAttempt.subject))
-                .execution_options(populate_existing=True)
-            )
+            statement = statement.with_for_update().execution_options(populate_existing=True)
+            if with_subject:
+                statement = statement.options(selectinload(MockTestAttempt.subject))
         else:
             statement = statement.options(joinedload(MockTestAttempt.subject)).execution_options(populate_existing=True)
         card = db.session.execute(statement).scalar_one_or_none()
