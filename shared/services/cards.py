@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import functools
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Protocol
 
 from flask import current_app
 from sqlalchemy import (
@@ -116,6 +117,15 @@ class SheetRow:
     value: Decimal | None
     marked_for_review: bool | None
     time_spent_seconds: int | None
+
+
+class AnswerRule(Protocol):
+    """What checking and storing an answer needs of its question."""
+
+    position: int
+    question_id: int
+    type: QuestionType
+    option_count: int
 
 
 @dataclass(frozen=True)
@@ -330,7 +340,7 @@ def shown_answer(kind: QuestionType, row: AttemptAnswer | SheetRow | None) -> An
     return chosen[0] if kind is QuestionType.SINGLE else chosen
 
 
-def stored_answer(question: PaperQuestion | SheetRow, answer: Any) -> tuple[int | None, Decimal | None]:
+def stored_answer(question: AnswerRule, answer: Any) -> tuple[int | None, Decimal | None]:
     """(choice_mask, value) of an answer in its type's shape; ValueError with the reason."""
     if answer is None:
         return None, None
@@ -850,8 +860,16 @@ class MockTestService:
         MockTestService._require_in_progress(card)
         if MockTestService._past_grace(card):
             raise Conflict("The time for this test is up; submit it to get its score.", slug="time-up")
-        rows = MockTestService._write_answers(card, MockTestService._sheet_rows(card), answers)
-        return None if minimal else MockTestService._sheet(card, rows)
+        if minimal:
+            MockTestService._write_answers(card, MockTestService._answer_rules(card), answers)
+            return None
+        rows = MockTestService._sheet_rows(card)
+        written = MockTestService._write_answers(card, rows, answers)
+        saved = [
+            replace(q, **{name: given[q.position] for name, given in written.items() if q.position in given})
+            for q in rows
+        ]
+        return MockTestService._sheet(card, saved)
 
     @staticmethod
     @retry_on_lock_conflict
@@ -870,7 +888,7 @@ class MockTestService:
             MockTestService._hold_papers(card.paper_id)
         late = MockTestService._past_grace(card)
         if last_answers and not late:
-            MockTestService._write_answers(card, MockTestService._sheet_rows(card), last_answers)
+            MockTestService._write_answers(card, MockTestService._answer_rules(card), last_answers)
         card.status = CardStatus.EXPIRED if late else CardStatus.COMPLETED
         card.submitted_at = utcnow()
         db.session.flush()
@@ -1157,11 +1175,21 @@ class MockTestService:
         return [SheetRow(**row._mapping) for row in rows]
 
     @staticmethod
+    def _answer_rules(card: MockTestAttempt) -> Sequence[AnswerRule]:
+        """The card's paper questions as far as checking answers needs them (one statement)."""
+        question = PaperQuestion
+        return db.session.execute(  # type: ignore[return-value]
+            select(question.position, question.question_id, question.type, question.option_count).where(
+                question.paper_id == card.paper_id
+            )
+        ).all()
+
+    @staticmethod
     def _write_answers(
-        card: MockTestAttempt, questions: list[SheetRow], answers: dict[str, dict[str, Any]]
-    ) -> list[SheetRow]:
+        card: MockTestAttempt, questions: Sequence[AnswerRule], answers: dict[str, dict[str, Any]]
+    ) -> dict[str, dict[int, Any]]:
         """Check every answer against its question, then write them all with one UPDATE.
-        The rows as they are now saved (read under the card's lock, so nothing else wrote them)."""
+        What was written, per column and position (under the card's lock, so nothing else wrote them)."""
         by_id = {str(question.question_id): question for question in questions}
         errors: dict[str, list[str]] = {}
         masks: dict[int, int | None] = {}
@@ -1204,11 +1232,7 @@ class MockTestService:
                 .where(row.card_id == card.id, row.position.in_(sorted(positions)))
                 .values(**changes)
             )
-        written = {"choice_mask": masks, "value": values, "marked_for_review": marked, "time_spent_seconds": spent}
-        return [
-            replace(q, **{name: given[q.position] for name, given in written.items() if q.position in given})
-            for q in questions
-        ]
+        return {"choice_mask": masks, "value": values, "marked_for_review": marked, "time_spent_seconds": spent}
 
     @staticmethod
     def _sheet(card: MockTestAttempt, questions: list[SheetRow] | None = None) -> Sheet:
