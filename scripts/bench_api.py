@@ -37,9 +37,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import requests  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
 
-from scripts.bench_support import BENCH_SECRET, bench_customer, create_database, gunicorn  # noqa: E402
+from scripts.bench_support import BENCH_SECRET, bench_customer, gunicorn, migrated_app  # noqa: E402
 
 DEFAULT_URL = "mysql+pymysql://root@127.0.0.1:3306/exam_shop_bench_api"
 BUYERS = 120  # each buys single subjects; 120 x 31 demo subjects is plenty for one run
@@ -82,29 +81,16 @@ def wrk(url: str, seconds: int, connections: int, script: Path | None = None) ->
 
 def prepare(database_url: str) -> tuple[str, list[tuple[str, int]]]:
     """Schema, demo data, a student owning the 20-subject bundle, and buyers with their subjects."""
-    url = make_url(database_url)
-    create_database(url, fresh=True)
-    os.environ.setdefault("APP_ENV", "testing")
-    from flask_migrate import upgrade
     from sqlalchemy import select
 
-    from app import create_app
     from shared.extensions import db
     from shared.models import Bundle, PurchaseType, Subject, User
     from shared.services.accounts import AuthService
     from shared.services.demo import DemoDataService
     from shared.services.purchases import PurchaseService
 
-    app = create_app(
-        {
-            "DATABASE_URL": database_url,
-            "JWT_SECRET_KEY": BENCH_SECRET,
-            "LOG_LEVEL": "WARNING",
-            "PAYMENT_PROVIDER": "none",
-        }
-    )
+    app = migrated_app(database_url)
     with app.app_context():
-        upgrade()
         DemoDataService.seed()
         student = db.session.execute(select(User).where(User.email == "student@demo.test")).scalar_one()
         bundle = db.session.execute(select(Bundle.id).where(Bundle.slug == "load-test-20")).scalar_one()

@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 import psutil  # noqa: E402
 from sqlalchemy.engine import URL, make_url  # noqa: E402
 
-from scripts.bench_support import BENCH_SECRET, bench_customer, connect, create_database, gunicorn  # noqa: E402
+from scripts.bench_support import BENCH_SECRET, bench_customer, connect, gunicorn, migrated_app  # noqa: E402
 
 DEFAULT_URL = "mysql+pymysql://root@127.0.0.1:3306/exam_shop_bench_exam"
 TEST_NUMBER = 1
@@ -86,28 +86,16 @@ def question_items(count: int) -> list[dict[str, Any]]:
 
 def prepare(database_url: str, students: int, questions: int) -> Exam:
     """Schema, a subject with its bank and pattern, paper 1 composed, and two cohorts owning it."""
-    create_database(make_url(database_url), fresh=True)
-    os.environ.setdefault("APP_ENV", "testing")
-    from flask_migrate import upgrade
     from sqlalchemy import select
 
-    from app import create_app
     from shared.extensions import db
     from shared.models import Course, ExamPattern, MockTestAttempt, PaperQuestion, PurchaseType, Subject, User
     from shared.services.cards import PaperService
     from shared.services.purchases import PurchaseService
     from shared.services.questions import QuestionService
 
-    app = create_app(
-        {
-            "DATABASE_URL": database_url,
-            "JWT_SECRET_KEY": BENCH_SECRET,
-            "LOG_LEVEL": "WARNING",
-            "PAYMENT_PROVIDER": "none",
-        }
-    )
+    app = migrated_app(database_url)
     with app.app_context():
-        upgrade()
         course = Course(slug="national-mock", title="National mock test", description="", is_active=True)
         db.session.add(course)
         db.session.flush()

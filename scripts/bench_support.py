@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pymysql
 import requests
+from flask import Flask
 from flask_jwt_extended import create_access_token
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, make_url
 
 from shared.extensions import db
 from shared.models import Customer, Role, User, UserSession
@@ -41,6 +42,28 @@ def create_database(url: URL, *, fresh: bool) -> None:
         cursor.execute(
             f"CREATE DATABASE IF NOT EXISTS `{url.database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
         )
+
+
+def migrated_app(database_url: str) -> Flask:
+    """The app on a fresh, migrated benchmark database, with the benchmarks' settings
+    (`PAYMENT_PROVIDER=none`: purchases are owned at once)."""
+    create_database(make_url(database_url), fresh=True)
+    os.environ.setdefault("APP_ENV", "testing")
+    from flask_migrate import upgrade
+
+    from app import create_app
+
+    app = create_app(
+        {
+            "DATABASE_URL": database_url,
+            "JWT_SECRET_KEY": BENCH_SECRET,
+            "LOG_LEVEL": "WARNING",
+            "PAYMENT_PROVIDER": "none",
+        }
+    )
+    with app.app_context():
+        upgrade()
+    return app
 
 
 def bench_customer(email: str, phone_number: str) -> tuple[Customer, str]:
