@@ -2,6 +2,7 @@
 // `node run-flows.js <base URL> <email> <password>` prints what happened as JSON
 // (tests/test_typed_clients.py compiles it with tsc and checks that).
 import {
+  autosave,
   availableCard,
   buy,
   connect,
@@ -38,6 +39,7 @@ async function main(baseUrl: string, email: string, password: string): Promise<R
   const shapes: Record<Schemas["PaperQuestion"]["type"], Answer> = { single: 0, multiple: [0], numerical: "0" };
   for (const question of paper.questions) answers[String(question.id)] = shapes[question.type];
   const [first] = paper.questions;
+  if (first) await autosave(api, card.id, { [String(first.id)]: null });
   const saved = first ? await saveAnswers(api, card.id, { [String(first.id)]: answers[String(first.id)] ?? null }) : paper;
   const scored = await submitTest(api, card.id, answers);
   const review = await reviewTest(api, card.id);

@@ -179,7 +179,18 @@ export async function saveAnswers(api: Api, cardId: number, answers: Record<stri
     body: { answers },
   });
   if (error) throw new ApiError(error); // 409 once submitted or past its time
+  if (data === undefined) throw new Error("no sheet in a 204: saveAnswers does not send Prefer");
   return data;
+}
+
+/** The exam screen's autosave every few seconds: `Prefer: return=minimal` answers 204, the
+ * paper is not sent back (the screen has it). Refusals are the same as saveAnswers'. */
+export async function autosave(api: Api, cardId: number, answers: Record<string, Answer>): Promise<void> {
+  const { error } = await api.PUT("/api/mock-tests/{card_id}/answers", {
+    params: { path: { card_id: cardId }, header: { Prefer: "return=minimal" } },
+    body: { answers },
+  });
+  if (error) throw new ApiError(error);
 }
 
 /** Score it on the server (with the last answers, if any are not saved yet). */
