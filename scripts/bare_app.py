@@ -117,40 +117,6 @@ CARD_FIELDS = (
 )
 
 
-@app.get("/floor/mock-tests")
-def floor_cards() -> Response | tuple[Response, int]:
-    token = request.headers.get("Authorization", "").removeprefix("Bearer ")
-    try:
-        claims = jwt.decode(token, os.environ["JWT_SECRET_KEY"], algorithms=["HS256"])
-    except jwt.PyJWTError:
-        return jsonify(status=401), 401
-    principal = query(
-        "SELECT u.is_active, c.id FROM users u "
-        "JOIN user_sessions s ON s.user_id = u.id AND s.id = %s AND s.ended_at IS NULL "
-        "LEFT JOIN customers c ON c.user_id = u.id WHERE u.id = %s",
-        claims.get("sid"),
-        int(claims["sub"]),
-    )
-    if not principal or not principal[0][0] or principal[0][1] is None:
-        return jsonify(status=401), 401
-    customer_id = principal[0][1]
-    page, per_page = page_arguments()
-    (total,) = query("SELECT COUNT(*) FROM mock_test_attempts WHERE customer_id = %s", customer_id)[0]
-    rows = query(
-        "SELECT a.id, a.purchase_id, a.subject_id, s.name, a.test_number, a.status, a.question_count, "
-        "a.correct_count, a.score, a.started_at, a.deadline_at, a.submitted_at "
-        "FROM mock_test_attempts a JOIN subjects s ON s.id = a.subject_id WHERE a.customer_id = %s "
-        "ORDER BY a.subject_id, a.test_number, a.id LIMIT %s OFFSET %s",
-        customer_id,
-        per_page,
-        (page - 1) * per_page,
-    )
-    return page_answer([dict(zip(CARD_FIELDS, row, strict=True)) for row in rows], page, per_page, total)
-
-
-# ---------------------------------------------------------------- taking a test (bench_exam)
-
-
 def customer_of_token() -> int:
     """The caller's customer id: the token verified with PyJWT, account and session in one statement."""
     token = request.headers.get("Authorization", "").removeprefix("Bearer ")
@@ -168,6 +134,26 @@ def customer_of_token() -> int:
     if not principal or not principal[0][0] or principal[0][1] is None:
         abort(401)
     return principal[0][1]
+
+
+@app.get("/floor/mock-tests")
+def floor_cards() -> Response:
+    customer_id = customer_of_token()
+    page, per_page = page_arguments()
+    (total,) = query("SELECT COUNT(*) FROM mock_test_attempts WHERE customer_id = %s", customer_id)[0]
+    rows = query(
+        "SELECT a.id, a.purchase_id, a.subject_id, s.name, a.test_number, a.status, a.question_count, "
+        "a.correct_count, a.score, a.started_at, a.deadline_at, a.submitted_at "
+        "FROM mock_test_attempts a JOIN subjects s ON s.id = a.subject_id WHERE a.customer_id = %s "
+        "ORDER BY a.subject_id, a.test_number, a.id LIMIT %s OFFSET %s",
+        customer_id,
+        per_page,
+        (page - 1) * per_page,
+    )
+    return page_answer([dict(zip(CARD_FIELDS, row, strict=True)) for row in rows], page, per_page, total)
+
+
+# ---------------------------------------------------------------- taking a test (bench_exam)
 
 
 def locked_card(card_id: int, customer_id: int) -> tuple[Any, ...]:

@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 import requests  # noqa: E402
 
-from scripts.bench_support import BENCH_SECRET, bench_customer, gunicorn, migrated_app  # noqa: E402
+from scripts.bench_support import BENCH_SECRET, app_settings, bench_customer, gunicorn, migrated_app  # noqa: E402
 
 DEFAULT_URL = "mysql+pymysql://root@127.0.0.1:3306/exam_shop_bench_api"
 BUYERS = 120  # each buys single subjects; 120 x 31 demo subjects is plenty for one run
@@ -157,16 +157,9 @@ def main() -> int:
     lua_orders = ",".join(f'{{"{token}", {subject}}}' for token, subject in orders)
     (work / "purchase.lua").write_text(PURCHASE_SCRIPT % lua_orders)
 
-    env = {
-        "APP_ENV": "testing",
-        "DATABASE_URL": args.database_url,
-        "JWT_SECRET_KEY": BENCH_SECRET,
-        "RATELIMIT_ENABLED": "false",
-        "PAYMENT_PROVIDER": "none",
-        "LOG_LEVEL": "WARNING",
-        "CACHE_REDIS_URL": args.cache_redis_url,
-        "CACHE_KEY_PREFIX": f"bench-{os.getpid()}:",
-    }
+    env = app_settings(
+        args.database_url, CACHE_REDIS_URL=args.cache_redis_url, CACHE_KEY_PREFIX=f"bench-{os.getpid()}:"
+    )
     floor_env = {"FLOOR_DATABASE_URL": args.database_url, "JWT_SECRET_KEY": BENCH_SECRET}
     app_server = gunicorn("app:app", 5601, args.workers, env, work / "app.log")
     bare_server = gunicorn("scripts.bare_app:app", 5602, args.workers, floor_env, work / "bare.log")

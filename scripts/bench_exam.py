@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 import psutil  # noqa: E402
 from sqlalchemy.engine import URL, make_url  # noqa: E402
 
-from scripts.bench_support import BENCH_SECRET, bench_customer, connect, gunicorn, migrated_app  # noqa: E402
+from scripts.bench_support import BENCH_SECRET, app_settings, bench_customer, connect, gunicorn, migrated_app  # noqa: E402
 
 DEFAULT_URL = "mysql+pymysql://root@127.0.0.1:3306/exam_shop_bench_exam"
 TEST_NUMBER = 1
@@ -258,14 +258,7 @@ def main() -> int:
     print(
         f"set up in {time.monotonic() - started:.0f} s: 2 x {args.students} students, {len(exam.questions)} questions"
     )
-    env = {
-        "APP_ENV": "testing",
-        "DATABASE_URL": args.database_url,
-        "JWT_SECRET_KEY": BENCH_SECRET,
-        "RATELIMIT_ENABLED": "false",
-        "PAYMENT_PROVIDER": "none",
-        "LOG_LEVEL": "WARNING",
-    }
+    env = app_settings(args.database_url)
     work = Path(tempfile.mkdtemp(prefix="bench-exam-"))
     app_port, floor_port = free_port(), free_port()
     app_server = gunicorn("app:app", app_port, args.workers, env, work / "app.log")

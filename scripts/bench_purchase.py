@@ -37,7 +37,7 @@ from flask_migrate import upgrade
 from sqlalchemy import insert
 from sqlalchemy.engine import make_url
 
-from scripts.bench_support import BENCH_SECRET, bench_customer, connect, create_database, gunicorn
+from scripts.bench_support import app_settings, bench_customer, connect, create_database, gunicorn
 
 DEFAULT_URL = "mysql+pymysql://root@127.0.0.1:3306/exam_shop_bench"
 SIZES = (1, 5, 20)
@@ -233,14 +233,7 @@ def main() -> int:
     os.environ.setdefault("APP_ENV", "testing")
     from app import create_app
 
-    settings = {
-        "APP_ENV": "testing",
-        "DATABASE_URL": args.database_url,
-        "JWT_SECRET_KEY": BENCH_SECRET,
-        "RATELIMIT_ENABLED": "false",
-        "PAYMENT_PROVIDER": "none",
-        "LOG_LEVEL": "WARNING",
-    }
+    settings = app_settings(args.database_url)
     app = create_app({**settings, "RATELIMIT_ENABLED": False})
     raw = connect(url, url.database)
     with app.app_context():

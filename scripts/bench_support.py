@@ -44,6 +44,20 @@ def create_database(url: URL, *, fresh: bool) -> None:
         )
 
 
+def app_settings(database_url: str, **extra: str) -> dict[str, str]:
+    """The app's environment in a benchmark: its own database, a minted-token secret, no
+    rate limits, no payment provider (purchases are owned at once), quiet logs."""
+    return {
+        "APP_ENV": "testing",
+        "DATABASE_URL": database_url,
+        "JWT_SECRET_KEY": BENCH_SECRET,
+        "RATELIMIT_ENABLED": "false",
+        "PAYMENT_PROVIDER": "none",
+        "LOG_LEVEL": "WARNING",
+        **extra,
+    }
+
+
 def migrated_app(database_url: str) -> Flask:
     """The app on a fresh, migrated benchmark database, with the benchmarks' settings
     (`PAYMENT_PROVIDER=none`: purchases are owned at once)."""

@@ -12,19 +12,8 @@ from sqlalchemy import select
 from shared.extensions import db
 from shared.models import Paper, PaperQuestion
 from tests.support.catalog import make_course
-from tests.support.mock_tests import add_questions, card_id
+from tests.support.mock_tests import JEE_ADVANCED, add_questions, card_id
 from tests.support.purchases import student_with
-
-JEE_ADVANCED = {
-    "questions_per_paper": 3,
-    "duration_minutes": 180,
-    "single_correct": "3",
-    "single_wrong": "-1",
-    "multiple_correct": "4",
-    "multiple_wrong": "-2",
-    "multiple_partial": "1",
-    "numerical_correct": "3",
-}
 
 
 @pytest.fixture

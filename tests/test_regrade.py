@@ -25,20 +25,9 @@ from shared.services.cards import MockTestService
 from tests.support.accounts import bearer, create_admin
 from tests.support.catalog import make_course
 from tests.support.live_server import LiveServer, fire_concurrently
-from tests.support.mock_tests import add_questions, card_id, correct_options
+from tests.support.mock_tests import JEE_ADVANCED, add_questions, card_id, correct_options
 from tests.support.purchases import student_with
 
-# +3/-1 single, +4/-2 multiple with +1 per right option chosen (no wrong one), +3/0 numerical.
-JEE_ADVANCED = {
-    "questions_per_paper": 3,
-    "duration_minutes": 180,
-    "single_correct": "3",
-    "single_wrong": "-1",
-    "multiple_correct": "4",
-    "multiple_wrong": "-2",
-    "multiple_partial": "1",
-    "numerical_correct": "3",
-}
 BANK = [
     {"type": "single", "text": "2 + 2?", "options": ["3", "4", "5"], "correct_option": 1},
     {"type": "multiple", "text": "Primes?", "options": ["2", "4", "5", "9"], "correct_options": [0, 2]},

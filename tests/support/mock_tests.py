@@ -32,3 +32,16 @@ def correct_options() -> dict[int, int]:
 def card_id(client: FlaskClient, headers: dict[str, str], subject_id: int, number: int) -> int:
     cards = client.get(f"/api/mock-tests?subject_id={subject_id}&per_page=100", headers=headers).get_json()["items"]
     return next(card["id"] for card in cards if card["test_number"] == number)
+
+
+# +3/-1 single, +4/-2 multiple with +1 per right option chosen (no wrong one), +3/0 numerical.
+JEE_ADVANCED = {
+    "questions_per_paper": 3,
+    "duration_minutes": 180,
+    "single_correct": "3",
+    "single_wrong": "-1",
+    "multiple_correct": "4",
+    "multiple_wrong": "-2",
+    "multiple_partial": "1",
+    "numerical_correct": "3",
+}
