@@ -202,7 +202,7 @@ def resend_verification() -> dict[str, str]:
 
     409 `email-already-verified` when there is nothing to verify; limited per account.
     """
-    EmailVerificationService.resend(current_user)
+    EmailVerificationService.resend(AuthService.account(current_user))
     return {"status": "accepted", "detail": VERIFICATION_SENT}
 
 
@@ -258,7 +258,9 @@ def change_password(data: dict[str, Any]) -> None:
     A wrong `current_password` is a 422 on that field (`wrong-password`; such failures are
     limited per account); the new password follows the rules of registration.
     """
-    PasswordService.change(current_user, get_jwt()["sid"], data["current_password"], data["new_password"])
+    PasswordService.change(
+        AuthService.account(current_user), get_jwt()["sid"], data["current_password"], data["new_password"]
+    )
 
 
 customers = Blueprint(
@@ -278,7 +280,7 @@ def upgrade_to_customer(data: dict[str, Any]) -> dict[str, Any]:
     409 when the admin already is a customer, 422 when the account has no phone number
     and the body gives none.
     """
-    customer, subscription = CustomerService.upgrade_to_customer(current_user, data)
+    customer, subscription = CustomerService.upgrade_to_customer(AuthService.account(current_user), data)
     return {"customer": customer, "subscription": subscription}
 
 

@@ -90,6 +90,7 @@ def prepare(database_url: str, students: int, questions: int) -> Exam:
 
     from shared.extensions import db
     from shared.models import Course, ExamPattern, MockTestAttempt, PaperQuestion, PurchaseType, Subject, User
+    from shared.services.accounts import AuthService
     from shared.services.cards import PaperService
     from shared.services.purchases import PurchaseService
     from shared.services.questions import QuestionService
@@ -133,7 +134,7 @@ def prepare(database_url: str, students: int, questions: int) -> Exam:
             db.session.commit()
             for user_id in users:
                 PurchaseService.purchase(
-                    db.session.get(User, user_id),
+                    AuthService.principal_of(db.session.get(User, user_id)),
                     {"purchase_type": PurchaseType.SINGLE_SUBJECT, "subject_id": subject.id},
                 )
             cards = db.session.execute(

@@ -13,7 +13,7 @@ from flask_smorest.utils import deepupdate
 from shared.errors import Forbidden, Unauthorized
 from shared.extensions import jwt
 from shared.models import User
-from shared.services.accounts import AuthService
+from shared.services.accounts import AuthService, Principal
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -33,14 +33,16 @@ def register_jwt_callbacks() -> None:
     # flask-jwt-extended asks "revoked?" and then "which user?"; one query answers both.
     @jwt.token_in_blocklist_loader
     def is_revoked(header: dict[str, Any], payload: dict[str, Any]) -> bool:
-        user, revoked = AuthService.principal(payload["sub"], payload.get("sid"))
-        g.principal = (payload["jti"], user)
+        principal, revoked = AuthService.principal(payload["sub"], payload.get("sid"))
+        g.principal = (payload["jti"], principal)
         return revoked
 
     @jwt.user_lookup_loader
-    def load_user(header: dict[str, Any], payload: dict[str, Any]) -> User | None:
-        jti, user = g.pop("principal", (None, None))
-        return user if jti == payload["jti"] else AuthService.active_user(payload["sub"])
+    def load_user(header: dict[str, Any], payload: dict[str, Any]) -> Principal | None:
+        jti, principal = g.pop("principal", (None, None))
+        if jti == payload["jti"]:
+            return principal
+        return AuthService.principal(payload["sub"], payload.get("sid"))[0]
 
     @jwt.unauthorized_loader
     def missing_token(reason: str) -> Response:
@@ -72,8 +74,8 @@ def _guard(*, admin: bool = False, refresh: bool = False, any_type: bool = False
         @functools.wraps(view)
         def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
             verify_jwt_in_request(refresh=refresh, verify_type=not any_type)
-            user: User = current_user
-            if admin and not user.is_admin:
+            caller: Principal = current_user
+            if admin and not caller.is_admin:
                 raise Forbidden("This action is reserved to admins.")
             return view(*args, **kwargs)
 
@@ -113,6 +115,6 @@ def viewer_is_admin() -> bool:
     known = request.environ.get(_VIEWER_IS_ADMIN)  # per request: `g` outlives it in tests
     if known is None:
         verify_jwt_in_request(optional=True)
-        user: User | None = get_current_user()
-        known = request.environ[_VIEWER_IS_ADMIN] = user is not None and user.is_admin
+        caller: Principal | None = get_current_user()
+        known = request.environ[_VIEWER_IS_ADMIN] = caller is not None and caller.is_admin
     return bool(known)

@@ -106,11 +106,12 @@ def test_authentication_is_one_statement(app: Flask, client: FlaskClient, query_
     payload = decode_token(tokens["access_token"])
     db.session.remove()
     with query_counter() as queries:
-        user, revoked = AuthService.principal(payload["sub"], payload["sid"])
+        principal, revoked = AuthService.principal(payload["sub"], payload["sid"])
     assert queries.count == 1
-    assert user is not None
+    assert principal is not None
     assert not revoked
-    assert user.customer is not None  # loaded by the same statement
+    assert principal.customer_id is not None  # read by the same statement
+    assert (principal.id, principal.is_admin) == (int(payload["sub"]), False)
 
 
 # --------------------------------------------------------------------------- rate limits

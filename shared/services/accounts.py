@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import current_app
 from flask_jwt_extended import create_access_token, create_refresh_token
-from sqlalchemy import Select, bindparam, delete, func, inspect, or_, select, update
+from sqlalchemy import Select, bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import joinedload, selectinload
 
 from shared.errors import Conflict, ConstraintConflict, FieldErrors, Forbidden, NotFound, Unauthorized, ValidationFailed
@@ -44,19 +44,41 @@ NOT_A_CUSTOMER = "This action needs a customer account."
 SUBSCRIPTION_DAYS = {Plan.BASIC: 365, Plan.PREMIUM: 365}
 
 
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Whom a request acts for: what the token check reads of the account, once per request
+    (`AuthService.principal`). Routes that show or change the account itself load the
+    `User` (`AuthService.account`)."""
+
+    id: int
+    role: Role
+    customer_id: int | None
+    email_verified: bool
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == Role.ADMIN
+
+
 @functools.cache
-def _principal() -> Select[tuple[User, bool]]:
-    """The statement of `AuthService.principal`, built once (it runs on every authenticated request)."""
+def _principal() -> Select[Any]:
+    """The statement of `AuthService.principal`, built once (it runs on every authenticated
+    request): columns of the tables, no entities to build."""
+    users, customers, sessions = User.__table__, Customer.__table__, UserSession.__table__
     live = (
-        select(UserSession.id)
+        select(sessions.c.id)
         .where(
-            UserSession.id == bindparam("session_id"),
-            UserSession.user_id == bindparam("user_id"),
-            UserSession.ended_at.is_(None),
+            sessions.c.id == bindparam("session_id"),
+            sessions.c.user_id == users.c.id,
+            sessions.c.ended_at.is_(None),
         )
         .exists()
     )
-    return select(User, live).where(User.id == bindparam("user_id")).options(joinedload(User.customer))
+    return (
+        select(users.c.id, users.c.role, users.c.is_active, users.c.email_verified_at, customers.c.id, live)
+        .outerjoin(customers, customers.c.user_id == users.c.id)
+        .where(users.c.id == bindparam("user_id"))
+    )
 
 
 class CustomerService:
@@ -173,39 +195,34 @@ class CustomerService:
 
     @staticmethod
     def profile_of(user: User) -> Customer | None:
-        """The user's customer profile: the one loaded with the user when the request was
-        authenticated, or one query."""
-        if "customer" not in inspect(user).unloaded:
-            return user.customer
         return db.session.execute(select(Customer).where(Customer.user_id == user.id)).scalar_one_or_none()
 
     @staticmethod
-    def customer_id_of(user: User) -> int:
+    def customer_id_of(caller: Principal) -> int:
         """The id of the caller's customer profile; 403 for accounts that have none."""
-        customer = CustomerService.profile_of(user)
-        if customer is None:
+        if caller.customer_id is None:
             raise Forbidden(NOT_A_CUSTOMER)
-        return customer.id
+        return caller.customer_id
 
     @staticmethod
-    def customer_of(user: User) -> Customer:
+    def customer_of(caller: Principal) -> Customer:
         """The caller's own customer profile; 403 for accounts that have none."""
-        return CustomerService.get_customer(CustomerService.customer_id_of(user))
+        return CustomerService.get_customer(CustomerService.customer_id_of(caller))
 
     @staticmethod
     @retry_on_lock_conflict
     @transactional
-    def update_own_profile(user: User, data: dict[str, Any]) -> Customer:
-        customer = CustomerService.customer_of(user)
+    def update_own_profile(caller: Principal, data: dict[str, Any]) -> Customer:
+        customer = CustomerService.customer_of(caller)
         phone_number = data.get("phone_number")
         if phone_number is not None and phone_number != customer.phone_number:
             conflicts = CustomerService.conflicts(phone_number=phone_number, exclude_id=customer.id)
             if conflicts:
                 raise Conflict(PHONE_TAKEN, errors=conflicts)
             customer.phone_number = phone_number
-            user.phone_number = phone_number
+            customer.user.phone_number = phone_number
         if "full_name" in data:
-            user.full_name = data["full_name"]
+            customer.user.full_name = data["full_name"]
         db.session.flush()
         return customer
 
@@ -294,7 +311,7 @@ class AuthService:
         }
 
     @staticmethod
-    def refreshed_access_token(user: User, refresh_token: dict[str, Any]) -> dict[str, str]:
+    def refreshed_access_token(user: Principal, refresh_token: dict[str, Any]) -> dict[str, str]:
         """A new access token of the refresh token's session (the session was checked live)."""
         claims = {"role": user.role.value, "sid": refresh_token["sid"]}
         return {
@@ -317,29 +334,29 @@ class AuthService:
 
     @staticmethod
     @transactional
-    def end_all_sessions(user: User) -> int:
+    def end_all_sessions(user: User | Principal) -> int:
         """Log out everywhere: end every session of `user`. The number of sessions ended."""
         return AuthService._end_sessions(user, keep=None)
 
     @staticmethod
     @transactional
-    def end_other_sessions(user: User, current_session: str) -> int:
+    def end_other_sessions(user: User | Principal, current_session: str) -> int:
         """End every session of `user` but `current_session` (a password change keeps the
         session that made it). The number of sessions ended."""
         return AuthService._end_sessions(user, keep=current_session)
 
     @staticmethod
-    def _end_sessions(user: User, keep: str | None) -> int:
+    def _end_sessions(user: User | Principal, keep: str | None) -> int:
         statement = update(UserSession).where(UserSession.user_id == user.id, UserSession.ended_at.is_(None))
         if keep is not None:
             statement = statement.where(UserSession.id != keep)
         return db.session.execute(statement.values(ended_at=utcnow())).rowcount or 0
 
     @staticmethod
-    def principal(identity: str, session_id: Any) -> tuple[User | None, bool]:
-        """The token's active user (with its customer profile) and whether the token is
-        refused because its session ended, in one statement: the work every authenticated
-        request starts with. Tokens without a session id (issued before sessions) are refused."""
+    def principal(identity: str, session_id: Any) -> tuple[Principal | None, bool]:
+        """The token's active account and whether the token is refused because its session
+        ended, in one statement: the work every authenticated request starts with. Tokens
+        without a session id (issued before sessions) are refused."""
         try:
             user_id = int(identity)
         except ValueError:
@@ -349,21 +366,29 @@ class AuthService:
         row = db.session.execute(_principal(), {"user_id": user_id, "session_id": session_id}).first()
         if row is None:
             return None, False
-        user, is_live = row
-        return (user if user.is_active else None), not is_live
+        _, role, is_active, verified_at, customer_id, is_live = row
+        principal = Principal(user_id, role, customer_id, verified_at is not None) if is_active else None
+        return principal, not is_live
 
     @staticmethod
-    def active_user(identity: str) -> User | None:
-        try:
-            user = db.session.get(User, int(identity))
-        except ValueError:
-            return None
-        return user if user is not None and user.is_active else None
+    def principal_of(user: User) -> Principal:
+        """The principal of an account at hand (commands and scripts act for a user they loaded)."""
+        customer_id = db.session.execute(select(Customer.id).where(Customer.user_id == user.id)).scalar()
+        return Principal(user.id, user.role, customer_id, user.email_verified_at is not None)
 
     @staticmethod
-    def profile(user: User) -> dict[str, Any]:
-        """The user, its customer profile (loaded with the token) and its latest subscription."""
-        customer = CustomerService.profile_of(user)
+    def account(principal: Principal) -> User:
+        """The caller's account, for the routes that show or change it."""
+        user = db.session.get(User, principal.id)
+        if user is None or not user.is_active:
+            raise Unauthorized("The account of this token no longer exists or is disabled.")
+        return user
+
+    @staticmethod
+    def profile(caller: Principal) -> dict[str, Any]:
+        """The account, its customer profile and its latest subscription, what it owns."""
+        user = AuthService.account(caller)
+        customer = db.session.get(Customer, caller.customer_id) if caller.customer_id is not None else None
         subscription = None
         owned: list[Any] = []
         if customer is not None:
@@ -707,7 +732,7 @@ class UserService:
         return found
 
     @staticmethod
-    def update_user(actor: User | None, user_id: int, data: dict[str, Any]) -> UserSummary:
+    def update_user(actor: Principal | None, user_id: int, data: dict[str, Any]) -> UserSummary:
         """Apply an admin's PATCH (`is_active` only) and answer the user as it now is."""
         if "is_active" in data:
             UserService.set_active(actor, user_id, data["is_active"])
@@ -716,7 +741,7 @@ class UserService:
     @staticmethod
     @retry_on_lock_conflict
     @transactional
-    def set_active(actor: User | None, user_id: int, is_active: bool) -> None:
+    def set_active(actor: Principal | None, user_id: int, is_active: bool) -> None:
         """Activate or deactivate an account; deactivating ends every session of it in the
         same transaction (each request checks both, so the next one on any worker is a 401).
         Setting the state it has already is a no-op.

@@ -14,7 +14,11 @@ from flask import current_app, has_app_context
 from sqlalchemy import Constraint, Select, bindparam, event, func
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import GenericFunction
+from sqlalchemy.types import JSON
 
 from shared.errors import ConstraintConflict, NotFound, is_conflict, is_lock_error, translate_integrity_error
 from shared.extensions import db
@@ -214,3 +218,21 @@ class RowPager:
         ).all()
         total = getattr(found[0], PAGE_TOTAL) if found else db.session.execute(self.count, values).scalar_one()
         return Page(items=list(found), page=page, per_page=per_page, total=total)
+
+
+class json_rows(GenericFunction[Any]):
+    """`json_rows(a, b, ...)`: the group's rows as one JSON array of arrays, aggregated by the
+    database (JSON_ARRAYAGG on MariaDB and MySQL, json_group_array on SQLite)."""
+
+    type = JSON()
+    inherit_cache = True
+
+
+@compiles(json_rows, "mysql")
+def _json_rows_mysql(element: json_rows, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"JSON_ARRAYAGG(JSON_ARRAY({compiler.process(element.clauses, **kw)}))"
+
+
+@compiles(json_rows, "sqlite")
+def _json_rows_sqlite(element: json_rows, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"json_group_array(json_array({compiler.process(element.clauses, **kw)}))"

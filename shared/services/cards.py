@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from flask import current_app
 from sqlalchemy import (
@@ -32,6 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, joinedload, selectinload
+from sqlalchemy.sql.dml import Update
 
 from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from shared.extensions import db
@@ -59,8 +60,8 @@ from shared.models import (
 from shared.models.base import PreciseDateTime, utcnow
 from shared.models.purchases import GRANTED
 from shared.models.questions import answer_key_problems, tolerance_of_places
-from shared.services.accounts import CustomerService
-from shared.services.base import Page, RowPager, retry_on_lock_conflict, settle_race, transactional
+from shared.services.accounts import CustomerService, Principal
+from shared.services.base import Page, RowPager, json_rows, retry_on_lock_conflict, settle_race, transactional
 from shared.services.catalog import SUBJECT_NOT_FOUND
 from shared.services.questions import QUESTION_VERSION_UNIQUE, freeze_versions
 
@@ -117,6 +118,32 @@ class SheetRow:
     value: Decimal | None
     marked_for_review: bool | None
     time_spent_seconds: int | None
+
+
+class Taking(Protocol):
+    """What taking a test needs of its card: a `MockTestAttempt`, or the row `_locked_taking` reads."""
+
+    id: int
+    status: CardStatus
+    paper_id: int | None
+    started_at: datetime | None
+    deadline_at: datetime | None
+
+
+class Rule(NamedTuple):
+    position: int
+    question_id: int
+    type: QuestionType
+    option_count: int
+
+
+class LockedTaking(NamedTuple):
+    id: int
+    status: CardStatus
+    paper_id: int | None
+    started_at: datetime | None
+    deadline_at: datetime | None
+    rules: list[Rule]
 
 
 class AnswerRule(Protocol):
@@ -268,6 +295,55 @@ def _card_pager(by_subject: bool, by_status: bool) -> RowPager:
         .order_by(MockTestAttempt.subject_id, MockTestAttempt.test_number, MockTestAttempt.id)
     )
     return RowPager(page, counting=cards)
+
+
+@functools.cache
+def _locked_taking() -> Select[Any]:
+    """The statement of `MockTestService._locked_taking`: the card's row, locked, and its
+    paper's answer rules as one JSON array. Only the card's row is locked: a locking read
+    does not lock the rows a nested subquery reads, and a paper's rules never change."""
+    card, question = MockTestAttempt.__table__.c, PaperQuestion.__table__.c
+    rules = (
+        select(json_rows(question.position, question.question_id, question.type, question.option_count))
+        .where(question.paper_id == card.paper_id)
+        .scalar_subquery()
+    )
+    return (
+        select(card.id, card.status, card.paper_id, card.started_at, card.deadline_at, rules.label("rules"))
+        .where(card.id == bindparam("card_id"), card.customer_id == bindparam("customer_id"))
+        .with_for_update()
+    )
+
+
+@functools.cache
+def _answer_rules() -> Select[Any]:
+    question = PaperQuestion.__table__.c
+    return select(question.position, question.question_id, question.type, question.option_count).where(
+        question.paper_id == bindparam("paper_id")
+    )
+
+
+@functools.lru_cache(maxsize=512)
+def _answers_update(shape: tuple[tuple[str, int], ...]) -> Update:
+    """The UPDATE of a card's answer rows that sets, per column of `shape`, that many
+    positions (built once per shape, its values bound at each save)."""
+    row = AttemptAnswer.__table__.c
+    changes = {
+        name: case(
+            *[
+                (bindparam(f"{name}_at_{n}", type_=row.position.type), bindparam(f"{name}_{n}", type_=row[name].type))
+                for n in range(count)
+            ],
+            value=row.position,
+            else_=row[name],
+        )
+        for name, count in shape
+    }
+    return (
+        update(AttemptAnswer.__table__)
+        .where(row.card_id == bindparam("of_card"), row.position.in_(bindparam("positions", expanding=True)))
+        .values(**changes)
+    )
 
 
 NO_QUESTIONS = "This subject has no questions yet, so its tests cannot start. Please try again later."
@@ -787,14 +863,14 @@ class MockTestService:
 
     @staticmethod
     def list_cards(
-        user: User, page: int, per_page: int, subject_id: int | None, status: CardStatus | None
+        caller: Principal, page: int, per_page: int, subject_id: int | None, status: CardStatus | None
     ) -> Page[Row[Any]]:
         """A page of the caller's cards as rows of the columns `CardSchema` names, with the
         total, in one statement and the token check's transaction. Overdue cards are
         finalised before they are shown, so that none is listed "in progress" after its
         time: each row says whether the customer has any (an empty page cannot say, so it
         asks), and only then does a finalising transaction run and the page is read again."""
-        customer_id = CustomerService.customer_id_of(user)
+        customer_id = CustomerService.customer_id_of(caller)
         pager = _card_pager(subject_id is not None, status is not None)
         values = {"customer_id": customer_id, "subject_id": subject_id, "status": status}
 
@@ -808,14 +884,14 @@ class MockTestService:
         return found
 
     @staticmethod
-    def get_card(user: User, card_id: int) -> MockTestAttempt:
-        return MockTestService._read_card(user, card_id)
+    def get_card(caller: Principal, card_id: int) -> MockTestAttempt:
+        return MockTestService._read_card(caller, card_id)
 
     @staticmethod
-    def start(user: User, card_id: int) -> Sheet:
+    def start(caller: Principal, card_id: int) -> Sheet:
         """Start (or resume) a card. Paper k of the subject is composed by the first start
         anyone makes; concurrent first starts compose it once (the unique constraint decides)."""
-        card = MockTestService._card(user, card_id)
+        card = MockTestService._card(caller, card_id)
         subject_id, number = card.subject_id, card.test_number
         if card.status is CardStatus.AVAILABLE and PaperService.latest(subject_id, number) is None:
             settle_race(
@@ -823,13 +899,13 @@ class MockTestService:
                 lambda _conflict: None,
                 lost_on=[PAPER_VERSION_UNIQUE, QUESTION_VERSION_UNIQUE],
             )
-        return MockTestService._start(user, card_id)
+        return MockTestService._start(caller, card_id)
 
     @staticmethod
     @retry_on_lock_conflict
     @transactional
-    def _start(user: User, card_id: int) -> Sheet:
-        card = MockTestService._card(user, card_id, lock=True)
+    def _start(caller: Principal, card_id: int) -> Sheet:
+        card = MockTestService._card(caller, card_id, lock=True)
         if card.status in SUBMITTED:
             raise Conflict("This test was submitted already; see its review.", slug="test-submitted")
         if card.status is CardStatus.AVAILABLE:
@@ -852,17 +928,17 @@ class MockTestService:
     @retry_on_lock_conflict
     @transactional
     def save_answers(
-        user: User, card_id: int, answers: dict[str, dict[str, Any]], *, minimal: bool = False
+        caller: Principal, card_id: int, answers: dict[str, dict[str, Any]], *, minimal: bool = False
     ) -> Sheet | None:
         """Merge the answers into the card; the sheet as now saved, or nothing when `minimal`
         (the client asked `Prefer: return=minimal`: no subject, paper or questions to read)."""
-        card = MockTestService._card(user, card_id, lock=True, with_subject=not minimal)
-        MockTestService._require_in_progress(card)
-        if MockTestService._past_grace(card):
-            raise Conflict("The time for this test is up; submit it to get its score.", slug="time-up")
         if minimal:
-            MockTestService._write_answers(card, MockTestService._answer_rules(card), answers)
+            taken = MockTestService._locked_taking(caller, card_id)
+            MockTestService._require_in_time(taken)
+            MockTestService._write_answers(taken, taken.rules, answers)
             return None
+        card = MockTestService._card(caller, card_id, lock=True)
+        MockTestService._require_in_time(card)
         rows = MockTestService._sheet_rows(card)
         written = MockTestService._write_answers(card, rows, answers)
         saved = [
@@ -874,7 +950,7 @@ class MockTestService:
     @staticmethod
     @retry_on_lock_conflict
     @transactional
-    def submit(user: User, card_id: int, last_answers: dict[str, dict[str, Any]]) -> MockTestAttempt:
+    def submit(caller: Principal, card_id: int, last_answers: dict[str, dict[str, Any]]) -> MockTestAttempt:
         """Score on the server. Concurrent submits queue on the row lock: one scores, the rest get 409.
 
         The card's paper is share-locked first (before the card, the order a regrade takes
@@ -882,13 +958,13 @@ class MockTestService:
         held = MockTestService._hold_papers(
             select(MockTestAttempt.paper_id).where(MockTestAttempt.id == card_id).scalar_subquery()
         )
-        card = MockTestService._card(user, card_id, lock=True)
+        card = MockTestService._card(caller, card_id, lock=True)
         MockTestService._require_in_progress(card)
         if card.paper_id not in held:  # started in between: a rare late lock
             MockTestService._hold_papers(card.paper_id)
         late = MockTestService._past_grace(card)
         if last_answers and not late:
-            MockTestService._write_answers(card, MockTestService._answer_rules(card), last_answers)
+            MockTestService._write_answers(card, MockTestService._answer_rules(card.paper_id), last_answers)
         card.status = CardStatus.EXPIRED if late else CardStatus.COMPLETED
         card.submitted_at = utcnow()
         db.session.flush()
@@ -898,8 +974,8 @@ class MockTestService:
         return card
 
     @staticmethod
-    def review(user: User, card_id: int) -> Review:
-        card = MockTestService._read_card(user, card_id)
+    def review(caller: Principal, card_id: int) -> Review:
+        card = MockTestService._read_card(caller, card_id)
         if card.status not in SUBMITTED:
             raise Conflict("The review opens once the test is submitted.", slug="test-not-submitted")
         questions = MockTestService._paper_questions(card.paper_id)
@@ -941,9 +1017,9 @@ class MockTestService:
         return Review(card=card, paper=MockTestService._paper(card.paper_id), questions=reviewed, regrades=regrades)
 
     @staticmethod
-    def progress(user: User) -> list[SubjectProgress]:
+    def progress(caller: Principal) -> list[SubjectProgress]:
         """One statement: every owned subject with its card figures."""
-        customer_id = CustomerService.customer_id_of(user)
+        customer_id = CustomerService.customer_id_of(caller)
         MockTestService._finalize(OVERDUE_PER_READ, MockTestAttempt.customer_id == customer_id)
         submitted = case((MockTestAttempt.status.in_(SUBMITTED), 1), else_=0)
         activity = type_coerce(func.coalesce(MockTestAttempt.submitted_at, MockTestAttempt.started_at), PreciseDateTime)
@@ -1053,22 +1129,22 @@ class MockTestService:
         return select(MockTestAttempt).where(MockTestAttempt.customer_id == customer_id)
 
     @staticmethod
-    def _card(
-        user: User, card_id: int, *, admin_may_read: bool = False, lock: bool = False, with_subject: bool = True
-    ) -> MockTestAttempt:
+    def _card(caller: Principal, card_id: int, *, admin_may_read: bool = False, lock: bool = False) -> MockTestAttempt:
         """The card if it is the caller's (admins may read any); 404 otherwise."""
-        if admin_may_read and user.is_admin:
+        if admin_may_read and caller.is_admin:
             statement = select(MockTestAttempt)
         else:
-            statement = MockTestService._cards_of(CustomerService.customer_id_of(user))
+            statement = MockTestService._cards_of(CustomerService.customer_id_of(caller))
         statement = statement.where(MockTestAttempt.id == card_id)
         if lock:
             # MariaDB has no FOR UPDATE OF: a joined subject would be locked too, queueing
             # every test of that subject (and its admin edits). Lock the card alone.
             # populate_existing: what an earlier read of this session holds may be stale.
-            statement = statement.with_for_update().execution_options(populate_existing=True)
-            if with_subject:
-                statement = statement.options(selectinload(MockTestAttempt.subject))
+            statement = (
+                statement.with_for_update()
+                .execution_options(populate_existing=True)
+                .options(selectinload(MockTestAttempt.subject))
+            )
         else:
             statement = statement.options(joinedload(MockTestAttempt.subject)).execution_options(populate_existing=True)
         card = db.session.execute(statement).scalar_one_or_none()
@@ -1077,12 +1153,27 @@ class MockTestService:
         return card
 
     @staticmethod
-    def _read_card(user: User, card_id: int) -> MockTestAttempt:
+    def _locked_taking(caller: Principal, card_id: int) -> LockedTaking:
+        """What saving answers needs of the caller's card, its row locked, with its paper's
+        rules: one statement and no entity to build (the hot path of an exam); 404 otherwise."""
+        found = db.session.execute(
+            _locked_taking(), {"card_id": card_id, "customer_id": CustomerService.customer_id_of(caller)}
+        ).first()
+        if found is None:
+            raise NotFound(CARD_NOT_FOUND)
+        rules = [
+            Rule(position, question_id, QuestionType(kind), options)
+            for position, question_id, kind, options in found.rules or []
+        ]
+        return LockedTaking(found.id, found.status, found.paper_id, found.started_at, found.deadline_at, rules)
+
+    @staticmethod
+    def _read_card(caller: Principal, card_id: int) -> MockTestAttempt:
         """The card, finalised first when it is past its deadline and the grace."""
-        card = MockTestService._card(user, card_id, admin_may_read=True)
+        card = MockTestService._card(caller, card_id, admin_may_read=True)
         if card.status is CardStatus.IN_PROGRESS and MockTestService._past_grace(card):
             MockTestService._finalize(1, MockTestAttempt.id == card.id)
-            card = MockTestService._card(user, card_id, admin_may_read=True)
+            card = MockTestService._card(caller, card_id, admin_may_read=True)
         return card
 
     @staticmethod
@@ -1106,14 +1197,20 @@ class MockTestService:
             )
 
     @staticmethod
-    def _require_in_progress(card: MockTestAttempt) -> None:
+    def _require_in_progress(card: Taking) -> None:
         if card.status in SUBMITTED:
             raise Conflict("This test was submitted already.", slug="test-submitted")
         if card.status is CardStatus.AVAILABLE:
             raise Conflict("Start this test first.", slug="test-not-started")
 
     @staticmethod
-    def _past_grace(card: MockTestAttempt) -> bool:
+    def _require_in_time(card: Taking) -> None:
+        MockTestService._require_in_progress(card)
+        if MockTestService._past_grace(card):
+            raise Conflict("The time for this test is up; submit it to get its score.", slug="time-up")
+
+    @staticmethod
+    def _past_grace(card: Taking) -> bool:
         grace = timedelta(seconds=current_app.config["MOCK_TEST_GRACE_SECONDS"])
         return card.deadline_at is not None and utcnow() > card.deadline_at + grace
 
@@ -1175,18 +1272,13 @@ class MockTestService:
         return [SheetRow(**row._mapping) for row in rows]
 
     @staticmethod
-    def _answer_rules(card: MockTestAttempt) -> Sequence[AnswerRule]:
-        """The card's paper questions as far as checking answers needs them (one statement)."""
-        question = PaperQuestion
-        return db.session.execute(  # type: ignore[return-value]
-            select(question.position, question.question_id, question.type, question.option_count).where(
-                question.paper_id == card.paper_id
-            )
-        ).all()
+    def _answer_rules(paper_id: int | None) -> Sequence[AnswerRule]:
+        """The paper's questions as far as checking answers needs them (one statement)."""
+        return db.session.execute(_answer_rules(), {"paper_id": paper_id}).all()  # type: ignore[return-value]
 
     @staticmethod
     def _write_answers(
-        card: MockTestAttempt, questions: Sequence[AnswerRule], answers: dict[str, dict[str, Any]]
+        card: Taking, questions: Sequence[AnswerRule], answers: dict[str, dict[str, Any]]
     ) -> dict[str, dict[int, Any]]:
         """Check every answer against its question, then write them all with one UPDATE.
         What was written, per column and position (under the card's lock, so nothing else wrote them)."""
@@ -1214,25 +1306,15 @@ class MockTestService:
                 spent[question.position] = min(entry["time_spent_seconds"], wall)
         if errors:
             raise ValidationFailed("Some answers do not fit this test.", errors=errors)
-        row = AttemptAnswer.__table__.c
-        changes: dict[str, Any] = {}
-        for name, given, kind in (
-            ("choice_mask", masks, row.choice_mask.type),
-            ("value", values, row.value.type),
-            ("marked_for_review", marked, row.marked_for_review.type),
-            ("time_spent_seconds", spent, row.time_spent_seconds.type),
-        ):
-            if given:
-                whens = {position: literal(value, kind) for position, value in given.items()}
-                changes[name] = case(whens, value=row.position, else_=row[name])
-        if changes:
-            positions = set(masks) | set(marked) | set(spent)
-            db.session.execute(
-                update(AttemptAnswer.__table__)
-                .where(row.card_id == card.id, row.position.in_(sorted(positions)))
-                .values(**changes)
-            )
-        return {"choice_mask": masks, "value": values, "marked_for_review": marked, "time_spent_seconds": spent}
+        written = {"choice_mask": masks, "value": values, "marked_for_review": marked, "time_spent_seconds": spent}
+        shape = tuple((name, len(given)) for name, given in written.items() if given)
+        if shape:
+            values_of: dict[str, Any] = {"of_card": card.id, "positions": sorted(set(masks) | set(marked) | set(spent))}
+            for name, given in written.items():
+                for n, (position, value) in enumerate(given.items()):
+                    values_of[f"{name}_at_{n}"], values_of[f"{name}_{n}"] = position, value
+            db.session.execute(_answers_update(shape), values_of)
+        return written
 
     @staticmethod
     def _sheet(card: MockTestAttempt, questions: list[SheetRow] | None = None) -> Sheet:

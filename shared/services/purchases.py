@@ -50,11 +50,10 @@ from shared.models import (
     Refund,
     RefundStatus,
     Subject,
-    User,
 )
 from shared.models.base import utcnow
 from shared.models.purchases import PAYABLE, SETTLED
-from shared.services.accounts import CustomerService, email_unverified
+from shared.services.accounts import CustomerService, Principal, email_unverified
 from shared.services.base import Page, RowPager, retry_on_lock_conflict, settle_race, transactional
 from shared.services.cards import MockTestService
 from shared.services.catalog import bundle_for_sale, course_for_sale, subject_for_sale
@@ -233,20 +232,20 @@ def _purchase_pager(of_customer: bool) -> RowPager:
 
 class PurchaseService:
     @staticmethod
-    def purchase(user: User, data: dict[str, Any], idempotency_key: str | None = None) -> PurchaseResult:
+    def purchase(caller: Principal, data: dict[str, Any], idempotency_key: str | None = None) -> PurchaseResult:
         """Buy for the caller; an admin naming `customer_id` grants a comp purchase to that customer."""
-        if user.is_admin and data.get("customer_id") is not None:
+        if caller.is_admin and data.get("customer_id") is not None:
             customer_id = CustomerService.get_customer(data["customer_id"]).id
-            return PurchaseService._purchase(customer_id, data, idempotency_key, granted_by=user.id)
+            return PurchaseService._purchase(customer_id, data, idempotency_key, granted_by=caller.id)
         if data.get("customer_id") is not None:
             message = "Only admins grant purchases to a customer."
             raise ValidationFailed(message, errors={"customer_id": [message]})
         # Paying starts here (the checkout): only with a proven mailbox, where receipts and
         # refunds are told. Without a provider (demos, benchmarks) nobody pays, and an
         # admin's comp grant is the admin's decision.
-        if user.email_verified_at is None and payment_provider().takes_payments:
+        if not caller.email_verified and payment_provider().takes_payments:
             raise email_unverified()
-        return PurchaseService._purchase(CustomerService.customer_id_of(user), data, idempotency_key, None)
+        return PurchaseService._purchase(CustomerService.customer_id_of(caller), data, idempotency_key, None)
 
     @staticmethod
     def _purchase(
@@ -444,9 +443,9 @@ class PurchaseService:
     # ------------------------------------------------------------------ payments
 
     @staticmethod
-    def confirm_payment(user: User, purchase_id: int, data: dict[str, Any]) -> PurchaseResult:
+    def confirm_payment(caller: Principal, purchase_id: int, data: dict[str, Any]) -> PurchaseResult:
         """The SPA's confirmation of a payment: checked, then fulfilled (once, whoever comes first)."""
-        customer_id = CustomerService.customer_id_of(user)
+        customer_id = CustomerService.customer_id_of(caller)
         purchase = db.session.execute(
             select(Purchase).where(Purchase.id == purchase_id, Purchase.customer_id == customer_id)
         ).scalar_one_or_none()
@@ -733,13 +732,13 @@ class PurchaseService:
     # ------------------------------------------------------------------ sandbox
 
     @staticmethod
-    def sandbox_pay(user: User, provider_order_id: str, outcome: str, deliver_webhook: bool) -> SandboxCheckout:
+    def sandbox_pay(caller: Principal, provider_order_id: str, outcome: str, deliver_webhook: bool) -> SandboxCheckout:
         """Razorpay Checkout, played: a payment of the order, signed as Razorpay signs it, and
         the signed webhook delivered to `handle_webhook` (its signature is checked there)."""
         provider = payment_provider()
         if not isinstance(provider, SandboxProvider):
             raise NotFound("The sandbox checkout exists only with PAYMENT_PROVIDER=sandbox.")
-        customer_id = CustomerService.customer_id_of(user)
+        customer_id = CustomerService.customer_id_of(caller)
         purchase = db.session.execute(
             select(Purchase).where(Purchase.provider_order_id == provider_order_id, Purchase.customer_id == customer_id)
         ).scalar_one_or_none()
@@ -770,7 +769,7 @@ class PurchaseService:
     # ------------------------------------------------------------------ refunds
 
     @staticmethod
-    def refund(admin: User, purchase_id: int, subject_ids: list[int] | None) -> RefundResult:
+    def refund(admin: Principal, purchase_id: int, subject_ids: list[int] | None) -> RefundResult:
         """Refund a paid purchase, whole or some of its subjects: their access ends at once,
         then the provider is asked (with the refund's idempotency key) to give the money back."""
         refund_id = PurchaseService._open_refund(admin.id, purchase_id, subject_ids)
@@ -1049,20 +1048,20 @@ class PurchaseService:
     # ------------------------------------------------------------------ reads
 
     @staticmethod
-    def list_purchases(user: User, page: int, per_page: int, customer_id: int | None) -> Page[PurchaseView]:
+    def list_purchases(caller: Principal, page: int, per_page: int, customer_id: int | None) -> Page[PurchaseView]:
         """Three statements: the page of purchases (its columns only) with the total, their
         items with the subjects' names, their card counts."""
-        if not user.is_admin:
-            customer_id = CustomerService.customer_id_of(user)
+        if not caller.is_admin:
+            customer_id = CustomerService.customer_id_of(caller)
         found = _purchase_pager(customer_id is not None)(page, per_page, customer_id=customer_id)
         views = PurchaseService._views_of(found.items)
         return Page(items=views, page=found.page, per_page=found.per_page, total=found.total)
 
     @staticmethod
-    def get_purchase(user: User, purchase_id: int) -> PurchaseView:
+    def get_purchase(caller: Principal, purchase_id: int) -> PurchaseView:
         statement = select(Purchase).where(Purchase.id == purchase_id)
-        if not user.is_admin:
-            statement = statement.where(Purchase.customer_id == CustomerService.customer_id_of(user))
+        if not caller.is_admin:
+            statement = statement.where(Purchase.customer_id == CustomerService.customer_id_of(caller))
         views = PurchaseService._views(statement)
         if not views:
             raise NotFound("There is no purchase of yours with this id.")

@@ -25,7 +25,7 @@ from shared.models import (
     QuestionVersion,
     User,
 )
-from shared.services.accounts import CustomerService
+from shared.services.accounts import CustomerService, Principal
 from shared.services.base import Page, paginate, settle_race, transactional
 from shared.services.cards import PAPER_NOT_FOUND, SUBMITTED, MockTestService, mask_options
 
@@ -185,10 +185,10 @@ class ResultService:
     finalised first, as every read of a card does)."""
 
     @staticmethod
-    def analysis(user: User, card_id: int) -> Analysis:
+    def analysis(caller: Principal, card_id: int) -> Analysis:
         """A fixed number of statements whatever the number of participants: the card (finalised
         first when overdue), its paper, its questions with the median times, the counts."""
-        card = MockTestService.get_card(user, card_id)
+        card = MockTestService.get_card(caller, card_id)
         if card.status not in SUBMITTED:
             raise Conflict("The analysis opens once the test is submitted.", slug="test-not-submitted")
         paper = db.session.get(Paper, card.paper_id)
@@ -309,7 +309,7 @@ class ResultService:
         return found
 
     @staticmethod
-    def leaderboard(user: User, paper_id: int, limit: int) -> Leaderboard:
+    def leaderboard(caller: Principal, paper_id: int, limit: int) -> Leaderboard:
         """The top `limit` first attempts of a paper version, read in index order, and the
         caller's own. Admins, and customers who submitted a card of this paper version."""
         paper = db.session.get(Paper, paper_id)
@@ -317,15 +317,14 @@ class ResultService:
             raise NotFound(PAPER_NOT_FOUND)
         card = MockTestAttempt
         own: MockTestAttempt | None = None
-        customer = CustomerService.profile_of(user)
-        if customer is not None:
+        if caller.customer_id is not None:
             own = db.session.execute(
                 select(card)
-                .where(card.customer_id == customer.id, card.paper_id == paper_id, card.status.in_(SUBMITTED))
+                .where(card.customer_id == caller.customer_id, card.paper_id == paper_id, card.status.in_(SUBMITTED))
                 .order_by(card.ranked.desc(), card.submitted_at, card.id)
                 .limit(1)
             ).scalar_one_or_none()
-        if own is None and not user.is_admin:
+        if own is None and not caller.is_admin:
             raise Forbidden("The leaderboard of a paper opens once you have submitted it.", slug="paper-not-submitted")
         # The top rows first, read in the ranking index's order and cut at `limit`; then their names.
         order = (card.marks.desc(), card.wrong_count, card.time_taken_seconds, card.id)
@@ -371,7 +370,7 @@ class ResultService:
         where = standing(paper_id, own.marks or Decimal(0), own.wrong_count or 0, own.time_taken_seconds or 0)
         you = LeaderboardEntry(
             rank=where.rank,
-            name=user.full_name,
+            name=db.session.execute(select(User.full_name).where(User.id == caller.id)).scalar_one(),
             marks=own.marks or Decimal(0),
             percent=own.score or Decimal(0),
             wrong_count=own.wrong_count or 0,
@@ -392,16 +391,16 @@ class BookmarkService:
     """Questions of the caller's submitted papers, kept for revision with their solutions."""
 
     @staticmethod
-    def put(user: User, question_id: int) -> tuple[BookmarkedQuestion, bool]:
+    def put(caller: Principal, question_id: int) -> tuple[BookmarkedQuestion, bool]:
         """Bookmark a question (idempotent): the bookmark, and whether it was created now.
         Two PUTs at once make one (the unique constraint decides; the loser reads the winner's)."""
-        customer_id = CustomerService.customer_id_of(user)
+        customer_id = CustomerService.customer_id_of(caller)
         created = settle_race(
             lambda: BookmarkService._add(customer_id, question_id),
             lambda _conflict: False,
             lost_on=[BOOKMARK_UNIQUE],
         )
-        return BookmarkService.get(user, question_id), created
+        return BookmarkService.get(caller, question_id), created
 
     @staticmethod
     @transactional
@@ -429,24 +428,24 @@ class BookmarkService:
         return True
 
     @staticmethod
-    def get(user: User, question_id: int) -> BookmarkedQuestion:
-        found = BookmarkService._find(CustomerService.customer_id_of(user), question_id)
+    def get(caller: Principal, question_id: int) -> BookmarkedQuestion:
+        found = BookmarkService._find(CustomerService.customer_id_of(caller), question_id)
         if found is None:
             raise NotFound(NOT_BOOKMARKED)
         return BookmarkService._shown(found)
 
     @staticmethod
     @transactional
-    def delete(user: User, question_id: int) -> None:
-        found = BookmarkService._find(CustomerService.customer_id_of(user), question_id)
+    def delete(caller: Principal, question_id: int) -> None:
+        found = BookmarkService._find(CustomerService.customer_id_of(caller), question_id)
         if found is None:
             raise NotFound(NOT_BOOKMARKED)
         db.session.delete(found)
 
     @staticmethod
-    def list(user: User, page: int, per_page: int) -> Page[BookmarkedQuestion]:
+    def list(caller: Principal, page: int, per_page: int) -> Page[BookmarkedQuestion]:
         """By question id, read from the unique index; two statements whatever the page size."""
-        customer_id = CustomerService.customer_id_of(user)
+        customer_id = CustomerService.customer_id_of(caller)
         mine = select(Bookmark).where(Bookmark.customer_id == customer_id)
         found = paginate(
             mine.options(joinedload(Bookmark.paper_question).joinedload(PaperQuestion.version)).order_by(
