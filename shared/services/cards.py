@@ -316,10 +316,23 @@ def _locked_taking() -> Select[Any]:
 
 
 @functools.cache
-def _answer_rules() -> Select[Any]:
-    question = PaperQuestion.__table__.c
-    return select(question.position, question.question_id, question.type, question.option_count).where(
-        question.paper_id == bindparam("paper_id")
+def _held_paper_of_card() -> Select[Any]:
+    """Share-locks the paper row of the card `card_id` (see `MockTestService._hold_papers`)."""
+    card, paper = MockTestAttempt.__table__.c, Paper.__table__.c
+    of_card = select(card.paper_id).where(card.id == bindparam("card_id")).scalar_subquery()
+    return select(paper.id).where(paper.id == of_card).with_for_update(read=True)
+
+
+@functools.cache
+def _submitted() -> Update:
+    card = MockTestAttempt.__table__.c
+    return (
+        update(MockTestAttempt.__table__)
+        .where(card.id == bindparam("submitted_card"))
+        .values(
+            status=bindparam("new_status", type_=card.status.type),
+            submitted_at=bindparam("at", type_=card.submitted_at.type),
+        )
     )
 
 
@@ -480,10 +493,24 @@ def scoring_expressions() -> tuple[ColumnElement[Any], ColumnElement[Any]]:
     return outcome, marks
 
 
-def score_cards(session: Session, cards: ColumnElement[bool], position: int | None = None) -> None:
+def score_cards(
+    session: Session, cards: ColumnElement[bool], position: int | None = None, values: dict[str, Any] | None = None
+) -> None:
     """Score every card matching `cards` from its saved answers and its paper's marking:
     two UPDATEs whatever the number of cards (the answers, then the cards' totals). With
-    `position`, only that question's answers are marked again (a regrade changed its key)."""
+    `position`, only that question's answers are marked again (a regrade changed its key).
+    `values` binds the parameters of `cards`."""
+    for statement in scoring_statements(cards, position):
+        session.execute(statement, values or {})
+
+
+@functools.cache
+def _one_card_scoring() -> tuple[Update, Update]:
+    """The scoring of the card `scored_card`, built once (each submit runs it)."""
+    return scoring_statements(MockTestAttempt.__table__.c.id == bindparam("scored_card"), None)
+
+
+def scoring_statements(cards: ColumnElement[bool], position: int | None) -> tuple[Update, Update]:
     card, answer, question = MockTestAttempt.__table__, AttemptAnswer.__table__, PaperQuestion.__table__
     outcome, marks = scoring_expressions()
     answers = update(answer).where(
@@ -494,7 +521,7 @@ def score_cards(session: Session, cards: ColumnElement[bool], position: int | No
     )
     if position is not None:
         answers = answers.where(answer.c.position == position)
-    session.execute(answers.values(outcome=outcome, marks=marks))
+    answers = answers.values(outcome=outcome, marks=marks)
     of_card = answer.c.card_id == card.c.id
     total = select(func.coalesce(func.sum(answer.c.marks), 0)).where(of_card).scalar_subquery()
 
@@ -504,7 +531,7 @@ def score_cards(session: Session, cards: ColumnElement[bool], position: int | No
     # Each column from its own subquery: MariaDB's SET sees the values set before it, SQLite's not.
     max_marks = select(Paper.max_marks).where(Paper.id == card.c.paper_id).scalar_subquery()
     total_again = select(func.coalesce(func.sum(answer.c.marks), 0)).where(of_card).scalar_subquery()
-    session.execute(
+    return answers, (
         update(card)
         .where(cards)
         .values(
@@ -952,26 +979,24 @@ class MockTestService:
     @transactional
     def submit(caller: Principal, card_id: int, last_answers: dict[str, dict[str, Any]]) -> MockTestAttempt:
         """Score on the server. Concurrent submits queue on the row lock: one scores, the rest get 409.
+        Statements built once: every student submits in the last minutes of an exam.
 
         The card's paper is share-locked first (before the card, the order a regrade takes
         them in): a regrade waits for this submit, or this submit for the regrade."""
-        held = MockTestService._hold_papers(
-            select(MockTestAttempt.paper_id).where(MockTestAttempt.id == card_id).scalar_subquery()
-        )
-        card = MockTestService._card(caller, card_id, lock=True)
-        MockTestService._require_in_progress(card)
-        if card.paper_id not in held:  # started in between: a rare late lock
-            MockTestService._hold_papers(card.paper_id)
-        late = MockTestService._past_grace(card)
+        held = list(db.session.execute(_held_paper_of_card(), {"card_id": card_id}).scalars())
+        taken = MockTestService._locked_taking(caller, card_id)
+        MockTestService._require_in_progress(taken)
+        if taken.paper_id not in held:  # started in between: a rare late lock
+            MockTestService._hold_papers(taken.paper_id)
+        late = MockTestService._past_grace(taken)
         if last_answers and not late:
-            MockTestService._write_answers(card, MockTestService._answer_rules(card.paper_id), last_answers)
-        card.status = CardStatus.EXPIRED if late else CardStatus.COMPLETED
-        card.submitted_at = utcnow()
-        db.session.flush()
-        score_cards(db.session(), MockTestAttempt.id == card.id)
-        record_ranking(db.session(), [card.id])
-        db.session.refresh(card, ["marks", "score", "correct_count", "wrong_count", "unanswered_count"])
-        return card
+            MockTestService._write_answers(taken, taken.rules, last_answers)
+        status = CardStatus.EXPIRED if late else CardStatus.COMPLETED
+        db.session.execute(_submitted(), {"submitted_card": card_id, "new_status": status, "at": utcnow()})
+        for statement in _one_card_scoring():
+            db.session.execute(statement, {"scored_card": card_id})
+        record_ranking(db.session(), [card_id])
+        return MockTestService._card(caller, card_id)
 
     @staticmethod
     def review(caller: Principal, card_id: int) -> Review:
@@ -1270,11 +1295,6 @@ class MockTestService:
             .order_by(question.position)
         )
         return [SheetRow(**row._mapping) for row in rows]
-
-    @staticmethod
-    def _answer_rules(paper_id: int | None) -> Sequence[AnswerRule]:
-        """The paper's questions as far as checking answers needs them (one statement)."""
-        return db.session.execute(_answer_rules(), {"paper_id": paper_id}).all()  # type: ignore[return-value]
 
     @staticmethod
     def _write_answers(
