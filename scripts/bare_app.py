@@ -5,7 +5,7 @@
   connection per thread, the count and the page with its subject figures, JSON.
 - `GET /floor/mock-tests`: the least work a caller's card list needs: verify the token
   with PyJWT, check account and session and find the customer in one statement, the
-  count and the page with subject names, JSON.
+  count and the page with subject names, JSON with the fields of the app's answer.
 - `POST /floor/mock-tests/<id>/start`, `PUT .../answers`, `POST .../submit` (scripts/bench_exam.py):
   the least work of taking a test. The same token and account check, then in one
   transaction: the caller's card `SELECT ... FOR UPDATE`; for a save, the paper's question
@@ -108,8 +108,12 @@ CARD_FIELDS = (
     "subject_name",
     "test_number",
     "status",
+    "paper_id",
     "question_count",
     "correct_count",
+    "wrong_count",
+    "unanswered_count",
+    "marks",
     "score",
     "started_at",
     "deadline_at",
@@ -142,8 +146,9 @@ def floor_cards() -> Response:
     page, per_page = page_arguments()
     (total,) = query("SELECT COUNT(*) FROM mock_test_attempts WHERE customer_id = %s", customer_id)[0]
     rows = query(
-        "SELECT a.id, a.purchase_id, a.subject_id, s.name, a.test_number, a.status, a.question_count, "
-        "a.correct_count, a.score, a.started_at, a.deadline_at, a.submitted_at "
+        "SELECT a.id, a.purchase_id, a.subject_id, s.name, a.test_number, a.status, a.paper_id, a.question_count, "
+        "a.correct_count, a.wrong_count, a.unanswered_count, a.marks, a.score, a.started_at, a.deadline_at, "
+        "a.submitted_at "
         "FROM mock_test_attempts a JOIN subjects s ON s.id = a.subject_id WHERE a.customer_id = %s "
         "ORDER BY a.subject_id, a.test_number, a.id LIMIT %s OFFSET %s",
         customer_id,

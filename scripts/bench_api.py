@@ -94,7 +94,9 @@ def prepare(database_url: str) -> tuple[str, list[tuple[str, int]]]:
         DemoDataService.seed()
         student = db.session.execute(select(User).where(User.email == "student@demo.test")).scalar_one()
         bundle = db.session.execute(select(Bundle.id).where(Bundle.slug == "load-test-20")).scalar_one()
-        PurchaseService.purchase(AuthService.principal_of(student), {"purchase_type": PurchaseType.BUNDLE, "bundle_id": bundle})
+        PurchaseService.purchase(
+            AuthService.principal_of(student), {"purchase_type": PurchaseType.BUNDLE, "bundle_id": bundle}
+        )
         student_token = AuthService.start_session(student)["access_token"]
         subjects = list(db.session.execute(select(Subject.id).order_by(Subject.id)).scalars())
         buyers = [bench_customer(f"buyer{n}@bench.test", f"+9199{n:08d}")[1] for n in range(BUYERS)]

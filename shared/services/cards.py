@@ -249,22 +249,21 @@ MARK_FIELDS = tuple(f"{kind}_{what}" for kind in QuestionType for what in ("corr
 OVERDUE_PER_READ = 100
 # A card list's rows: the columns of `CardSchema`, and whether the customer has overdue cards.
 CARD_COLUMNS = (
-    MockTestAttempt.id,
-    MockTestAttempt.purchase_id,
-    MockTestAttempt.subject_id,
-    Subject.name.label("subject_name"),
-    MockTestAttempt.test_number,
-    MockTestAttempt.status,
-    MockTestAttempt.paper_id,
-    MockTestAttempt.question_count,
-    MockTestAttempt.correct_count,
-    MockTestAttempt.wrong_count,
-    MockTestAttempt.unanswered_count,
-    MockTestAttempt.marks,
-    MockTestAttempt.score,
-    MockTestAttempt.started_at,
-    MockTestAttempt.deadline_at,
-    MockTestAttempt.submitted_at,
+    "id",
+    "purchase_id",
+    "subject_id",
+    "test_number",
+    "status",
+    "paper_id",
+    "question_count",
+    "correct_count",
+    "wrong_count",
+    "unanswered_count",
+    "marks",
+    "score",
+    "started_at",
+    "deadline_at",
+    "submitted_at",
 )
 OVERDUE = "overdue"
 
@@ -273,26 +272,29 @@ OVERDUE = "overdue"
 def _card_pager(by_subject: bool, by_status: bool) -> RowPager:
     """A customer's card list, filtered or not, read in index order (customer_id,
     subject_id, test_number): no sort, no JSON columns; the subject's name joined by its
-    primary key; the count without the join; and whether the customer has overdue cards."""
-    cards = select(MockTestAttempt.id).where(MockTestAttempt.customer_id == bindparam("customer_id"))
+    primary key; the count without the join; and whether the customer has overdue cards.
+    Columns of the tables: the rows are dumped as they come, no entity is built."""
+    card, subject = MockTestAttempt.__table__, Subject.__table__
+    cards = select(card.c.id).where(card.c.customer_id == bindparam("customer_id"))
     if by_subject:
-        cards = cards.where(MockTestAttempt.subject_id == bindparam("subject_id"))
+        cards = cards.where(card.c.subject_id == bindparam("subject_id"))
     if by_status:
-        cards = cards.where(MockTestAttempt.status == bindparam("status"))
+        cards = cards.where(card.c.status == bindparam("status"))
     overdue = (
-        select(MockTestAttempt.id)
+        select(card.c.id)
         .where(
-            MockTestAttempt.customer_id == bindparam("customer_id"),
-            MockTestAttempt.status == CardStatus.IN_PROGRESS,
-            MockTestAttempt.deadline_at < bindparam("overdue_before"),
+            card.c.customer_id == bindparam("customer_id"),
+            card.c.status == CardStatus.IN_PROGRESS,
+            card.c.deadline_at < bindparam("overdue_before"),
         )
         .exists()
         .correlate(None)
     )
+    columns = [card.c[name] for name in CARD_COLUMNS] + [subject.c.name.label("subject_name"), overdue.label(OVERDUE)]
     page = (
-        cards.with_only_columns(*CARD_COLUMNS, overdue.label(OVERDUE))
-        .join(Subject, Subject.id == MockTestAttempt.subject_id)
-        .order_by(MockTestAttempt.subject_id, MockTestAttempt.test_number, MockTestAttempt.id)
+        cards.with_only_columns(*columns)
+        .join(subject, subject.c.id == card.c.subject_id)
+        .order_by(card.c.subject_id, card.c.test_number, card.c.id)
     )
     return RowPager(page, counting=cards)
 
