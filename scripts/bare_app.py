@@ -8,7 +8,9 @@
   count and the page with subject names, JSON with the fields of the app's answer.
 - `POST /floor/mock-tests/<id>/start`, `PUT .../answers`, `POST .../submit` (scripts/bench_exam.py):
   the least work of taking a test. The same token and account check, then in one
-  transaction: the caller's card `SELECT ... FOR UPDATE`; for a save, the paper's question
+  transaction: the caller's card `SELECT ... FOR UPDATE`; for a start, the paper and the
+  answer rows if it was not started, and the sheet (questions with text and options, and
+  what is saved) as the app's start answers it; for a save, the paper's question
   types, one `UPDATE` of the card's answer rows, `COMMIT` and the saved answers as JSON;
   for a submit, the same and two set-based `UPDATE`s that score the answers and the card.
 
@@ -256,11 +258,27 @@ def floor_start(card_id: int) -> Response:
                 card_id,
                 paper_id,
             )
+        sheet = query(
+            "SELECT q.question_id, q.position, q.type, v.text, v.options, q.marks_correct, q.marks_wrong, "
+            "q.marks_unanswered, a.choice_mask, a.value, a.marked_for_review, a.time_spent_seconds "
+            "FROM paper_questions q JOIN question_versions v ON v.id = q.question_version_id "
+            "LEFT JOIN attempt_answers a ON a.card_id = %s AND a.position = q.position "
+            "WHERE q.paper_id = %s ORDER BY q.position",
+            card_id,
+            paper_id,
+        )
         connection().commit()
     except BaseException:
         connection().rollback()
         raise
-    return jsonify(id=card_id, status="in_progress", paper_id=paper_id)
+    questions = [
+        {"id": row[0], "position": row[1], "type": row[2], "text": row[3], "options": json.loads(row[4] or "null"),
+         "marks_correct": row[5], "marks_wrong": row[6], "marks_unanswered": row[7]}
+        for row in sheet
+    ]  # fmt: skip
+    answers = {str(row[0]): row[8] if row[9] is None else row[9] for row in sheet if row[8] or row[9] is not None}
+    body = {"id": card_id, "status": "in_progress", "paper_id": paper_id, "questions": questions, "answers": answers}
+    return Response(json.dumps(body, default=plain), mimetype="application/json")
 
 
 @app.put("/floor/mock-tests/<int:card_id>/answers")

@@ -326,6 +326,16 @@ def _held_paper_of_card() -> Select[Any]:
 
 
 @functools.cache
+def _card_to_start() -> Select[Any]:
+    """The caller's card `card_id` as far as starting it needs, and whether its paper is composed."""
+    card, paper = MockTestAttempt.__table__.c, Paper.__table__.c
+    composed = select(paper.id).where(paper.subject_id == card.subject_id, paper.test_number == card.test_number)
+    return select(card.status, card.subject_id, card.test_number, composed.exists().label("composed")).where(
+        card.id == bindparam("card_id"), card.customer_id == bindparam("customer_id")
+    )
+
+
+@functools.cache
 def _submitted() -> Update:
     card = MockTestAttempt.__table__.c
     return (
@@ -920,9 +930,13 @@ class MockTestService:
     def start(caller: Principal, card_id: int) -> Sheet:
         """Start (or resume) a card. Paper k of the subject is composed by the first start
         anyone makes; concurrent first starts compose it once (the unique constraint decides)."""
-        card = MockTestService._card(caller, card_id)
+        card = db.session.execute(
+            _card_to_start(), {"card_id": card_id, "customer_id": CustomerService.customer_id_of(caller)}
+        ).first()
+        if card is None:
+            raise NotFound(CARD_NOT_FOUND)
         subject_id, number = card.subject_id, card.test_number
-        if card.status is CardStatus.AVAILABLE and PaperService.latest(subject_id, number) is None:
+        if card.status is CardStatus.AVAILABLE and not card.composed:
             settle_race(
                 lambda: PaperService.compose(subject_id, number, 1),
                 lambda _conflict: None,
