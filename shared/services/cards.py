@@ -563,22 +563,7 @@ def record_ranking(session: Session, card_ids: list[int]) -> None:
     submission, at most the paper's duration) and `ranked` on each customer's first
     submitted attempt of its paper version, staff's excepted. Two statements whatever the
     number of cards."""
-    card = MockTestAttempt
-    earlier = aliased(MockTestAttempt)
-    ranked_before = (
-        select(earlier.id)
-        .where(earlier.customer_id == card.customer_id, earlier.paper_id == card.paper_id, earlier.ranked == true())
-        .exists()
-    )
-    rows = session.execute(
-        select(card.id, card.customer_id, card.paper_id, card.started_at, card.submitted_at, Paper.duration_minutes)
-        .add_columns(User.role == Role.ADMIN, ranked_before)
-        .join(Paper, Paper.id == card.paper_id)
-        .join(Customer, Customer.id == card.customer_id)
-        .join(User, User.id == Customer.user_id)
-        .where(card.id.in_(card_ids))
-        .order_by(card.submitted_at, card.id)
-    ).all()
+    rows = session.execute(_ranking_facts(), {"card_ids": card_ids}).all()
     if not rows:
         return
     times: dict[int, int] = {}
@@ -597,6 +582,27 @@ def record_ranking(session: Session, card_ids: list[int]) -> None:
         _record_ranking_columns(session, times, set())
         for card_id in sorted(chosen):
             _record_ranking_columns(session, {card_id: times[card_id]}, {card_id})
+
+
+@functools.cache
+def _ranking_facts() -> Select[Any]:
+    """Per card of `card_ids`, in submission order: what `record_ranking` decides on."""
+    card = MockTestAttempt
+    earlier = aliased(MockTestAttempt)
+    ranked_before = (
+        select(earlier.id)
+        .where(earlier.customer_id == card.customer_id, earlier.paper_id == card.paper_id, earlier.ranked == true())
+        .exists()
+    )
+    return (
+        select(card.id, card.customer_id, card.paper_id, card.started_at, card.submitted_at, Paper.duration_minutes)
+        .add_columns(User.role == Role.ADMIN, ranked_before)
+        .join(Paper, Paper.id == card.paper_id)
+        .join(Customer, Customer.id == card.customer_id)
+        .join(User, User.id == Customer.user_id)
+        .where(card.id.in_(bindparam("card_ids", expanding=True)))
+        .order_by(card.submitted_at, card.id)
+    )
 
 
 def _record_ranking_columns(session: Session, times: dict[int, int], ranked: set[int]) -> bool:
