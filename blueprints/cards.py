@@ -11,6 +11,7 @@ from shared.models import ExamPattern, MockTestAttempt, Paper, PaperRegrade
 from shared.openapi import Blueprint
 from shared.schemas.cards import (
     CARD_ITEMS,
+    SHEET,
     AnswersSchema,
     CardListQuerySchema,
     CardPageSchema,
@@ -27,9 +28,9 @@ from shared.schemas.cards import (
     ReviewSchema,
     SubmitSchema,
 )
-from shared.schemas.lean import page_response
+from shared.schemas.lean import json_response, page_response
 from shared.security import admin_required, login_required
-from shared.services.cards import MockTestService, PaperService, Review, Sheet
+from shared.services.cards import MockTestService, PaperService, Review
 
 blp = Blueprint("mock_tests", __name__, url_prefix="/api/mock-tests", description="Taking the mock tests")
 papers = Blueprint("papers", __name__, url_prefix="/api", description="Exam patterns and papers")
@@ -68,14 +69,14 @@ def get_card(card_id: int) -> MockTestAttempt:
 
 @blp.route("/<id:card_id>/start", methods=["POST"])
 @login_required
-@blp.response(200, PaperSchema)
+@blp.response(200, PaperSchema)  # documents the answer, which the view dumps itself
 @blp.problems(401, 403, 404, 409)
-def start_card(card_id: int) -> Sheet:
+def start_card(card_id: int) -> Response:
     """Start the test (or resume it): its questions without the answers, the deadline.
 
     409 when the subject has no questions yet, or the test was submitted.
     """
-    return MockTestService.start(current_user, card_id)
+    return json_response(SHEET.one(MockTestService.start(current_user, card_id)))
 
 
 PREFER_MINIMAL = {
@@ -105,14 +106,14 @@ def wants_minimal_return() -> bool:
 )
 @blp.problems(401, 403, 404, 409, 422)
 @blp.doc(parameters=[PREFER_MINIMAL])
-def save_answers(data: dict[str, Any], card_id: int) -> Sheet | Response:
+def save_answers(data: dict[str, Any], card_id: int) -> Response:
     """Save progress: `{answers: {question_id: answer}}` in each question type's shape.
 
     An option index (single), a list of option indexes (multiple), a value string
     (numerical), null to clear it, or `{answer?, marked_for_review?, time_spent_seconds?}`.
     """
     if not wants_minimal_return():
-        return MockTestService.save_answers(current_user, card_id, data["answers"])
+        return json_response(SHEET.one(MockTestService.save_answers(current_user, card_id, data["answers"])))
     MockTestService.save_answers(current_user, card_id, data["answers"], minimal=True)
     return Response(status=204, headers={"Preference-Applied": "return=minimal"})
 

@@ -173,3 +173,41 @@ def test_the_bundle_and_subject_list_dumps_are_the_schema_dumps() -> None:
     with app.app_context():
         assert app.json.dumps(BUNDLE_ITEMS.many(bundles)) == app.json.dumps(BundleSchema(many=True).dump(bundles))
         assert app.json.dumps(SUBJECT_ITEMS.many(subjects)) == app.json.dumps(SubjectSchema(many=True).dump(subjects))
+
+
+def test_the_sheet_dump_is_the_schema_dump() -> None:
+    """The start and the full save answer the sheet through `SHEET`: what `PaperSchema` would."""
+    from shared.models import QuestionType
+    from shared.schemas.cards import SHEET, PaperSchema
+    from shared.services.cards import Sheet, SheetQuestion
+
+    created = datetime(2026, 11, 30, 7, 0, tzinfo=UTC).replace(tzinfo=None)
+    paper = SimpleNamespace(
+        id=9,
+        subject_id=3,
+        test_number=50,
+        version=2,
+        question_count=2,
+        duration_minutes=180,
+        max_marks=Decimal("8"),
+        created_at=created,
+    )
+    questions = [
+        SheetQuestion(
+            11, 1, QuestionType.MULTIPLE, "Which — ünïcode?", ["A", "B"], Decimal(4), Decimal(-2), Decimal(0)
+        ),
+        SheetQuestion(12, 2, QuestionType.NUMERICAL, "g?", [], Decimal("4.5"), Decimal("0"), Decimal("-0.25")),
+    ]
+    sheet = Sheet(
+        card=SimpleNamespace(**CARDS[1]),  # type: ignore[arg-type]
+        paper=paper,  # type: ignore[arg-type]
+        questions=questions,
+        answers={"11": [0, 1], "12": "9.81"},
+        marked_for_review=[12],
+        time_spent_seconds={"11": 40},
+        seconds_left=3599,
+    )
+    app = Flask(__name__)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    with app.app_context():
+        assert app.json.dumps(SHEET.one(sheet)) == app.json.dumps(PaperSchema().dump(sheet))

@@ -96,6 +96,11 @@ class MockTestAttempt(Timestamps, db.Model):
 
     subject: Mapped[Subject] = relationship(lazy="raise")
 
+    @property
+    def subject_name(self) -> str:
+        """What `CardSchema` shows of the subject (rows of the card list carry it as a column)."""
+        return self.subject.name
+
 
 # Rank and leaderboard: the ranked rows of one paper version in the ranking's order (marks
 # down, then fewer wrong answers, then less time), so that "better than me" is one index range.

@@ -82,7 +82,7 @@ class CardSchema(ResponseSchema):
     id = ma.fields.Integer()
     purchase_id = ma.fields.Integer()
     subject_id = ma.fields.Integer()
-    subject_name = ma.fields.String(attribute="subject.name")
+    subject_name = ma.fields.String()
     test_number = ma.fields.Integer()
     status = ma.fields.Enum(CardStatus, by_value=True)
     paper_id = ma.fields.Integer(allow_none=True, metadata={"description": "the paper version fixed at the start"})
@@ -321,3 +321,4 @@ class PaperListSchema(ResponseSchema):
 
 CardPageSchema = page_schema(CardSchema, "CardPage")
 CARD_ITEMS = LeanDump(CardSchema())
+SHEET = LeanDump(PaperSchema())

@@ -1,4 +1,4 @@
-"""Lean dumping of list pages: rows of selected columns straight to JSON-ready dicts.
+"""Lean dumping of list pages (and of a test's sheet): rows of selected columns straight to JSON-ready dicts.
 
 A response schema dumps each field of each item through marshmallow (hundreds of calls for
 a page of twenty); a list route instead selects exactly the columns its schema names and
@@ -58,7 +58,18 @@ def _conversion(field: ma.fields.Field) -> Convert | None:
         return _by_value if field.by_value else _by_name
     if isinstance(field, ma.fields.Integer) and not field.as_string:
         return None
-    if isinstance(field, ma.fields.String | ma.fields.Boolean):
+    if isinstance(field, ma.fields.String | ma.fields.Boolean) or type(field) is ma.fields.Raw:
+        return None
+    # Containers of values that are JSON already: a list of strings or integers, a dict
+    # with string keys and such values (or raw ones, which marshmallow passes through).
+    if type(field) is ma.fields.List and _conversion(field.inner) is None:
+        return None
+    if (
+        type(field) is ma.fields.Dict
+        and field.key_field is not None
+        and _conversion(field.key_field) is None
+        and (field.value_field is None or _conversion(field.value_field) is None)
+    ):
         return None
     raise TypeError(f"LeanDump has no conversion for {type(field).__name__}")
 
@@ -88,6 +99,8 @@ class LeanDump:
                 getter: Callable[[Any], Any] = operator.attrgetter(key)  # replaced per call
             elif isinstance(field, ma.fields.List) and isinstance(field.inner, ma.fields.Nested):
                 getter = _converted(name, LeanDump(field.inner.schema).many)
+            elif isinstance(field, ma.fields.Nested) and not field.many:
+                getter = _converted(name, LeanDump(field.schema).one)
             else:
                 convert = _conversion(field)
                 getter = operator.attrgetter(name) if convert is None else _converted(name, convert)
@@ -99,6 +112,9 @@ class LeanDump:
             values = {key: field.serialize(key, {}) for key, field in self._computed.items()}
             getters = [(key, _constant(values[key]) if key in values else get) for key, get in getters]
         return [{key: get(item) for key, get in getters} for item in items]
+
+    def one(self, item: Any) -> dict[str, Any]:
+        return self.many([item])[0]
 
 
 class PageOf(Protocol):

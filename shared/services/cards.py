@@ -14,6 +14,7 @@ from flask import current_app
 from sqlalchemy import (
     ColumnElement,
     FromClause,
+    Integer,
     Select,
     and_,
     bindparam,
@@ -32,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, joinedload, selectinload
-from sqlalchemy.sql.dml import Update
+from sqlalchemy.sql.dml import Insert, Update
 
 from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from shared.extensions import db
@@ -157,10 +158,11 @@ class AnswerRule(Protocol):
 
 @dataclass(frozen=True)
 class Sheet:
-    """A started card with its paper's questions and what the student saved so far."""
+    """A started card with its paper's questions and what the student saved so far: the card
+    and the paper as rows of the columns `CardSchema` and `PaperInfoSchema` name."""
 
-    card: MockTestAttempt
-    paper: Paper
+    card: Row[Any]
+    paper: Row[Any]
     questions: list[SheetQuestion]
     answers: dict[str, Any]
     marked_for_review: list[int]
@@ -332,6 +334,120 @@ def _card_to_start() -> Select[Any]:
     composed = select(paper.id).where(paper.subject_id == card.subject_id, paper.test_number == card.test_number)
     return select(card.status, card.subject_id, card.test_number, composed.exists().label("composed")).where(
         card.id == bindparam("card_id"), card.customer_id == bindparam("customer_id")
+    )
+
+
+@functools.cache
+def _sheet_rows() -> Select[Any]:
+    """The statement of `MockTestService._sheet_rows`: table columns in `SheetRow`'s order."""
+    question, version, answer = PaperQuestion.__table__, QuestionVersion.__table__, AttemptAnswer.__table__
+    return (
+        select(
+            question.c.position,
+            question.c.question_id,
+            question.c.type,
+            question.c.option_count,
+            question.c.marks_correct,
+            question.c.marks_wrong,
+            question.c.marks_unanswered,
+            version.c.text,
+            version.c.options,
+            answer.c.choice_mask,
+            answer.c.value,
+            answer.c.marked_for_review,
+            answer.c.time_spent_seconds,
+        )
+        .join(version, version.c.id == question.c.question_version_id)
+        .outerjoin(answer, and_(answer.c.card_id == bindparam("card_id"), answer.c.position == question.c.position))
+        .where(question.c.paper_id == bindparam("paper_id"))
+        .order_by(question.c.position)
+    )
+
+
+@functools.cache
+def _answer_rows_of_start() -> Insert:
+    """A started card's answer rows, one per question of its paper, built in the database."""
+    question = PaperQuestion.__table__.c
+    positions = select(bindparam("started_card", type_=Integer), question.position).where(
+        question.paper_id == bindparam("started_paper")
+    )
+    return insert(AttemptAnswer.__table__).from_select(["card_id", "position"], positions)
+
+
+@functools.cache
+def _item_access() -> Select[Any]:
+    item = PurchaseItem.__table__.c
+    return select(item.state, item.access_until).where(
+        item.purchase_id == bindparam("purchase_id"), item.subject_id == bindparam("subject_id")
+    )
+
+
+@functools.cache
+def _locked_card() -> Select[Any]:
+    """The caller's card `card_id`, as far as starting it needs, its row alone locked."""
+    card = MockTestAttempt.__table__.c
+    return (
+        select(card.id, card.status, card.purchase_id, card.subject_id, card.test_number)
+        .where(card.id == bindparam("card_id"), card.customer_id == bindparam("customer_id"))
+        .with_for_update()
+    )
+
+
+PAPER_COLUMNS = (
+    "id",
+    "subject_id",
+    "test_number",
+    "version",
+    "question_count",
+    "duration_minutes",
+    "max_marks",
+    "created_at",
+)
+
+
+@functools.cache
+def _latest_paper_held() -> Select[Any]:
+    """The latest version of paper k of a subject, share-locked (see `PaperService.latest`)."""
+    paper = Paper.__table__.c
+    return (
+        select(*[paper[name] for name in PAPER_COLUMNS])
+        .where(paper.subject_id == bindparam("subject_id"), paper.test_number == bindparam("test_number"))
+        .order_by(paper.version.desc())
+        .limit(1)
+        .with_for_update(read=True)
+    )
+
+
+@functools.cache
+def _paper_view() -> Select[Any]:
+    paper = Paper.__table__.c
+    return select(*[paper[name] for name in PAPER_COLUMNS]).where(paper.id == bindparam("paper_id"))
+
+
+@functools.cache
+def _card_view() -> Select[Any]:
+    """A card as `CardSchema` shows it: its columns and its subject's name."""
+    card, subject = MockTestAttempt.__table__, Subject.__table__
+    return (
+        select(*[card.c[name] for name in CARD_COLUMNS], subject.c.name.label("subject_name"))
+        .join(subject, subject.c.id == card.c.subject_id)
+        .where(card.c.id == bindparam("card_id"))
+    )
+
+
+@functools.cache
+def _started() -> Update:
+    card = MockTestAttempt.__table__.c
+    return (
+        update(MockTestAttempt.__table__)
+        .where(card.id == bindparam("started_card"))
+        .values(
+            status=CardStatus.IN_PROGRESS,
+            paper_id=bindparam("paper", type_=Integer),
+            question_count=bindparam("count", type_=Integer),
+            started_at=bindparam("at", type_=card.started_at.type),
+            deadline_at=bindparam("due", type_=card.deadline_at.type),
+        )
     )
 
 
@@ -954,24 +1070,29 @@ class MockTestService:
     @retry_on_lock_conflict
     @transactional
     def _start(caller: Principal, card_id: int) -> Sheet:
-        card = MockTestService._card(caller, card_id, lock=True)
+        card = db.session.execute(
+            _locked_card(), {"card_id": card_id, "customer_id": CustomerService.customer_id_of(caller)}
+        ).first()
+        if card is None:
+            raise NotFound(CARD_NOT_FOUND)
         if card.status in SUBMITTED:
             raise Conflict("This test was submitted already; see its review.", slug="test-submitted")
         if card.status is CardStatus.AVAILABLE:
             MockTestService._require_access(card)
-            paper = PaperService.latest(card.subject_id, card.test_number, share_lock=True)
+            # A start copies the paper's questions under a shared lock of its row, as scoring does.
+            paper = db.session.execute(
+                _latest_paper_held(), {"subject_id": card.subject_id, "test_number": card.test_number}
+            ).first()
             if paper is None:
                 raise Conflict(NO_QUESTIONS, slug="no-questions")
             now = utcnow()
-            card.paper_id = paper.id
-            card.question_count = paper.question_count
-            card.status = CardStatus.IN_PROGRESS
-            card.started_at = now
-            card.deadline_at = now + timedelta(minutes=paper.duration_minutes)
-            db.session.flush()
-            positions = select(literal(card.id), PaperQuestion.position).where(PaperQuestion.paper_id == paper.id)
-            db.session.execute(insert(AttemptAnswer).from_select(["card_id", "position"], positions))
-        return MockTestService._sheet(card)
+            deadline = now + timedelta(minutes=paper.duration_minutes)
+            db.session.execute(
+                _started(),
+                {"started_card": card_id, "paper": paper.id, "count": paper.question_count, "at": now, "due": deadline},
+            )
+            db.session.execute(_answer_rows_of_start(), {"started_card": card_id, "started_paper": paper.id})
+        return MockTestService._sheet(card_id)
 
     @staticmethod
     @retry_on_lock_conflict
@@ -986,15 +1107,15 @@ class MockTestService:
             MockTestService._require_in_time(taken)
             MockTestService._write_answers(taken, taken.rules, answers)
             return None
-        card = MockTestService._card(caller, card_id, lock=True)
-        MockTestService._require_in_time(card)
-        rows = MockTestService._sheet_rows(card)
-        written = MockTestService._write_answers(card, rows, answers)
+        taken = MockTestService._locked_taking(caller, card_id)
+        MockTestService._require_in_time(taken)
+        rows = MockTestService._sheet_rows(taken)
+        written = MockTestService._write_answers(taken, rows, answers)
         saved = [
             replace(q, **{name: given[q.position] for name, given in written.items() if q.position in given})
             for q in rows
         ]
-        return MockTestService._sheet(card, saved)
+        return MockTestService._sheet(card_id, saved)
 
     @staticmethod
     @retry_on_lock_conflict
@@ -1224,12 +1345,10 @@ class MockTestService:
         return card
 
     @staticmethod
-    def _require_access(card: MockTestAttempt) -> None:
+    def _require_access(card: Any) -> None:
         """A new test starts only while its subject's entitlement is active and in its period."""
         item = db.session.execute(
-            select(PurchaseItem.state, PurchaseItem.access_until).where(
-                PurchaseItem.purchase_id == card.purchase_id, PurchaseItem.subject_id == card.subject_id
-            )
+            _item_access(), {"purchase_id": card.purchase_id, "subject_id": card.subject_id}
         ).one_or_none()
         if item is None or item.state is not ItemState.ACTIVE:
             raise Forbidden(
@@ -1292,31 +1411,10 @@ class MockTestService:
         return {row.position: row for row in rows}
 
     @staticmethod
-    def _sheet_rows(card: MockTestAttempt) -> list[SheetRow]:
+    def _sheet_rows(card: Taking) -> list[SheetRow]:
         """The card's paper questions, in paper order, each with what is saved to it (one statement)."""
-        question, version, answer = PaperQuestion, QuestionVersion, AttemptAnswer
-        rows = db.session.execute(
-            select(
-                question.position,
-                question.question_id,
-                question.type,
-                question.option_count,
-                question.marks_correct,
-                question.marks_wrong,
-                question.marks_unanswered,
-                version.text,
-                version.options,
-                answer.choice_mask,
-                answer.value,
-                answer.marked_for_review,
-                answer.time_spent_seconds,
-            )
-            .join(version, version.id == question.question_version_id)
-            .outerjoin(answer, and_(answer.card_id == card.id, answer.position == question.position))
-            .where(question.paper_id == card.paper_id)
-            .order_by(question.position)
-        )
-        return [SheetRow(**row._mapping) for row in rows]
+        rows = db.session.execute(_sheet_rows(), {"paper_id": card.paper_id, "card_id": card.id})
+        return [SheetRow(*row) for row in rows]
 
     @staticmethod
     def _write_answers(
@@ -1359,7 +1457,9 @@ class MockTestService:
         return written
 
     @staticmethod
-    def _sheet(card: MockTestAttempt, questions: list[SheetRow] | None = None) -> Sheet:
+    def _sheet(card_id: int, questions: list[SheetRow] | None = None) -> Sheet:
+        card = db.session.execute(_card_view(), {"card_id": card_id}).one()
+        paper = db.session.execute(_paper_view(), {"paper_id": card.paper_id}).one()
         questions = questions if questions is not None else MockTestService._sheet_rows(card)
         answers: dict[str, Any] = {}
         for question in questions:
@@ -1369,7 +1469,7 @@ class MockTestService:
         left = (card.deadline_at - utcnow()).total_seconds() if card.deadline_at else 0
         return Sheet(
             card=card,
-            paper=MockTestService._paper(card.paper_id),
+            paper=paper,
             questions=[
                 SheetQuestion(
                     id=q.question_id,
