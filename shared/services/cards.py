@@ -1120,7 +1120,7 @@ class MockTestService:
     @staticmethod
     @retry_on_lock_conflict
     @transactional
-    def submit(caller: Principal, card_id: int, last_answers: dict[str, dict[str, Any]]) -> MockTestAttempt:
+    def submit(caller: Principal, card_id: int, last_answers: dict[str, dict[str, Any]]) -> Row[Any]:
         """Score on the server. Concurrent submits queue on the row lock: one scores, the rest get 409.
         Statements built once: every student submits in the last minutes of an exam.
 
@@ -1139,7 +1139,7 @@ class MockTestService:
         for statement in _one_card_scoring():
             db.session.execute(statement, {"scored_card": card_id})
         record_ranking(db.session(), [card_id])
-        return MockTestService._card(caller, card_id)
+        return db.session.execute(_card_view(), {"card_id": card_id}).one()
 
     @staticmethod
     def review(caller: Principal, card_id: int) -> Review:
