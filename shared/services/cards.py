@@ -451,19 +451,6 @@ def _started() -> Update:
     )
 
 
-@functools.cache
-def _submitted() -> Update:
-    card = MockTestAttempt.__table__.c
-    return (
-        update(MockTestAttempt.__table__)
-        .where(card.id == bindparam("submitted_card"))
-        .values(
-            status=bindparam("new_status", type_=card.status.type),
-            submitted_at=bindparam("at", type_=card.submitted_at.type),
-        )
-    )
-
-
 @functools.lru_cache(maxsize=512)
 def _answers_update(shape: tuple[tuple[str, int], ...]) -> Update:
     """The UPDATE of a card's answer rows that sets, per column of `shape`, that many
@@ -634,8 +621,15 @@ def score_cards(
 
 @functools.cache
 def _one_card_scoring() -> tuple[Update, Update]:
-    """The scoring of the card `scored_card`, built once (each submit runs it)."""
-    return scoring_statements(MockTestAttempt.__table__.c.id == bindparam("scored_card"), None)
+    """The scoring of the card `scored_card` that also marks it submitted (`new_status`, `at`),
+    built once: each submit runs it."""
+    card = MockTestAttempt.__table__.c
+    answers, totals = scoring_statements(card.id == bindparam("scored_card"), None)
+    submitted = totals.values(
+        status=bindparam("new_status", type_=card.status.type),
+        submitted_at=bindparam("at", type_=card.submitted_at.type),
+    )
+    return answers, submitted
 
 
 def scoring_statements(cards: ColumnElement[bool], position: int | None) -> tuple[Update, Update]:
@@ -1134,10 +1128,13 @@ class MockTestService:
         late = MockTestService._past_grace(taken)
         if last_answers and not late:
             MockTestService._write_answers(taken, taken.rules, last_answers)
-        status = CardStatus.EXPIRED if late else CardStatus.COMPLETED
-        db.session.execute(_submitted(), {"submitted_card": card_id, "new_status": status, "at": utcnow()})
+        scored = {
+            "scored_card": card_id,
+            "new_status": CardStatus.EXPIRED if late else CardStatus.COMPLETED,
+            "at": utcnow(),
+        }
         for statement in _one_card_scoring():
-            db.session.execute(statement, {"scored_card": card_id})
+            db.session.execute(statement, scored)
         record_ranking(db.session(), [card_id])
         return db.session.execute(_card_view(), {"card_id": card_id}).one()
 
