@@ -432,6 +432,8 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "JWT_ACCESS_TOKEN_EXPIRES": timedelta(minutes=_env_int("JWT_ACCESS_MINUTES", 15, 1)),
         "JWT_REFRESH_TOKEN_EXPIRES": timedelta(days=_env_int("JWT_REFRESH_DAYS", 30, 1)),
         "JWT_TOKEN_LOCATION": ["headers"],
+        # Tokens travel in the Authorization header only: no cookie, so no CSRF claim in them.
+        "JWT_COOKIE_CSRF_PROTECT": False,
         "CORS_ORIGINS": _env_list("CORS_ORIGINS", ["http://localhost:5173", "http://127.0.0.1:5173"]),
         **rate_limit_config(),
         "TRUSTED_PROXY_COUNT": _env_int("TRUSTED_PROXY_COUNT", 0),
