@@ -328,16 +328,6 @@ def _held_paper_of_card() -> Select[Any]:
 
 
 @functools.cache
-def _card_to_start() -> Select[Any]:
-    """The caller's card `card_id` as far as starting it needs, and whether its paper is composed."""
-    card, paper = MockTestAttempt.__table__.c, Paper.__table__.c
-    composed = select(paper.id).where(paper.subject_id == card.subject_id, paper.test_number == card.test_number)
-    return select(card.status, card.subject_id, card.test_number, composed.exists().label("composed")).where(
-        card.id == bindparam("card_id"), card.customer_id == bindparam("customer_id")
-    )
-
-
-@functools.cache
 def _sheet_rows() -> Select[Any]:
     """The statement of `MockTestService._sheet_rows`: table columns in `SheetRow`'s order."""
     question, version, answer = PaperQuestion.__table__, QuestionVersion.__table__, AttemptAnswer.__table__
@@ -1046,24 +1036,30 @@ class MockTestService:
     def start(caller: Principal, card_id: int) -> Sheet:
         """Start (or resume) a card. Paper k of the subject is composed by the first start
         anyone makes; concurrent first starts compose it once (the unique constraint decides)."""
-        card = db.session.execute(
-            _card_to_start(), {"card_id": card_id, "customer_id": CustomerService.customer_id_of(caller)}
-        ).first()
-        if card is None:
-            raise NotFound(CARD_NOT_FOUND)
-        subject_id, number = card.subject_id, card.test_number
-        if card.status is CardStatus.AVAILABLE and not card.composed:
+        sheet = MockTestService._start(caller, card_id)
+        if sheet is None:  # the first start of paper k anywhere: compose it, then start
             settle_race(
-                lambda: PaperService.compose(subject_id, number, 1),
+                lambda: MockTestService._compose_first(card_id),
                 lambda _conflict: None,
                 lost_on=[PAPER_VERSION_UNIQUE, QUESTION_VERSION_UNIQUE],
             )
-        return MockTestService._start(caller, card_id)
+            sheet = MockTestService._start(caller, card_id)
+        if sheet is None:
+            raise Conflict(NO_QUESTIONS, slug="no-questions")
+        return sheet
+
+    @staticmethod
+    def _compose_first(card_id: int) -> int:
+        card = db.session.execute(
+            select(MockTestAttempt.subject_id, MockTestAttempt.test_number).where(MockTestAttempt.id == card_id)
+        ).one()
+        return PaperService.compose(card.subject_id, card.test_number, 1)
 
     @staticmethod
     @retry_on_lock_conflict
     @transactional
-    def _start(caller: Principal, card_id: int) -> Sheet:
+    def _start(caller: Principal, card_id: int) -> Sheet | None:
+        """The sheet of the started (or resumed) card; None when its paper has no version yet."""
         card = db.session.execute(
             _locked_card(), {"card_id": card_id, "customer_id": CustomerService.customer_id_of(caller)}
         ).first()
@@ -1072,13 +1068,16 @@ class MockTestService:
         if card.status in SUBMITTED:
             raise Conflict("This test was submitted already; see its review.", slug="test-submitted")
         if card.status is CardStatus.AVAILABLE:
-            MockTestService._require_access(card)
-            # A start copies the paper's questions under a shared lock of its row, as scoring does.
+            # A start copies the paper's questions under a shared lock of its row, as scoring
+            # does. Locked before any plain read: the first plain read fixes the snapshot the
+            # rest reads (the paper's questions among them), which must hold the paper even
+            # when its composer committed while this waited for the lock.
             paper = db.session.execute(
                 _latest_paper_held(), {"subject_id": card.subject_id, "test_number": card.test_number}
             ).first()
             if paper is None:
-                raise Conflict(NO_QUESTIONS, slug="no-questions")
+                return None
+            MockTestService._require_access(card)
             now = utcnow()
             deadline = now + timedelta(minutes=paper.duration_minutes)
             db.session.execute(
@@ -1086,6 +1085,7 @@ class MockTestService:
                 {"started_card": card_id, "paper": paper.id, "count": paper.question_count, "at": now, "due": deadline},
             )
             db.session.execute(_answer_rows_of_start(), {"started_card": card_id, "started_paper": paper.id})
+            return MockTestService._sheet(card_id, paper=paper)
         return MockTestService._sheet(card_id)
 
     @staticmethod
@@ -1454,9 +1454,10 @@ class MockTestService:
         return written
 
     @staticmethod
-    def _sheet(card_id: int, questions: list[SheetRow] | None = None) -> Sheet:
+    def _sheet(card_id: int, questions: list[SheetRow] | None = None, paper: Row[Any] | None = None) -> Sheet:
         card = db.session.execute(_card_view(), {"card_id": card_id}).one()
-        paper = db.session.execute(_paper_view(), {"paper_id": card.paper_id}).one()
+        if paper is None:
+            paper = db.session.execute(_paper_view(), {"paper_id": card.paper_id}).one()
         questions = questions if questions is not None else MockTestService._sheet_rows(card)
         answers: dict[str, Any] = {}
         for question in questions:
