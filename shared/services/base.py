@@ -222,13 +222,15 @@ class RowPager:
 
 class json_rows(GenericFunction[Any]):
     """`json_rows(a, b, ...)`: the group's rows as one JSON array of arrays, aggregated by the
-    database (JSON_ARRAYAGG on MariaDB and MySQL, json_group_array on SQLite)."""
+    database (JSON_ARRAYAGG on MariaDB and MySQL, json_group_array on SQLite). MariaDB's
+    JSON_ARRAYAGG is cut at `group_concat_max_len` (1 MB by default since 10.2; keep it so:
+    a paper's rules take about 30 bytes a question)."""
 
     type = JSON()
     inherit_cache = True
 
 
-@compiles(json_rows, "mysql")
+@compiles(json_rows, "mysql", "mariadb")
 def _json_rows_mysql(element: json_rows, compiler: SQLCompiler, **kw: Any) -> str:
     return f"JSON_ARRAYAGG(JSON_ARRAY({compiler.process(element.clauses, **kw)}))"
 
