@@ -194,10 +194,6 @@ class CustomerService:
         return customer
 
     @staticmethod
-    def profile_of(user: User) -> Customer | None:
-        return db.session.execute(select(Customer).where(Customer.user_id == user.id)).scalar_one_or_none()
-
-    @staticmethod
     def customer_id_of(caller: Principal) -> int:
         """The id of the caller's customer profile; 403 for accounts that have none."""
         if caller.customer_id is None:

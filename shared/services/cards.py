@@ -32,7 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, aliased, joinedload, selectinload
+from sqlalchemy.orm import Session, aliased, joinedload
 from sqlalchemy.sql.dml import Insert, Update
 
 from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -276,12 +276,12 @@ def _card_pager(by_subject: bool, by_status: bool) -> RowPager:
     subject_id, test_number): no sort, no JSON columns; the subject's name joined by its
     primary key; the count without the join; and whether the customer has overdue cards.
     Columns of the tables: the rows are dumped as they come, no entity is built."""
-    card, subject = MockTestAttempt.__table__, Subject.__table__
-    cards = select(card.c.id).where(card.c.customer_id == bindparam("customer_id"))
+    card = MockTestAttempt.__table__
+    mine = [card.c.customer_id == bindparam("customer_id")]
     if by_subject:
-        cards = cards.where(card.c.subject_id == bindparam("subject_id"))
+        mine.append(card.c.subject_id == bindparam("subject_id"))
     if by_status:
-        cards = cards.where(card.c.status == bindparam("status"))
+        mine.append(card.c.status == bindparam("status"))
     overdue = (
         select(card.c.id)
         .where(
@@ -292,13 +292,21 @@ def _card_pager(by_subject: bool, by_status: bool) -> RowPager:
         .exists()
         .correlate(None)
     )
-    columns = [card.c[name] for name in CARD_COLUMNS] + [subject.c.name.label("subject_name"), overdue.label(OVERDUE)]
     page = (
-        cards.with_only_columns(*columns)
-        .join(subject, subject.c.id == card.c.subject_id)
+        _shown_cards()
+        .add_columns(overdue.label(OVERDUE))
+        .where(*mine)
         .order_by(card.c.subject_id, card.c.test_number, card.c.id)
     )
-    return RowPager(page, counting=cards)
+    return RowPager(page, counting=select(card.c.id).where(*mine))
+
+
+def _shown_cards() -> Select[Any]:
+    """Cards as `CardSchema` shows them: their columns and their subject's name."""
+    card, subject = MockTestAttempt.__table__, Subject.__table__
+    return select(*[card.c[name] for name in CARD_COLUMNS], subject.c.name.label("subject_name")).join(
+        subject, subject.c.id == card.c.subject_id
+    )
 
 
 @functools.cache
@@ -416,13 +424,7 @@ def _paper_view() -> Select[Any]:
 
 @functools.cache
 def _card_view() -> Select[Any]:
-    """A card as `CardSchema` shows it: its columns and its subject's name."""
-    card, subject = MockTestAttempt.__table__, Subject.__table__
-    return (
-        select(*[card.c[name] for name in CARD_COLUMNS], subject.c.name.label("subject_name"))
-        .join(subject, subject.c.id == card.c.subject_id)
-        .where(card.c.id == bindparam("card_id"))
-    )
+    return _shown_cards().where(MockTestAttempt.__table__.c.id == bindparam("card_id"))
 
 
 @functools.cache
@@ -598,15 +600,12 @@ def scoring_expressions() -> tuple[ColumnElement[Any], ColumnElement[Any]]:
     return outcome, marks
 
 
-def score_cards(
-    session: Session, cards: ColumnElement[bool], position: int | None = None, values: dict[str, Any] | None = None
-) -> None:
+def score_cards(session: Session, cards: ColumnElement[bool], position: int | None = None) -> None:
     """Score every card matching `cards` from its saved answers and its paper's marking:
     two UPDATEs whatever the number of cards (the answers, then the cards' totals). With
-    `position`, only that question's answers are marked again (a regrade changed its key).
-    `values` binds the parameters of `cards`."""
+    `position`, only that question's answers are marked again (a regrade changed its key)."""
     for statement in scoring_statements(cards, position):
-        session.execute(statement, values or {})
+        session.execute(statement)
 
 
 @functools.cache
@@ -914,17 +913,13 @@ class PaperService:
         return int(rescored), int(changed)
 
     @staticmethod
-    def latest(subject_id: int, test_number: int, *, share_lock: bool = False) -> Paper | None:
-        statement = (
+    def latest(subject_id: int, test_number: int) -> Paper | None:
+        return db.session.execute(
             select(Paper)
             .where(Paper.subject_id == subject_id, Paper.test_number == test_number)
             .order_by(Paper.version.desc())
             .limit(1)
-        )
-        # A start copies the paper's questions under a shared lock of its row, as scoring does.
-        if share_lock:
-            statement = statement.with_for_update(read=True)
-        return db.session.execute(statement).scalar_one_or_none()
+        ).scalar_one_or_none()
 
     @staticmethod
     # On Galera two first starts on two nodes both compose; the second COMMIT loses
@@ -1294,24 +1289,18 @@ class MockTestService:
         return select(MockTestAttempt).where(MockTestAttempt.customer_id == customer_id)
 
     @staticmethod
-    def _card(caller: Principal, card_id: int, *, admin_may_read: bool = False, lock: bool = False) -> MockTestAttempt:
-        """The card if it is the caller's (admins may read any); 404 otherwise."""
+    def _card(caller: Principal, card_id: int, *, admin_may_read: bool = False) -> MockTestAttempt:
+        """The card if it is the caller's (admins may read any); 404 otherwise. (Taking a
+        test locks the card's row alone, with no entity: `_locked_taking`, `_locked_card`.)"""
         if admin_may_read and caller.is_admin:
             statement = select(MockTestAttempt)
         else:
             statement = MockTestService._cards_of(CustomerService.customer_id_of(caller))
-        statement = statement.where(MockTestAttempt.id == card_id)
-        if lock:
-            # MariaDB has no FOR UPDATE OF: a joined subject would be locked too, queueing
-            # every test of that subject (and its admin edits). Lock the card alone.
-            # populate_existing: what an earlier read of this session holds may be stale.
-            statement = (
-                statement.with_for_update()
-                .execution_options(populate_existing=True)
-                .options(selectinload(MockTestAttempt.subject))
-            )
-        else:
-            statement = statement.options(joinedload(MockTestAttempt.subject)).execution_options(populate_existing=True)
+        statement = (
+            statement.where(MockTestAttempt.id == card_id)
+            .options(joinedload(MockTestAttempt.subject))
+            .execution_options(populate_existing=True)
+        )
         card = db.session.execute(statement).scalar_one_or_none()
         if card is None:
             raise NotFound(CARD_NOT_FOUND)
