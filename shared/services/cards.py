@@ -405,7 +405,7 @@ PAPER_COLUMNS = (
 
 @functools.cache
 def _latest_paper_held() -> Select[Any]:
-    """The latest version of paper k of a subject, share-locked (see `PaperService.latest`)."""
+    """The latest version of paper k of a subject, share-locked: a start copies its questions (see `_start`)."""
     paper = Paper.__table__.c
     return (
         select(*[paper[name] for name in PAPER_COLUMNS])
