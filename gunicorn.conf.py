@@ -11,6 +11,7 @@ import gc
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -44,11 +45,15 @@ limit_request_fields = 50
 limit_request_field_size = 8190
 
 
-def post_worker_init(worker: object) -> None:
-    """The app a worker has just loaded (modules, models, schemas, routes: some 170,000
-    objects that live as long as the worker) leaves the garbage collector's sight
-    (`gc.freeze`): a full collection then scans only what requests made, instead of
-    stopping every thread of the worker for about 100 ms."""
+def post_worker_init(worker: Any) -> None:
+    """Before its first request, a worker compiles the statements of an exam's hot paths
+    (`shared.warm_up`). Then what it loaded (modules, models, schemas, routes, those
+    statements: some 170,000 objects that live as long as the worker) leaves the garbage
+    collector's sight (`gc.freeze`): a full collection then scans only what requests made,
+    instead of stopping every thread of the worker for about 100 ms."""
+    from shared.warm_up import warm_up
+
+    warm_up(worker.wsgi)
     gc.freeze()
 
 

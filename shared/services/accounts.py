@@ -15,6 +15,7 @@ from flask import current_app
 from flask_jwt_extended import create_access_token, create_refresh_token
 from sqlalchemy import Select, bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.sql.base import Executable
 
 from shared.errors import Conflict, ConstraintConflict, FieldErrors, Forbidden, NotFound, Unauthorized, ValidationFailed
 from shared.extensions import db
@@ -79,6 +80,12 @@ def _principal() -> Select[Any]:
         .outerjoin(customers, customers.c.user_id == users.c.id)
         .where(users.c.id == bindparam("user_id"))
     )
+
+
+def hot_statements() -> list[tuple[Executable, dict[str, Any]]]:
+    """The statement every authenticated request runs, with values that match no row
+    (`shared.warm_up` runs it)."""
+    return [(_principal(), {"user_id": 0, "session_id": ""})]
 
 
 class CustomerService:

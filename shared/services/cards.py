@@ -33,6 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, joinedload
+from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.dml import Insert, Update
 
 from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -246,6 +247,8 @@ EPSILON = Decimal("0.0000001")
 CARDS_OF_ITEM = and_(
     MockTestAttempt.purchase_id == PurchaseItem.purchase_id, MockTestAttempt.subject_id == PurchaseItem.subject_id
 )
+# The answer columns a save writes, in the order `_answers_update` shapes are built in.
+ANSWER_COLUMNS = ("choice_mask", "value", "marked_for_review", "time_spent_seconds")
 MARK_FIELDS = tuple(f"{kind}_{what}" for kind in QuestionType for what in ("correct", "wrong", "unanswered"))
 # Overdue cards a card list or progress read finalises first (the rest on the next read).
 OVERDUE_PER_READ = 100
@@ -464,6 +467,48 @@ def _answers_update(shape: tuple[tuple[str, int], ...]) -> Update:
         .where(row.card_id == bindparam("of_card"), row.position.in_(bindparam("positions", expanding=True)))
         .values(**changes)
     )
+
+
+def _answers_update_of(card_id: int, written: dict[str, dict[int, Any]]) -> tuple[Update, dict[str, Any]]:
+    """`_answers_update` of the shape of `written` (per column, position -> value), and its values."""
+    shape = tuple((name, len(given)) for name, given in written.items() if given)
+    values: dict[str, Any] = {
+        "of_card": card_id,
+        "positions": sorted({position for given in written.values() for position in given}),
+    }
+    for name, given in written.items():
+        for n, (position, value) in enumerate(given.items()):
+            values[f"{name}_at_{n}"], values[f"{name}_{n}"] = position, value
+    return _answers_update(shape), values
+
+
+def hot_statements() -> list[tuple[Executable, dict[str, Any]]]:
+    """Every statement of a start, a save (one or two answers, bare or with their review
+    mark and time) and a submit, with values that match no row: `shared.warm_up` runs them."""
+    now = utcnow()
+    mine, card = {"card_id": 0, "customer_id": 0}, {"card_id": 0}
+    saves = [
+        _answers_update_of(0, {name: dict.fromkeys(range(count)) for name in columns})
+        for count in (1, 2)
+        for columns in (ANSWER_COLUMNS[:2], ANSWER_COLUMNS)
+    ]
+    scored = {"scored_card": 0, "new_status": CardStatus.COMPLETED, "at": now}
+    return [
+        (_locked_card(), mine),
+        (_latest_paper_held(), {"subject_id": 0, "test_number": 0}),
+        (_item_access(), {"purchase_id": 0, "subject_id": 0}),
+        (_started(), {"started_card": 0, "paper": 0, "count": 0, "at": now, "due": now}),
+        (_answer_rows_of_start(), {"started_card": 0, "started_paper": 0}),
+        (_sheet_rows(), {"paper_id": 0, "card_id": 0}),
+        (_paper_view(), {"paper_id": 0}),
+        (_card_view(), card),
+        (_locked_taking(), mine),
+        *saves,
+        (_held_paper_of_card(), card),
+        *[(statement, scored) for statement in _one_card_scoring()],
+        (_ranking_facts(), {"card_ids": [0]}),
+        (_ranking_update({0: 0}, {0}), {}),
+    ]
 
 
 NO_QUESTIONS = "This subject has no questions yet, so its tests cannot start. Please try again later."
@@ -707,15 +752,19 @@ def _ranking_facts() -> Select[Any]:
 def _record_ranking_columns(session: Session, times: dict[int, int], ranked: set[int]) -> bool:
     """One UPDATE: the cards' times, and `ranked` on those in `ranked`; False when the unique
     index refuses a second ranked card of one customer and paper."""
+    try:
+        session.execute(_ranking_update(times, ranked))
+    except IntegrityError:
+        return False
+    return True
+
+
+def _ranking_update(times: dict[int, int], ranked: set[int]) -> Update:
     table_ = MockTestAttempt.__table__
     values: dict[str, Any] = {"time_taken_seconds": case(times, value=table_.c.id)}
     if ranked:
         values["ranked"] = case(dict.fromkeys(ranked, True), value=table_.c.id, else_=table_.c.ranked)
-    try:
-        session.execute(update(table_).where(table_.c.id.in_(sorted(times))).values(**values))
-    except IntegrityError:
-        return False
-    return True
+    return update(table_).where(table_.c.id.in_(sorted(times))).values(**values)
 
 
 def add_missing_cards(session: Session, purchase_id: int, customer_id: int, per_subject: int) -> CardsReport:
@@ -1432,14 +1481,9 @@ class MockTestService:
                 spent[question.position] = min(entry["time_spent_seconds"], wall)
         if errors:
             raise ValidationFailed("Some answers do not fit this test.", errors=errors)
-        written = {"choice_mask": masks, "value": values, "marked_for_review": marked, "time_spent_seconds": spent}
-        shape = tuple((name, len(given)) for name, given in written.items() if given)
-        if shape:
-            values_of: dict[str, Any] = {"of_card": card.id, "positions": sorted(set(masks) | set(marked) | set(spent))}
-            for name, given in written.items():
-                for n, (position, value) in enumerate(given.items()):
-                    values_of[f"{name}_at_{n}"], values_of[f"{name}_{n}"] = position, value
-            db.session.execute(_answers_update(shape), values_of)
+        written = dict(zip(ANSWER_COLUMNS, (masks, values, marked, spent), strict=True))
+        if any(written.values()):
+            db.session.execute(*_answers_update_of(card.id, written))
         return written
 
     @staticmethod
