@@ -56,25 +56,30 @@ _OPEN = "exam_shop.transaction_open"
 
 
 def roll_back_on_return_only_when_open(engine: Engine) -> None:
-    """Return a connection to the pool with one ROLLBACK, not two.
+    """Return a connection to the pool without a ROLLBACK its transaction no longer needs.
 
-    A Session ends its transaction with a ROLLBACK (or COMMIT) before it releases the
+    A Session ends its transaction with a COMMIT or ROLLBACK before it releases the
     connection, and the pool's reset-on-return then sends another ROLLBACK, since it
-    cannot tell (a round trip more on every read request). With the engine's
+    cannot tell (a round trip more on every request). With the engine's
     `pool_reset_on_return=None`, the pool's `reset` event rolls back instead, unless the
-    last thing this connection's transaction did was a rollback: marked by the
-    Connection's own `begin` and `rollback` events. A connection of unknown state (a raw
-    DBAPI checkout) and one whose last transaction committed are rolled back, as before.
+    connection's last transaction ended: marked by the Connection's own `begin`, `commit`
+    and `rollback` events. The `commit` event comes before the COMMIT is sent: a COMMIT
+    that fails marks the connection open again (`handle_error`), and so does any failed
+    statement. A connection of unknown state (a raw DBAPI checkout) is rolled back.
     """
 
     def mark(connection: Any, open_: bool) -> None:
         if not connection.invalidated:  # an invalidated connection is discarded, never reset
             connection.info[_OPEN] = open_
 
-    # The COMMIT may fail: after one, the reset rolls back as it always did.
+    def failed(context: Any) -> None:
+        if context.connection is not None:
+            mark(context.connection, True)
+
     event.listen(engine, "begin", lambda connection: mark(connection, True))
-    event.listen(engine, "commit", lambda connection: mark(connection, True))
+    event.listen(engine, "commit", lambda connection: mark(connection, False))
     event.listen(engine, "rollback", lambda connection: mark(connection, False))
+    event.listen(engine, "handle_error", failed)
 
     @event.listens_for(engine.pool, "reset")
     def _reset(dbapi_connection: Any, record: Any, state: Any) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -12,7 +14,7 @@ import pytest
 import requests
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from shared.extensions import db
@@ -417,9 +419,43 @@ def test_a_customers_second_card_scored_on_a_stale_snapshot_stays_unranked(
         assert client.post(f"/api/mock-tests/{first}/submit", json={}, headers=student).status_code == 200
         record_ranking(stale, [second])
         stale.commit()
-    # The first submit ranked its card; the stale snapshot did not see it, the unique index did;
-    # then the time alone, and the card alone (refused again).
-    assert refused == [False, True, False, True]
+    # The first submit ranked its card (in the statement that scored it); the stale snapshot
+    # did not see it, the unique index did; then the time alone, and the card alone (refused again).
+    assert refused == [True, False, True]
+    db.session.remove()
+    ranked = dict(db.session.execute(select(MockTestAttempt.id, MockTestAttempt.ranked)).all())
+    assert (ranked[first], ranked[second]) == (True, None)
+
+
+def submit_in_context(app: Flask, client: FlaskClient, path: str, headers: dict[str, str]) -> Any:
+    with app.app_context():  # a thread of its own
+        return client.post(path, json={}, headers=headers)
+
+
+def test_a_submit_that_meets_a_ranking_not_yet_committed_leaves_its_card_unranked(mariadb: Flask) -> None:
+    """A submit ranks its card in the statement that scores it. While another attempt of the
+    customer's paper is being ranked by a transaction not yet committed, the unique index
+    (paper_id, customer_id, ranked) makes that statement wait, then refuses it alone: the card
+    is scored, unranked."""
+    client = mariadb.test_client()
+    student, (first, second) = two_started_cards_of_one_paper(client)
+    db.session.remove()
+    with db.engine.connect() as connection, ThreadPoolExecutor(1) as pool:
+        connection.execute(update(MockTestAttempt).where(MockTestAttempt.id == first).values(ranked=True))
+        submitted = pool.submit(submit_in_context, mariadb, client, f"/api/mock-tests/{second}/submit", student)
+        scoring = text(
+            "SELECT COUNT(*) FROM information_schema.processlist "
+            "WHERE info LIKE 'UPDATE mock_test_attempts SET status%'"
+        )
+        for _ in range(200):  # until the submit runs the statement that ranks (and waits)
+            if submitted.done() or db.session.execute(scoring).scalar_one():
+                break
+            db.session.remove()
+            time.sleep(0.05)
+        connection.commit()
+        response = submitted.result(timeout=60)
+    assert response.status_code == 200
+    assert response.get_json()["status"] == "completed"
     db.session.remove()
     ranked = dict(db.session.execute(select(MockTestAttempt.id, MockTestAttempt.ranked)).all())
     assert (ranked[first], ranked[second]) == (True, None)

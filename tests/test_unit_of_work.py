@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from flask import Flask
 from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError
 
 from shared.errors import ConstraintConflict
 from shared.extensions import db
@@ -76,3 +77,19 @@ def test_settle_race_decides_again_only_on_the_named_constraints(app: Flask) -> 
     other = next(c for c in named if c.name == "pk_courses")
     with pytest.raises(ConstraintConflict):
         settle_race(attempt, lambda _: "again", lost_on=[other])
+
+
+def test_a_connection_whose_commit_failed_is_never_handed_out_inside_its_transaction(mariadb: Flask) -> None:
+    """A connection goes back to the pool without a ROLLBACK once its COMMIT went through
+    (shared/extensions.py); one whose COMMIT failed is rolled back, or discarded when even
+    that fails: the next request never runs inside what is left of its transaction."""
+    with db.engine.connect() as connection:
+        connection.exec_driver_sql("XA START 'left-open'")  # COMMIT now fails and leaves it open
+        connection.execute(update(Course).values(title="uncommitted"))
+        with pytest.raises(DBAPIError, match="XAER_RMFAIL"):
+            connection.commit()
+        driver_connection = connection.connection.dbapi_connection
+    if driver_connection.open:  # rolled back on its way back to the pool
+        with driver_connection.cursor() as cursor:
+            cursor.execute("SELECT @@in_transaction")
+            assert cursor.fetchone() == (0,)

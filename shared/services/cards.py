@@ -12,6 +12,7 @@ from typing import Any, NamedTuple, Protocol
 
 from flask import current_app
 from sqlalchemy import (
+    Boolean,
     ColumnElement,
     FromClause,
     Integer,
@@ -332,10 +333,15 @@ def _locked_taking() -> Select[Any]:
 
 @functools.cache
 def _held_paper_of_card() -> Select[Any]:
-    """Share-locks the paper row of the card `card_id` (see `MockTestService._hold_papers`)."""
-    card, paper = MockTestAttempt.__table__.c, Paper.__table__.c
-    of_card = select(card.paper_id).where(card.id == bindparam("card_id")).scalar_subquery()
-    return select(paper.id).where(paper.id == of_card).with_for_update(read=True)
+    """Share-locks the paper row of the card `card_id` (see `MockTestService._hold_papers`):
+    its id and duration."""
+    card = MockTestAttempt.__table__.c
+    return _held_paper(select(card.paper_id).where(card.id == bindparam("card_id")).scalar_subquery())
+
+
+def _held_paper(paper_id: Any) -> Select[Any]:
+    paper = Paper.__table__.c
+    return select(paper.id, paper.duration_minutes).where(paper.id == paper_id).with_for_update(read=True)
 
 
 @functools.cache
@@ -492,7 +498,7 @@ def hot_statements() -> list[tuple[Executable, dict[str, Any]]]:
         for count in (1, 2)
         for columns in (ANSWER_COLUMNS[:2], ANSWER_COLUMNS)
     ]
-    scored = {"scored_card": 0, "new_status": CardStatus.COMPLETED, "at": now}
+    scored = {"scored_card": 0, "new_status": CardStatus.COMPLETED, "at": now, "taken": 0, "ranked": None}
     return [
         (_locked_card(), mine),
         (_latest_paper_held(), {"subject_id": 0, "test_number": 0}),
@@ -506,8 +512,6 @@ def hot_statements() -> list[tuple[Executable, dict[str, Any]]]:
         *saves,
         (_held_paper_of_card(), card),
         *[(statement, scored) for statement in _one_card_scoring()],
-        (_ranking_facts(), {"card_ids": [0]}),
-        (_ranking_update({0: 0}, {0}), {}),
     ]
 
 
@@ -655,15 +659,25 @@ def score_cards(session: Session, cards: ColumnElement[bool], position: int | No
 
 @functools.cache
 def _one_card_scoring() -> tuple[Update, Update]:
-    """The scoring of the card `scored_card` that also marks it submitted (`new_status`, `at`),
-    built once: each submit runs it."""
+    """The scoring of the card `scored_card` that also marks it submitted (`new_status`, `at`)
+    and records what ranking needs (see `record_ranking`): its time taken (`taken` seconds)
+    and `ranked` (true, or null for staff's). Built once: each submit runs it."""
     card = MockTestAttempt.__table__.c
     answers, totals = scoring_statements(card.id == bindparam("scored_card"), None)
     submitted = totals.values(
         status=bindparam("new_status", type_=card.status.type),
         submitted_at=bindparam("at", type_=card.submitted_at.type),
+        time_taken_seconds=bindparam("taken", type_=Integer),
+        ranked=bindparam("ranked", type_=Boolean),
     )
     return answers, submitted
+
+
+def time_taken(started: datetime | None, submitted: datetime | None, minutes: int) -> int:
+    """Seconds from start to submission, at most the paper's duration (all of it when unknown)."""
+    limit = minutes * 60
+    elapsed = int((submitted - started).total_seconds()) if started and submitted else limit
+    return max(0, min(elapsed, limit))
 
 
 def scoring_statements(cards: ColumnElement[bool], position: int | None) -> tuple[Update, Update]:
@@ -713,9 +727,7 @@ def record_ranking(session: Session, card_ids: list[int]) -> None:
     times: dict[int, int] = {}
     first: dict[tuple[int, int], int] = {}
     for card_id, customer_id, paper_id, started, submitted, minutes, staff, taken in rows:
-        limit = minutes * 60
-        elapsed = int((submitted - started).total_seconds()) if started and submitted else limit
-        times[card_id] = max(0, min(elapsed, limit))
+        times[card_id] = time_taken(started, submitted, minutes)
         if not staff and not taken:
             first.setdefault((customer_id, paper_id), card_id)
     chosen = set(first.values())
@@ -752,19 +764,15 @@ def _ranking_facts() -> Select[Any]:
 def _record_ranking_columns(session: Session, times: dict[int, int], ranked: set[int]) -> bool:
     """One UPDATE: the cards' times, and `ranked` on those in `ranked`; False when the unique
     index refuses a second ranked card of one customer and paper."""
-    try:
-        session.execute(_ranking_update(times, ranked))
-    except IntegrityError:
-        return False
-    return True
-
-
-def _ranking_update(times: dict[int, int], ranked: set[int]) -> Update:
     table_ = MockTestAttempt.__table__
     values: dict[str, Any] = {"time_taken_seconds": case(times, value=table_.c.id)}
     if ranked:
         values["ranked"] = case(dict.fromkeys(ranked, True), value=table_.c.id, else_=table_.c.ranked)
-    return update(table_).where(table_.c.id.in_(sorted(times))).values(**values)
+    try:
+        session.execute(update(table_).where(table_.c.id.in_(sorted(times))).values(**values))
+    except IntegrityError:
+        return False
+    return True
 
 
 def add_missing_cards(session: Session, purchase_id: int, customer_id: int, per_subject: int) -> CardsReport:
@@ -1164,22 +1172,30 @@ class MockTestService:
 
         The card's paper is share-locked first (before the card, the order a regrade takes
         them in): a regrade waits for this submit, or this submit for the regrade."""
-        held = list(db.session.execute(_held_paper_of_card(), {"card_id": card_id}).scalars())
+        paper = db.session.execute(_held_paper_of_card(), {"card_id": card_id}).first()
         taken = MockTestService._locked_taking(caller, card_id)
         MockTestService._require_in_progress(taken)
-        if taken.paper_id not in held:  # started in between: a rare late lock
-            MockTestService._hold_papers(taken.paper_id)
+        if paper is None or paper.id != taken.paper_id:  # started in between: a rare late lock
+            paper = db.session.execute(_held_paper(taken.paper_id)).one()
         late = MockTestService._past_grace(taken)
         if last_answers and not late:
             MockTestService._write_answers(taken, taken.rules, last_answers)
+        now = utcnow()
         scored = {
             "scored_card": card_id,
             "new_status": CardStatus.EXPIRED if late else CardStatus.COMPLETED,
-            "at": utcnow(),
+            "at": now,
+            "taken": time_taken(taken.started_at, now, paper.duration_minutes),
+            "ranked": None if caller.role is Role.ADMIN else True,
         }
-        for statement in _one_card_scoring():
-            db.session.execute(statement, scored)
-        record_ranking(db.session(), [card_id])
+        answers, totals = _one_card_scoring()
+        db.session.execute(answers, scored)
+        try:
+            db.session.execute(totals, scored)
+        except IntegrityError:
+            # Another attempt of this customer and paper is ranked (rare: the subject bought
+            # again): the unique index refused this statement alone, which scores it unranked.
+            db.session.execute(totals, scored | {"ranked": None})
         return db.session.execute(_card_view(), {"card_id": card_id}).one()
 
     @staticmethod
