@@ -19,6 +19,7 @@ from shared.extensions import (
     cache,
     cors,
     db,
+    frozen_papers,
     jwt,
     limiter,
     migrate,
@@ -142,6 +143,15 @@ def init_extensions(app: Flask) -> None:
         }
         if seconds
         else {"CACHE_TYPE": "NullCache", "CACHE_NO_NULL_WARNING": True},
+    )
+    frozen_papers.init_app(
+        app,
+        config={
+            "CACHE_TYPE": "SimpleCache",
+            "CACHE_DEFAULT_TIMEOUT": 3600,
+            "CACHE_THRESHOLD": 500,
+            "CACHE_OPTIONS": {},
+        },
     )
 
 

@@ -40,6 +40,8 @@ limiter = Limiter(key_func=get_remote_address)
 cache = Cache()
 # The catalog version, remembered for a second by each worker (README "Catalog").
 worker_cache = Cache()
+# Papers' questions as students see them, kept by each worker (a paper version never changes them).
+frozen_papers = Cache()
 
 
 @event.listens_for(Engine, "connect")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, NamedTuple, Protocol
@@ -38,7 +38,7 @@ from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.dml import Insert, Update
 
 from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from shared.extensions import db
+from shared.extensions import db, frozen_papers
 from shared.models import (
     AttemptAnswer,
     CardStatus,
@@ -100,27 +100,6 @@ class SheetQuestion:
     marks_correct: Decimal
     marks_wrong: Decimal
     marks_unanswered: Decimal
-
-
-@dataclass(frozen=True)
-class SheetRow:
-    """A question of a started card's paper as its student sees it (the frozen version's
-    text and options), with what is saved to it: what saves and submits need, read in one
-    statement of plain columns."""
-
-    position: int
-    question_id: int
-    type: QuestionType
-    option_count: int
-    marks_correct: Decimal
-    marks_wrong: Decimal
-    marks_unanswered: Decimal
-    text: str
-    options: list[str]
-    choice_mask: int | None
-    value: Decimal | None
-    marked_for_review: bool | None
-    time_spent_seconds: int | None
 
 
 class Taking(Protocol):
@@ -345,30 +324,57 @@ def _held_paper(paper_id: Any) -> Select[Any]:
 
 
 @functools.cache
-def _sheet_rows() -> Select[Any]:
-    """The statement of `MockTestService._sheet_rows`: table columns in `SheetRow`'s order."""
-    question, version, answer = PaperQuestion.__table__, QuestionVersion.__table__, AttemptAnswer.__table__
+def _paper_sheet() -> Select[Any]:
+    """The questions of the paper `paper_id` as its students see them, in `SheetQuestion`'s order."""
+    question, version = PaperQuestion.__table__, QuestionVersion.__table__
     return (
         select(
-            question.c.position,
             question.c.question_id,
+            question.c.position,
             question.c.type,
-            question.c.option_count,
+            version.c.text,
+            version.c.options,
             question.c.marks_correct,
             question.c.marks_wrong,
             question.c.marks_unanswered,
-            version.c.text,
-            version.c.options,
-            answer.c.choice_mask,
-            answer.c.value,
-            answer.c.marked_for_review,
-            answer.c.time_spent_seconds,
         )
         .join(version, version.c.id == question.c.question_version_id)
-        .outerjoin(answer, and_(answer.c.card_id == bindparam("card_id"), answer.c.position == question.c.position))
         .where(question.c.paper_id == bindparam("paper_id"))
         .order_by(question.c.position)
     )
+
+
+@functools.cache
+def _saved_answers() -> Select[Any]:
+    """The answer rows of the card `card_id` that hold something, in paper order."""
+    answer = AttemptAnswer.__table__.c
+    return (
+        select(answer.position, answer.choice_mask, answer.value, answer.marked_for_review, answer.time_spent_seconds)
+        .where(
+            answer.card_id == bindparam("card_id"),
+            or_(
+                answer.choice_mask.is_not(None),
+                answer.value.is_not(None),
+                answer.marked_for_review.is_(True),
+                answer.time_spent_seconds > 0,
+            ),
+        )
+        .order_by(answer.position)
+    )
+
+
+def _shown_questions(paper: Row[Any]) -> list[SheetQuestion]:
+    """The questions of `paper` as its students see them. A paper version never changes what
+    it shows (a regrade changes keys only), so each worker keeps them (`frozen_papers`): a
+    start, a resume and a saved sheet read only the card's answers. The key holds the paper's
+    creation time as well as its id, which SQLite may give again once a paper is deleted."""
+    key = f"paper:{paper.id}:{paper.created_at.isoformat()}"
+    rows = frozen_papers.get(key)
+    if rows is None:
+        rows = [tuple(row) for row in db.session.execute(_paper_sheet(), {"paper_id": paper.id})]
+        if rows:
+            frozen_papers.set(key, rows)
+    return [SheetQuestion(*row) for row in rows]
 
 
 @functools.cache
@@ -505,7 +511,8 @@ def hot_statements() -> list[tuple[Executable, dict[str, Any]]]:
         (_item_access(), {"purchase_id": 0, "subject_id": 0}),
         (_started(), {"started_card": 0, "paper": 0, "count": 0, "at": now, "due": now}),
         (_answer_rows_of_start(), {"started_card": 0, "started_paper": 0}),
-        (_sheet_rows(), {"paper_id": 0, "card_id": 0}),
+        (_paper_sheet(), {"paper_id": 0}),
+        (_saved_answers(), card),
         (_paper_view(), {"paper_id": 0}),
         (_card_view(), card),
         (_locked_taking(), mine),
@@ -573,7 +580,7 @@ def default_pattern(subject_id: int) -> ExamPattern:
     )
 
 
-def shown_answer(kind: QuestionType, row: AttemptAnswer | SheetRow | None) -> Any:
+def shown_answer(kind: QuestionType, row: Any) -> Any:
     """An answer in its type's shape: an option index, a list of them, a value string."""
     if row is None:
         return None
@@ -1137,7 +1144,7 @@ class MockTestService:
                 {"started_card": card_id, "paper": paper.id, "count": paper.question_count, "at": now, "due": deadline},
             )
             db.session.execute(_answer_rows_of_start(), {"started_card": card_id, "started_paper": paper.id})
-            return MockTestService._sheet(card_id, paper=paper)
+            return MockTestService._sheet(card_id, paper, blank=True)
         return MockTestService._sheet(card_id)
 
     @staticmethod
@@ -1155,13 +1162,8 @@ class MockTestService:
             return None
         taken = MockTestService._locked_taking(caller, card_id)
         MockTestService._require_in_time(taken)
-        rows = MockTestService._sheet_rows(taken)
-        written = MockTestService._write_answers(taken, rows, answers)
-        saved = [
-            replace(q, **{name: given[q.position] for name, given in written.items() if q.position in given})
-            for q in rows
-        ]
-        return MockTestService._sheet(card_id, saved)
+        MockTestService._write_answers(taken, taken.rules, answers)
+        return MockTestService._sheet(card_id)
 
     @staticmethod
     @retry_on_lock_conflict
@@ -1462,12 +1464,6 @@ class MockTestService:
         return {row.position: row for row in rows}
 
     @staticmethod
-    def _sheet_rows(card: Taking) -> list[SheetRow]:
-        """The card's paper questions, in paper order, each with what is saved to it (one statement)."""
-        rows = db.session.execute(_sheet_rows(), {"paper_id": card.paper_id, "card_id": card.id})
-        return [SheetRow(*row) for row in rows]
-
-    @staticmethod
     def _write_answers(
         card: Taking, questions: Sequence[AnswerRule], answers: dict[str, dict[str, Any]]
     ) -> dict[str, dict[int, Any]]:
@@ -1503,35 +1499,30 @@ class MockTestService:
         return written
 
     @staticmethod
-    def _sheet(card_id: int, questions: list[SheetRow] | None = None, paper: Row[Any] | None = None) -> Sheet:
+    def _sheet(card_id: int, paper: Row[Any] | None = None, *, blank: bool = False) -> Sheet:
+        """The card's sheet: its paper's questions and what is saved (nothing when `blank`:
+        the card was started by this transaction)."""
         card = db.session.execute(_card_view(), {"card_id": card_id}).one()
         if paper is None:
             paper = db.session.execute(_paper_view(), {"paper_id": card.paper_id}).one()
-        questions = questions if questions is not None else MockTestService._sheet_rows(card)
+        questions = _shown_questions(paper)
+        at = {question.position: question for question in questions}
+        saved = [] if blank else db.session.execute(_saved_answers(), {"card_id": card_id}).all()
         answers: dict[str, Any] = {}
-        for question in questions:
-            shown = shown_answer(question.type, question)
+        for row in saved:
+            question = at[row.position]
+            shown = shown_answer(question.type, row)
             if shown is not None and shown != []:
-                answers[str(question.question_id)] = shown
+                answers[str(question.id)] = shown
         left = (card.deadline_at - utcnow()).total_seconds() if card.deadline_at else 0
         return Sheet(
             card=card,
             paper=paper,
-            questions=[
-                SheetQuestion(
-                    id=q.question_id,
-                    position=q.position,
-                    type=q.type,
-                    text=q.text,
-                    options=q.options,
-                    marks_correct=q.marks_correct,
-                    marks_wrong=q.marks_wrong,
-                    marks_unanswered=q.marks_unanswered,
-                )
-                for q in questions
-            ],
+            questions=questions,
             answers=answers,
-            marked_for_review=[q.question_id for q in questions if q.marked_for_review],
-            time_spent_seconds={str(q.question_id): q.time_spent_seconds for q in questions if q.time_spent_seconds},
+            marked_for_review=[at[row.position].id for row in saved if row.marked_for_review],
+            time_spent_seconds={
+                str(at[row.position].id): row.time_spent_seconds for row in saved if row.time_spent_seconds
+            },
             seconds_left=max(0, int(left)),
         )
