@@ -53,7 +53,10 @@ def post_worker_init(worker: Any) -> None:
     instead of stopping every thread of the worker for about 100 ms."""
     from shared.warm_up import warm_up
 
-    warm_up(worker.wsgi)
+    try:
+        warm_up(worker.wsgi)
+    except Exception:  # an optimisation: a worker that cannot warm up still serves
+        worker.log.exception("Warm-up failed; requests compile their statements.")
     gc.freeze()
 
 

@@ -68,4 +68,7 @@ def test_a_database_that_does_not_answer_leaves_the_warm_up_to_the_requests(
 ) -> None:
     worker = create_app(app_config("mysql+pymysql://root@127.0.0.1:1/nowhere"))  # nothing listens on port 1
     warm_up(worker)
-    assert "Warm-up skipped (OperationalError): requests compile their statements." in caplog.messages
+    assert any(
+        message.startswith("Warm-up skipped (OperationalError): requests compile their statements.")
+        for message in caplog.messages
+    )

@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session, aliased, joinedload
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.dml import Insert, Update
 
-from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed, violated_constraint
 from shared.extensions import db, frozen_papers
 from shared.models import (
     AttemptAnswer,
@@ -366,8 +366,9 @@ def _saved_answers() -> Select[Any]:
 def _shown_questions(paper: Row[Any]) -> list[SheetQuestion]:
     """The questions of `paper` as its students see them. A paper version never changes what
     it shows (a regrade changes keys only), so each worker keeps them (`frozen_papers`): a
-    start, a resume and a saved sheet read only the card's answers. The key holds the paper's
-    creation time as well as its id, which SQLite may give again once a paper is deleted."""
+    start, a resume and a saved sheet read the card, the paper and the card's answers, not
+    the questions. The key holds the paper's creation time as well as its id, which SQLite
+    may give again once a paper is deleted."""
     key = f"paper:{paper.id}:{paper.created_at.isoformat()}"
     rows = frozen_papers.get(key)
     if rows is None:
@@ -526,6 +527,12 @@ NO_QUESTIONS = "This subject has no questions yet, so its tests cannot start. Pl
 PAPER_VERSION_UNIQUE = next(
     constraint for constraint in Paper.__table__.constraints if constraint.info.get("problem_message")
 )
+RANKED_ONCE_INDEX = "uq_mock_test_attempts_paper_id_customer_id_ranked"
+
+
+def refused_ranking(exc: IntegrityError) -> bool:
+    """Did the unique index (paper_id, customer_id, ranked) refuse a second ranked attempt?"""
+    return violated_constraint(exc, db.metadata).constraint == RANKED_ONCE_INDEX
 
 
 def paper_question_ids(subject_id: int, test_number: int, bank: list[int], count: int, version: int = 1) -> list[int]:
@@ -777,7 +784,9 @@ def _record_ranking_columns(session: Session, times: dict[int, int], ranked: set
         values["ranked"] = case(dict.fromkeys(ranked, True), value=table_.c.id, else_=table_.c.ranked)
     try:
         session.execute(update(table_).where(table_.c.id.in_(sorted(times))).values(**values))
-    except IntegrityError:
+    except IntegrityError as exc:
+        if not refused_ranking(exc):
+            raise
         return False
     return True
 
@@ -1155,15 +1164,10 @@ class MockTestService:
     ) -> Sheet | None:
         """Merge the answers into the card; the sheet as now saved, or nothing when `minimal`
         (the client asked `Prefer: return=minimal`: no subject, paper or questions to read)."""
-        if minimal:
-            taken = MockTestService._locked_taking(caller, card_id)
-            MockTestService._require_in_time(taken)
-            MockTestService._write_answers(taken, taken.rules, answers)
-            return None
         taken = MockTestService._locked_taking(caller, card_id)
         MockTestService._require_in_time(taken)
         MockTestService._write_answers(taken, taken.rules, answers)
-        return MockTestService._sheet(card_id)
+        return None if minimal else MockTestService._sheet(card_id)
 
     @staticmethod
     @retry_on_lock_conflict
@@ -1188,15 +1192,17 @@ class MockTestService:
             "new_status": CardStatus.EXPIRED if late else CardStatus.COMPLETED,
             "at": now,
             "taken": time_taken(taken.started_at, now, paper.duration_minutes),
-            "ranked": None if caller.role is Role.ADMIN else True,
+            "ranked": None if caller.is_admin else True,  # staff are never ranked
         }
         answers, totals = _one_card_scoring()
         db.session.execute(answers, scored)
         try:
             db.session.execute(totals, scored)
-        except IntegrityError:
-            # Another attempt of this customer and paper is ranked (rare: the subject bought
-            # again): the unique index refused this statement alone, which scores it unranked.
+        except IntegrityError as exc:
+            if not refused_ranking(exc):
+                raise
+            # Another attempt of this customer and paper is ranked (the subject bought again):
+            # the unique index refused this statement alone, which now scores it unranked.
             db.session.execute(totals, scored | {"ranked": None})
         return db.session.execute(_card_view(), {"card_id": card_id}).one()
 
@@ -1434,11 +1440,10 @@ class MockTestService:
         return card.deadline_at is not None and utcnow() > card.deadline_at + grace
 
     @staticmethod
-    def _hold_papers(papers: Any) -> list[int]:
-        """Share-lock the rows of these papers (an id, a list of ids, or a scalar subquery)
-        until the transaction ends: scoring reads the keys of papers a regrade cannot
-        change meanwhile. Only the papers' rows are locked, never a subquery's."""
-        chosen = Paper.id.in_(sorted(papers)) if isinstance(papers, list) else Paper.id == papers
+    def _hold_papers(papers: list[int]) -> list[int]:
+        """Share-lock the rows of these papers until the transaction ends: scoring reads the
+        keys of papers a regrade cannot change meanwhile. Only the papers' rows are locked."""
+        chosen = Paper.id.in_(sorted(papers))
         held = select(Paper.id).where(chosen).order_by(Paper.id).with_for_update(read=True)
         return list(db.session.execute(held).scalars())
 
@@ -1508,6 +1513,7 @@ class MockTestService:
         questions = _shown_questions(paper)
         at = {question.position: question for question in questions}
         saved = [] if blank else db.session.execute(_saved_answers(), {"card_id": card_id}).all()
+        saved = [row for row in saved if row.position in at]
         answers: dict[str, Any] = {}
         for row in saved:
             question = at[row.position]
