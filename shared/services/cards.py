@@ -496,8 +496,8 @@ def _answers_update_of(card_id: int, written: dict[str, dict[int, Any]]) -> tupl
 
 
 def hot_statements() -> list[tuple[Executable, dict[str, Any]]]:
-    """Every statement of a start, a save (one or two answers, bare or with their review
-    mark and time) and a submit, with values that match no row: `shared.warm_up` runs them."""
+    """The statements of a start, a save (one or two answers, bare or with their review mark
+    and time) and a submit, with values that match no row: `shared.warm_up` runs them."""
     now = utcnow()
     mine, card = {"card_id": 0, "customer_id": 0}, {"card_id": 0}
     saves = [
@@ -527,7 +527,7 @@ NO_QUESTIONS = "This subject has no questions yet, so its tests cannot start. Pl
 PAPER_VERSION_UNIQUE = next(
     constraint for constraint in Paper.__table__.constraints if constraint.info.get("problem_message")
 )
-RANKED_ONCE_INDEX = "uq_mock_test_attempts_paper_id_customer_id_ranked"
+RANKED_ONCE_INDEX = next(index.name for index in MockTestAttempt.__table__.indexes if index.info.get("problem_message"))
 
 
 def refused_ranking(exc: IntegrityError) -> bool:
