@@ -12,12 +12,13 @@ from shared.services import accounts, cards
 
 
 def warm_up(app: Flask) -> None:
-    """Run the statements of a start, a save and a submit (`hot_statements`) once, matching no
-    row, then roll back: SQLAlchemy compiles a statement at its first execution in a process. Unwarmed, the
-    first submit of each gunicorn worker compiled six statements (some 15 ms of CPU, 60 to
-    70 ms at an exam's peak: the p99 of `scripts/bench_exam.py`). A database that does not
-    answer (or is not migrated) is logged and left to the requests; an app without ours
-    (the benchmarks' floor, served with the same gunicorn.conf.py) has nothing to warm."""
+    """Run the statements of a start, a save and a submit (`hot_statements`) once, matching
+    no row, then roll back: SQLAlchemy compiles a statement at its first execution in a
+    process. Unwarmed, the first submit of each gunicorn worker compiled six statements (some
+    15 ms of CPU, 60 to 70 ms at an exam's peak: the p99 of `scripts/bench_exam.py`). A
+    database that does not answer (or is not migrated) is logged and left to the requests;
+    an app without ours (the benchmarks' floor, served with the same gunicorn.conf.py) has
+    nothing to warm."""
     if "sqlalchemy" not in app.extensions:
         return
     with app.app_context():

@@ -1512,8 +1512,8 @@ class MockTestService:
             paper = db.session.execute(_paper_view(), {"paper_id": card.paper_id}).one()
         questions = _shown_questions(paper)
         at = {question.position: question for question in questions}
-        saved = [] if blank else db.session.execute(_saved_answers(), {"card_id": card_id}).all()
-        saved = [row for row in saved if row.position in at]
+        rows = [] if blank else db.session.execute(_saved_answers(), {"card_id": card_id}).all()
+        saved = [row for row in rows if row.position in at]  # never a position the paper lacks
         answers: dict[str, Any] = {}
         for row in saved:
             question = at[row.position]
